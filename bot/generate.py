@@ -1,0 +1,244 @@
+"""The generation loop: back-off, temperature, seeded draws and the originality check.
+
+This is the only place that walks a chain. It reads through :class:`bot.model.ModelReader`
+and does the arithmetic with :mod:`bot.sampling`, so the CLI, the slash commands and the
+tests all generate the same text for the same model, options and seed.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from .explain import Explanation, Generation, Step, explain
+from .model import BOS, EOS, EmptyModel, Found, ModelReader
+from .sampling import (
+    InvalidOption,
+    draw,
+    greedy,
+    scale,
+    validate_length,
+    validate_temperature,
+    validate_top_k,
+    validate_top_p,
+)
+from .tokenize import tokenize
+
+__all__ = [
+    "COPY_RUN",
+    "DEFAULT_TEMPERATURES",
+    "MAX_ATTEMPTS",
+    "Options",
+    "compare",
+    "explain_context",
+    "generate",
+    "parse_temperatures",
+]
+
+#: A verbatim run of this many consecutive words from one learned message counts as a copy.
+COPY_RUN = 10
+#: Tries before the least-copied attempt is returned anyway.
+MAX_ATTEMPTS = 10
+DEFAULT_TEMPERATURES = (0.1, 0.5, 1.0)
+MAX_SEED = 2**63 - 1
+MAX_COMPARE = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    temperature: float = 1.0
+    length: int = 30
+    seed: int | None = None  # None: a fresh seed, reported back so the output can be repeated
+    top_k: int | None = None
+    top_p: float | None = None
+    originality: bool = True
+
+    def validated(self) -> Options:
+        """A copy with every option checked; raises :class:`InvalidOption` for the user."""
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int)
+            or not 0 <= self.seed <= MAX_SEED
+        ):
+            raise InvalidOption(f"Seed must be a whole number from 0 to {MAX_SEED}.")
+        return replace(
+            self,
+            temperature=validate_temperature(self.temperature),
+            length=validate_length(self.length),
+            top_k=validate_top_k(self.top_k),
+            top_p=validate_top_p(self.top_p),
+        )
+
+
+def start_words(start: str | Sequence[str] | None) -> list[str]:
+    """The tokens of a typed start, tokenized like learned text so they can match."""
+    if start is None:
+        return []
+    text = start if isinstance(start, str) else " ".join(start)
+    words = tokenize(text)
+    if text.strip() and not words:
+        raise InvalidOption("The start text has no words I could use (only code or symbols).")
+    return words
+
+
+async def generate(
+    model: ModelReader, start: str | Sequence[str] | None, options: Options
+) -> Generation:
+    opts = options.validated()
+    seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
+    words = start_words(start)
+    prefix = await model.resolve(words) if words else []
+    rng = random.Random(seed)
+
+    best: tuple[list[int], list[_Pick], bool, int] | None = None
+    attempts = 0
+    for attempts in range(1, MAX_ATTEMPTS + 1):
+        tokens, picks, ended = await _walk(model, prefix, opts, rng)
+        copied = 0
+        if opts.originality and len(tokens) >= COPY_RUN:
+            copied = await model.longest_copy(tokens, COPY_RUN)
+        if best is None or copied < best[3]:
+            best = (tokens, picks, ended, copied)
+        if copied < COPY_RUN or opts.temperature == 0.0:
+            break  # greedy decoding would produce the same copy on every try
+    assert best is not None
+    tokens, picks, ended, copied = best
+    return await _spell_generation(model, tokens, picks, ended, copied, attempts, seed, opts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pick:
+    found: Found
+    token: int
+    prob: float
+    rank: int
+    backed_off: bool
+
+
+async def _walk(
+    model: ModelReader, prefix: list[int], opts: Options, rng: random.Random
+) -> tuple[list[int], list[_Pick], bool]:
+    """One chain: the tokens (start words included) and, per step, what was chosen."""
+    context = list(prefix) if prefix else [BOS]
+    tokens = list(prefix)
+    picks: list[_Pick] = []
+    for _ in range(opts.length):
+        found = await model.lookup(context[-model.order :])
+        if found is None:
+            if context == [BOS]:
+                raise EmptyModel()
+            break
+        scaled = scale(found.classes, opts.temperature, opts.top_k, opts.top_p)
+        choice = greedy(scaled) if opts.temperature == 0.0 else draw(scaled, found.classes, rng)
+        token = await model.candidate_at(found, scaled[choice.class_index].count, choice.offset)
+        backed_off = found.order < min(model.order, len(context))
+        picks.append(_Pick(found, token, choice.prob, choice.rank, backed_off))
+        if token == EOS:
+            return tokens, picks, True
+        tokens.append(token)
+        context.append(token)
+    return tokens, picks, False
+
+
+async def _spell_generation(
+    model: ModelReader,
+    tokens: list[int],
+    picks: list[_Pick],
+    ended: bool,
+    copied: int,
+    attempts: int,
+    seed: int,
+    opts: Options,
+) -> Generation:
+    needed = sorted({*tokens, *(t for p in picks for t in (*p.found.context, p.token))})
+    spelled = dict(zip(needed, await model.spell(needed), strict=True))
+    words = tuple(spelled[t] for t in tokens)
+    steps = [
+        Step(
+            context=tuple(spelled[t] for t in p.found.context),
+            backed_off=p.backed_off,
+            token=spelled[p.token],
+            prob=p.prob,
+            rank=p.rank,
+            candidates=p.found.candidates,
+        )
+        for p in picks
+    ]
+    return Generation(
+        text=" ".join(words),
+        tokens=words,
+        steps=tuple(steps),
+        seed=seed,
+        temperature=opts.temperature,
+        top_k=opts.top_k,
+        top_p=opts.top_p,
+        order=model.order,
+        attempts=attempts,
+        copied_run=copied if copied >= COPY_RUN else 0,
+        ended=ended,
+    )
+
+
+async def explain_context(
+    model: ModelReader,
+    words: str | Sequence[str] | None,
+    temperature: float,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    rows: int | None = 10,
+) -> Explanation:
+    """What could follow ``words`` (or start a message, when empty) at ``temperature``.
+
+    ``rows=None`` lists every candidate; otherwise the rest are summarised.
+    """
+    temperature = validate_temperature(temperature)
+    top_k, top_p = validate_top_k(top_k), validate_top_p(top_p)
+    asked = start_words(words)
+    ids = await model.resolve(asked) if asked else [BOS]
+    found = await model.lookup(ids)
+    if found is None:
+        raise EmptyModel()
+    top = await model.top_candidates(found, rows)
+    spelled = await model.spell([t for t, _ in top])
+    context = await model.spell(list(found.context))
+    return explain(
+        asked,
+        context,
+        found.classes,
+        [(w, c) for w, (_, c) in zip(spelled, top, strict=True)],
+        temperature,
+        top_k,
+        top_p,
+        backed_off=found.order < min(len(ids), model.order),
+    )
+
+
+def parse_temperatures(text: str) -> tuple[float, ...]:
+    """"0.1, 0.5,1" → (0.1, 0.5, 1.0), each validated; at most :data:`MAX_COMPARE`."""
+    parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p]
+    if not parts:
+        raise InvalidOption("Give temperatures separated by commas, for example 0.1,0.5,1.")
+    if len(parts) > MAX_COMPARE:
+        raise InvalidOption(f"Compare at most {MAX_COMPARE} temperatures at once.")
+    values = []
+    for part in parts:
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise InvalidOption(f"“{part[:20]}” is not a number.") from None
+    return tuple(validate_temperature(v) for v in values)
+
+
+async def compare(
+    model: ModelReader,
+    start: str | Sequence[str] | None,
+    temperatures: Sequence[float],
+    options: Options,
+) -> list[Generation]:
+    """The same start and seed at several temperatures, so only T differs."""
+    seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
+    return [
+        await generate(model, start, replace(options, temperature=t, seed=seed))
+        for t in temperatures
+    ]

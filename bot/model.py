@@ -1,0 +1,248 @@
+"""What a Markov model is, independent of where it is kept.
+
+A message contributes one count to every (context → next token) transition it contains,
+for contexts of 1 to ``order`` tokens, between a start and an end marker. The same
+:func:`contribution` is used to learn a message and to forget it, which is why forgetting
+restores the counts exactly. :class:`ModelReader` is everything generation and explanation
+need to read; the SQLite store implements it for whole servers, :class:`MemoryModel` for
+small selections (one member's or one channel's messages) and for tests.
+"""
+
+from __future__ import annotations
+
+import difflib
+import struct
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from .sampling import CountClass, classes_from_counts
+
+__all__ = [
+    "BOS",
+    "DEFAULT_ORDER",
+    "END_LABEL",
+    "EmptyModel",
+    "EOS",
+    "MAX_ORDER",
+    "START_LABEL",
+    "Found",
+    "MemoryModel",
+    "ModelReader",
+    "UnknownStart",
+    "contribution",
+    "longest_shared_run",
+    "pack",
+    "unpack",
+]
+
+#: Token ids of the start and end markers; real tokens are numbered from 3 on.
+BOS = 1
+EOS = 2
+#: How the end marker is shown to people. The tokenizer can never produce this string
+#: ("<" always splits off), so it cannot be confused with a learned word.
+END_LABEL = "<end>"
+START_LABEL = "<start>"
+DEFAULT_ORDER = 2
+MAX_ORDER = 3
+
+
+class EmptyModel(LookupError):
+    """Nothing has been learned yet, so there is nothing to generate from."""
+
+    def __init__(self) -> None:
+        super().__init__("Nothing has been learned here yet.")
+
+
+class UnknownStart(LookupError):
+    """The words a user asked to start from were never learned."""
+
+    def __init__(self, words: Sequence[str], suggestions: Sequence[str]) -> None:
+        self.words = tuple(words)
+        self.suggestions = tuple(suggestions)
+        shown = " ".join(words)
+        hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
+        super().__init__(f"I never learned “{shown}”.{hint}")
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """The context actually used after back-off, and its successors' count classes."""
+
+    handle: object  # opaque to the core: the store's context id, a tuple for MemoryModel
+    context: tuple[int, ...]
+    classes: tuple[CountClass, ...]
+
+    @property
+    def order(self) -> int:
+        return len(self.context)
+
+    @property
+    def total(self) -> int:
+        return sum(c.count * c.size for c in self.classes)
+
+    @property
+    def candidates(self) -> int:
+        return sum(c.size for c in self.classes)
+
+
+class ModelReader(Protocol):
+    """Read access to one model (one namespace, or a filtered selection of it)."""
+
+    @property
+    def order(self) -> int: ...
+
+    async def lookup(self, context: Sequence[int]) -> Found | None:
+        """The longest suffix of ``context`` (at most ``order`` tokens) that was seen."""
+
+    async def candidate_at(self, found: Found, count: int, offset: int) -> int:
+        """The ``offset``-th candidate (in learning order) among those seen ``count`` times."""
+
+    async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
+        """(token, count) by count descending, learning order among equals."""
+
+    async def resolve(self, words: Sequence[str]) -> list[int]:
+        """Token ids of words a user typed: exact spelling first, then ignoring case.
+
+        Raises :class:`UnknownStart` with close known words when one was never learned.
+        """
+
+    async def spell(self, tokens: Sequence[int]) -> list[str]:
+        """Token ids back to text (the markers as :data:`START_LABEL`, :data:`END_LABEL`)."""
+
+    async def longest_copy(self, tokens: Sequence[int], at_least: int) -> int:
+        """Length of the longest run of ``tokens`` found verbatim in one learned message,
+        if it is ``at_least`` long; any shorter shared run may be reported as 0."""
+
+
+def contribution(
+    tokens: Sequence[int], order: int, into: Counter[tuple[bytes, int]] | None = None
+) -> Counter[tuple[bytes, int]]:
+    """Every (context, next) transition of one message, contexts packed as bytes.
+
+    ``tokens`` are the message's token ids without markers. Contexts are the 1 to
+    ``order`` tokens before each position, where the start marker counts as a token.
+    Pass ``into`` to add a whole batch of messages into one counter.
+    """
+    seq = (BOS, *tokens, EOS)
+    packed = pack(seq)
+    counts: Counter[tuple[bytes, int]] = Counter() if into is None else into
+    for i in range(1, len(seq)):
+        nxt = seq[i]
+        for k in range(1, min(order, i) + 1):
+            counts[(packed[4 * (i - k) : 4 * i], nxt)] += 1
+    return counts
+
+
+def pack(tokens: Sequence[int]) -> bytes:
+    """Token ids as little-endian uint32: the store's context keys and message bodies."""
+    return struct.pack(f"<{len(tokens)}I", *tokens)
+
+
+def unpack(blob: bytes) -> list[int]:
+    return list(struct.unpack(f"<{len(blob) // 4}I", blob))
+
+
+def longest_shared_run(a: Sequence[int], b: Sequence[int], at_least: int = 1) -> int:
+    """Length of the longest run of consecutive tokens that ``a`` and ``b`` share, or 0 if
+    it is shorter than ``at_least``.
+
+    Binary search on the run length, each probe a set intersection of packed windows:
+    linear in the lengths rather than the quadratic textbook table.
+    """
+    pa, pb = pack(a), pack(b)
+
+    def shares(n: int) -> bool:
+        width = 4 * n
+        windows = {pb[i : i + width] for i in range(0, len(pb) - width + 1, 4)}
+        return any(pa[i : i + width] in windows for i in range(0, len(pa) - width + 1, 4))
+
+    low, high = max(1, at_least), min(len(a), len(b))
+    if low > high or not shares(low):
+        return 0
+    while low < high:
+        middle = (low + high + 1) // 2
+        if shares(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+class MemoryModel:
+    """A model held in dictionaries: for a few thousand messages, and for tests.
+
+    It is built with the same :func:`contribution` as the store, so both give the same
+    distributions for the same messages.
+    """
+
+    def __init__(self, order: int = DEFAULT_ORDER) -> None:
+        self._order = order
+        self._ids: dict[str, int] = {}
+        self._words: list[str] = ["", START_LABEL, END_LABEL]
+        self._counts: dict[bytes, dict[int, int]] = {}
+        self._messages: list[list[int]] = []
+
+    @property
+    def order(self) -> int:
+        return self._order
+
+    def learn(self, tokens: Sequence[str]) -> None:
+        if not tokens:
+            return
+        ids = [self._intern(t) for t in tokens]
+        self._messages.append(ids)
+        for (ctx, nxt), n in contribution(ids, self._order).items():
+            row = self._counts.setdefault(ctx, {})
+            row[nxt] = row.get(nxt, 0) + n
+
+    def _intern(self, token: str) -> int:
+        if token not in self._ids:
+            self._ids[token] = len(self._words)
+            self._words.append(token)
+        return self._ids[token]
+
+    @property
+    def messages(self) -> int:
+        return len(self._messages)
+
+    def _ranked(self, ctx: bytes) -> list[tuple[int, int]]:
+        return sorted(self._counts[ctx].items(), key=lambda item: (-item[1], item[0]))
+
+    async def lookup(self, context: Sequence[int]) -> Found | None:
+        context = tuple(context[-self._order :])
+        for start in range(len(context)):
+            key = pack(context[start:])
+            if key in self._counts:
+                classes = classes_from_counts(self._counts[key].values())
+                return Found(key, context[start:], classes)
+        return None
+
+    async def candidate_at(self, found: Found, count: int, offset: int) -> int:
+        assert isinstance(found.handle, bytes)
+        same = [t for t, c in self._ranked(found.handle) if c == count]
+        return same[offset]
+
+    async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
+        assert isinstance(found.handle, bytes)
+        return self._ranked(found.handle)[:limit]
+
+    async def resolve(self, words: Sequence[str]) -> list[int]:
+        out = []
+        for word in words:
+            if word in self._ids:
+                out.append(self._ids[word])
+                continue
+            folded = [t for t in self._ids if t.casefold() == word.casefold()]
+            if not folded:
+                close = difflib.get_close_matches(word, list(self._ids), n=5)
+                raise UnknownStart(words, close)
+            out.append(self._ids[folded[0]])
+        return out
+
+    async def spell(self, tokens: Sequence[int]) -> list[str]:
+        return [self._words[t] for t in tokens]
+
+    async def longest_copy(self, tokens: Sequence[int], at_least: int) -> int:
+        return max((longest_shared_run(tokens, m, at_least) for m in self._messages), default=0)

@@ -1,0 +1,206 @@
+"""Numeric constants of the Discord API that the fake needs.
+
+They are written out here (rather than imported from discord.py) on purpose:
+the fake is an independent model of Discord, so a test that passes against it
+proves the bot agrees with Discord's documented numbers, not merely with the
+library it happens to use.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+API_PREFIX: Final = "/api/v10"
+DISCORD_EPOCH_MS: Final = 1_420_070_400_000
+
+# The bot user and its application share one id, as they do for every
+# application created on Discord since 2020.  Fixed so that tests may hard-code
+# it; 1100000000000000001 decodes to a 2023 creation date.
+BOT_USER_ID: Final = 1_100_000_000_000_000_001
+APPLICATION_ID: Final = BOT_USER_ID
+APP_OWNER_ID: Final = 1_100_000_000_000_000_002
+
+# Gateway opcodes.
+OP_DISPATCH: Final = 0
+OP_HEARTBEAT: Final = 1
+OP_IDENTIFY: Final = 2
+OP_PRESENCE_UPDATE: Final = 3
+OP_VOICE_STATE_UPDATE: Final = 4
+OP_RESUME: Final = 6
+OP_RECONNECT: Final = 7
+OP_REQUEST_GUILD_MEMBERS: Final = 8
+OP_INVALID_SESSION: Final = 9
+OP_HELLO: Final = 10
+OP_HEARTBEAT_ACK: Final = 11
+
+# Gateway close codes the fake emits.
+CLOSE_UNKNOWN_ERROR: Final = 4000
+CLOSE_NOT_AUTHENTICATED: Final = 4003
+CLOSE_AUTHENTICATION_FAILED: Final = 4004
+CLOSE_ALREADY_AUTHENTICATED: Final = 4005
+CLOSE_INVALID_INTENTS: Final = 4013
+CLOSE_DISALLOWED_INTENTS: Final = 4014
+# Close codes after which Discord does not allow a RESUME.
+NON_RESUMABLE_CLOSE_CODES: Final = frozenset({1000, 1001, 4004, 4010, 4011, 4012, 4013, 4014})
+
+# Gateway intents.
+INTENT_GUILDS: Final = 1 << 0
+INTENT_GUILD_MEMBERS: Final = 1 << 1
+INTENT_GUILD_PRESENCES: Final = 1 << 8
+INTENT_GUILD_MESSAGES: Final = 1 << 9
+INTENT_GUILD_MESSAGE_REACTIONS: Final = 1 << 10
+INTENT_DIRECT_MESSAGES: Final = 1 << 12
+INTENT_MESSAGE_CONTENT: Final = 1 << 15
+PRIVILEGED_INTENTS: Final = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESSAGE_CONTENT
+
+# Application flags that mirror the privileged-intent toggles of the portal.
+APP_FLAG_GATEWAY_PRESENCE: Final = 1 << 12
+APP_FLAG_GATEWAY_GUILD_MEMBERS: Final = 1 << 14
+APP_FLAG_GATEWAY_MESSAGE_CONTENT: Final = 1 << 18
+APP_FLAG_APPLICATION_COMMAND_BADGE: Final = 1 << 23
+
+# Permission bits.
+PERM_CREATE_INSTANT_INVITE: Final = 1 << 0
+PERM_KICK_MEMBERS: Final = 1 << 1
+PERM_BAN_MEMBERS: Final = 1 << 2
+PERM_ADMINISTRATOR: Final = 1 << 3
+PERM_MANAGE_CHANNELS: Final = 1 << 4
+PERM_MANAGE_GUILD: Final = 1 << 5
+PERM_ADD_REACTIONS: Final = 1 << 6
+PERM_VIEW_CHANNEL: Final = 1 << 10
+PERM_SEND_MESSAGES: Final = 1 << 11
+PERM_MANAGE_MESSAGES: Final = 1 << 13
+PERM_EMBED_LINKS: Final = 1 << 14
+PERM_ATTACH_FILES: Final = 1 << 15
+PERM_READ_MESSAGE_HISTORY: Final = 1 << 16
+PERM_MENTION_EVERYONE: Final = 1 << 17
+PERM_USE_EXTERNAL_EMOJIS: Final = 1 << 18
+PERM_CHANGE_NICKNAME: Final = 1 << 26
+PERM_MANAGE_ROLES: Final = 1 << 28
+PERM_USE_APPLICATION_COMMANDS: Final = 1 << 31
+PERM_CREATE_PUBLIC_THREADS: Final = 1 << 35
+PERM_SEND_MESSAGES_IN_THREADS: Final = 1 << 38
+ALL_PERMISSIONS: Final = (1 << 51) - 1
+
+# What @everyone gets in a freshly created guild (close to Discord's default).
+DEFAULT_EVERYONE_PERMISSIONS: Final = (
+    PERM_CREATE_INSTANT_INVITE
+    | PERM_ADD_REACTIONS
+    | PERM_VIEW_CHANNEL
+    | PERM_SEND_MESSAGES
+    | PERM_EMBED_LINKS
+    | PERM_ATTACH_FILES
+    | PERM_READ_MESSAGE_HISTORY
+    | PERM_USE_EXTERNAL_EMOJIS
+    | PERM_CHANGE_NICKNAME
+    | PERM_USE_APPLICATION_COMMANDS
+    | PERM_CREATE_PUBLIC_THREADS
+    | PERM_SEND_MESSAGES_IN_THREADS
+)
+# What the bot's managed role gets: what a typical invite link would grant a
+# text bot.
+DEFAULT_BOT_PERMISSIONS: Final = (
+    PERM_VIEW_CHANNEL
+    | PERM_SEND_MESSAGES
+    | PERM_SEND_MESSAGES_IN_THREADS
+    | PERM_EMBED_LINKS
+    | PERM_ATTACH_FILES
+    | PERM_READ_MESSAGE_HISTORY
+    | PERM_ADD_REACTIONS
+    | PERM_USE_APPLICATION_COMMANDS
+)
+
+# Name of the role make_admin() creates.
+ADMIN_ROLE_NAME: Final = "Admin"
+
+# Channel types.
+CHANNEL_GUILD_TEXT: Final = 0
+CHANNEL_DM: Final = 1
+CHANNEL_GUILD_VOICE: Final = 2
+CHANNEL_GUILD_CATEGORY: Final = 4
+CHANNEL_GUILD_ANNOUNCEMENT: Final = 5
+CHANNEL_ANNOUNCEMENT_THREAD: Final = 10
+CHANNEL_PUBLIC_THREAD: Final = 11
+CHANNEL_PRIVATE_THREAD: Final = 12
+THREAD_CHANNEL_TYPES: Final = frozenset({10, 11, 12})
+
+# Message types and flags.
+MESSAGE_DEFAULT: Final = 0
+MESSAGE_GUILD_MEMBER_JOIN: Final = 7
+MESSAGE_REPLY: Final = 19
+MESSAGE_CHAT_INPUT_COMMAND: Final = 20
+MESSAGE_CONTEXT_MENU_COMMAND: Final = 23
+FLAG_SUPPRESS_EMBEDS: Final = 1 << 2
+FLAG_EPHEMERAL: Final = 1 << 6
+FLAG_LOADING: Final = 1 << 7
+FLAG_SUPPRESS_NOTIFICATIONS: Final = 1 << 12
+FLAG_IS_COMPONENTS_V2: Final = 1 << 15
+
+# Interaction types and callback types.
+INTERACTION_PING: Final = 1
+INTERACTION_APPLICATION_COMMAND: Final = 2
+INTERACTION_MESSAGE_COMPONENT: Final = 3
+INTERACTION_AUTOCOMPLETE: Final = 4
+INTERACTION_MODAL_SUBMIT: Final = 5
+
+CALLBACK_PONG: Final = 1
+CALLBACK_CHANNEL_MESSAGE: Final = 4
+CALLBACK_DEFERRED_CHANNEL_MESSAGE: Final = 5
+CALLBACK_DEFERRED_UPDATE_MESSAGE: Final = 6
+CALLBACK_UPDATE_MESSAGE: Final = 7
+CALLBACK_AUTOCOMPLETE_RESULT: Final = 8
+CALLBACK_MODAL: Final = 9
+
+# Application command types and option types.
+COMMAND_CHAT_INPUT: Final = 1
+COMMAND_USER: Final = 2
+COMMAND_MESSAGE: Final = 3
+
+OPTION_SUB_COMMAND: Final = 1
+OPTION_SUB_COMMAND_GROUP: Final = 2
+OPTION_STRING: Final = 3
+OPTION_INTEGER: Final = 4
+OPTION_BOOLEAN: Final = 5
+OPTION_USER: Final = 6
+OPTION_CHANNEL: Final = 7
+OPTION_ROLE: Final = 8
+OPTION_MENTIONABLE: Final = 9
+OPTION_NUMBER: Final = 10
+OPTION_ATTACHMENT: Final = 11
+
+# Component types.
+COMPONENT_ACTION_ROW: Final = 1
+COMPONENT_BUTTON: Final = 2
+COMPONENT_STRING_SELECT: Final = 3
+COMPONENT_TEXT_INPUT: Final = 4
+COMPONENT_USER_SELECT: Final = 5
+COMPONENT_ROLE_SELECT: Final = 6
+COMPONENT_MENTIONABLE_SELECT: Final = 7
+COMPONENT_CHANNEL_SELECT: Final = 8
+COMPONENT_LABEL: Final = 18
+SELECT_COMPONENT_TYPES: Final = frozenset({3, 5, 6, 7, 8})
+BUTTON_STYLE_LINK: Final = 5
+BUTTON_STYLE_PREMIUM: Final = 6
+
+# JSON error codes.
+ERR_GENERAL: Final = 0
+ERR_UNKNOWN_CHANNEL: Final = 10003
+ERR_UNKNOWN_GUILD: Final = 10004
+ERR_UNKNOWN_MEMBER: Final = 10007
+ERR_UNKNOWN_MESSAGE: Final = 10008
+ERR_UNKNOWN_USER: Final = 10013
+ERR_UNKNOWN_WEBHOOK: Final = 10015
+ERR_UNKNOWN_INTERACTION: Final = 10062
+ERR_UNKNOWN_APPLICATION_COMMAND: Final = 10063
+ERR_CANNOT_EDIT_OTHERS_MESSAGE: Final = 50005
+ERR_EMPTY_MESSAGE: Final = 50006
+ERR_MISSING_ACCESS: Final = 50001
+ERR_MISSING_PERMISSIONS: Final = 50013
+ERR_INVALID_FORM_BODY: Final = 50035
+ERR_ALREADY_ACKNOWLEDGED: Final = 40060
+
+# Size limits enforced on bot-sent messages.
+MAX_CONTENT_LENGTH: Final = 2000
+MAX_EMBEDS: Final = 10
+MAX_EMBED_TOTAL: Final = 6000
+DEFAULT_ATTACHMENT_SIZE_LIMIT: Final = 10 * 1024 * 1024
