@@ -27,6 +27,7 @@ __all__ = [
     "EOS",
     "MAX_ORDER",
     "START_LABEL",
+    "TEACHING_ORDER",
     "Found",
     "MemoryModel",
     "ModelReader",
@@ -45,6 +46,9 @@ EOS = 2
 END_LABEL = "<end>"
 START_LABEL = "<start>"
 DEFAULT_ORDER = 2
+#: Bundled corpora and the CLI's demo model use one-word contexts: the word-to-word table a
+#: class can read, and the order at which low temperatures visibly loop.
+TEACHING_ORDER = 1
 MAX_ORDER = 3
 
 

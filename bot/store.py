@@ -418,7 +418,7 @@ class Store:
         await db.execute("DELETE FROM temp.batch_contexts")
         await db.executemany(
             "INSERT INTO temp.batch_contexts (key, total) VALUES (?, ?)",
-            [(k, sign * n) for k, n in totals.items()],
+            sorted((k, sign * n) for k, n in totals.items()),
         )
         await db.execute(
             "INSERT INTO contexts (ns, key, total) SELECT ?, key, total FROM temp.batch_contexts "
@@ -434,7 +434,8 @@ class Store:
         await db.executemany(
             "INSERT INTO transitions (ctx, next, count) VALUES (?, ?, ?) "
             "ON CONFLICT (ctx, next) DO UPDATE SET count = count + excluded.count",
-            [(context_ids[k], nxt, sign * n) for (k, nxt), n in transitions.items()],
+            # Sorted rows hit neighbouring B-tree pages: several times faster than hash order.
+            sorted((context_ids[k], nxt, sign * n) for (k, nxt), n in transitions.items()),
         )
         if sign < 0:
             await db.executemany(

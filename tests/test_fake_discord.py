@@ -20,6 +20,7 @@ from discord.ext import commands
 from tests.fake_discord import (
     BOT_USER_ID,
     INTENT_MESSAGE_CONTENT,
+    PERM_SEND_MESSAGES,
     BasicWorld,
     CommandNotRegistered,
     FakeDiscord,
@@ -71,6 +72,30 @@ class CounterView(discord.ui.View):
         await interaction.response.edit_message(content=f"count: {self.count}", view=self)
 
 
+class FeedbackModal(discord.ui.Modal, title="Feedback"):
+    """A one-field modal that echoes what was typed."""
+
+    text: discord.ui.TextInput[FeedbackModal] = discord.ui.TextInput(
+        label="Your feedback", custom_id="feedback:text"
+    )
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"thanks: {self.text.value}", ephemeral=True)
+
+
+class PickView(discord.ui.View):
+    """A string select that reports the choice by editing its message."""
+
+    @discord.ui.select(
+        custom_id="pick:letter",
+        options=[discord.SelectOption(label=x, value=x) for x in "abc"],
+    )
+    async def letter(
+        self, interaction: discord.Interaction, select: discord.ui.Select[PickView]
+    ) -> None:
+        await interaction.response.edit_message(content=f"picked {select.values[0]}", view=None)
+
+
 def make_bot(*, message_content: bool = True) -> tuple[commands.Bot, Observed]:
     """A minimal bot: slash commands (float + autocompleted string), a button view and listeners."""
     intents = discord.Intents.default()
@@ -117,6 +142,19 @@ def make_bot(*, message_content: bool = True) -> tuple[commands.Bot, Observed]:
         await interaction.response.send_message(
             f"{file.filename}: {len(data)} bytes: {data.decode()}", ephemeral=True
         )
+
+    @bot.tree.command(name="feedback", description="Open a feedback form")
+    async def feedback(interaction: discord.Interaction) -> None:
+        await interaction.response.send_modal(FeedbackModal())
+
+    @bot.tree.command(name="pick", description="Pick a letter")
+    async def pick(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("pick one", view=PickView())
+
+    @bot.tree.command(name="sleepy", description="Answers too late")
+    async def sleepy(interaction: discord.Interaction) -> None:
+        await asyncio.sleep(0.3)
+        await interaction.response.send_message("yawn")
 
     admin = app_commands.Group(name="markov-admin", description="Admin commands")
 
@@ -199,6 +237,9 @@ async def test_command_sync_recorded(fake_discord: FakeDiscord, world: BasicWorl
             "counter",
             "upload",
             "readfile",
+            "feedback",
+            "pick",
+            "sleepy",
             "markov-admin",
         }
         puts = fake_discord.requests_matching(
@@ -478,3 +519,63 @@ async def test_unanswered_interaction_reports_clearly(
             AssertionError, match=r"did not answer interaction \d+ \(/ghost\) within 0.2 s"
         ):
             await rec.wait_response(timeout=0.2)
+
+
+async def test_select_menu_and_modal(fake_discord: FakeDiscord, world: BasicWorld) -> None:
+    bot, _ = make_bot()
+    async with running_bot(fake_discord, bot):
+        rec = await fake_discord.invoke(world.guild_id, world.channel_id, world.user_id, "pick")
+        await rec.wait_response()
+        message_id = rec.original_message_id
+        assert message_id is not None
+        choice = await fake_discord.select(message_id, "pick:letter", world.user_id, ["b"])
+        assert (await choice.wait_response()).type == 7
+        assert fake_discord.message(message_id)["content"] == "picked b"
+        assert fake_discord.message(message_id)["components"] == []
+        with pytest.raises(FakeDiscordError, match="no component"):
+            await fake_discord.select(message_id, "pick:letter", world.user_id, ["z"])
+
+        form = await fake_discord.invoke(
+            world.guild_id, world.channel_id, world.user_id, "feedback"
+        )
+        assert (await form.wait_response()).type == 9
+        assert form.modal is not None and form.modal["title"] == "Feedback"
+        submitted = await fake_discord.submit_modal(form, {"feedback:text": "great bot"})
+        await submitted.wait_response()
+        assert submitted.content == "thanks: great bot" and submitted.ephemeral
+
+
+async def test_late_answer_is_rejected_like_discord(
+    fake_discord: FakeDiscord, world: BasicWorld
+) -> None:
+    fake_discord.interaction_deadline = 0.1
+    bot, _ = make_bot()
+    async with running_bot(fake_discord, bot, fail_on_bot_errors=False):
+        rec = await fake_discord.invoke(world.guild_id, world.channel_id, world.user_id, "sleepy")
+        await fake_discord.wait_for(lambda: rec.rejected, what="the late callback")
+        assert rec.callback is None
+        assert "deadline" in rec.rejected[0]["reason"]
+        await fake_discord.wait_for(
+            lambda: fake_discord.bot_errors, what="discord.py to log NotFound"
+        )
+    assert "Unknown interaction" in str(fake_discord.bot_errors[0].exc_info)
+
+
+async def test_permissions_unknown_routes_and_patch_restore(
+    fake_discord: FakeDiscord, world: BasicWorld
+) -> None:
+    fake_discord.set_overwrite(world.channel_id, world.guild_id, deny=PERM_SEND_MESSAGES)
+    bot, _ = make_bot()
+    async with running_bot(fake_discord, bot):
+        channel = bot.get_channel(world.channel_id)
+        assert isinstance(channel, discord.TextChannel)
+        assert not channel.permissions_for(channel.guild.me).send_messages
+        with pytest.raises(discord.Forbidden):
+            await channel.send("not allowed")
+        with pytest.raises(discord.NotFound):
+            await bot.http.request(discord.http.Route("GET", "/nonexistent/thing"))
+        assert [r.path for r in fake_discord.unknown_requests] == ["/nonexistent/thing"]
+    assert fake_discord.api_url == discord.http.Route.BASE  # the fixture keeps it installed
+    fake_discord.uninstall()
+    assert discord.http.Route.BASE == "https://discord.com/api/v10"
+    assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == "wss://gateway.discord.gg/"

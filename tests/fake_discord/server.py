@@ -798,6 +798,9 @@ class FakeDiscord:
         payload: JSONDict = {}
         for session in sessions:
             payload = self._guild_create_payload(gid, session.intents)
+            # A join carries no "unavailable" key; "unavailable": false means an
+            # outage ended, which discord.py reports as guild_available instead.
+            payload.pop("unavailable", None)
             await self.gateway._dispatch_to(session, "GUILD_CREATE", payload)
         self._notify()
         return payload

@@ -1,0 +1,315 @@
+"""``markov-bot``: every slash command's core, in a terminal, plus ``run`` and ``sync``.
+
+The CLI reads and writes the same SQLite file as the bot; its own model lives in the
+namespace ``cli`` unless ``--namespace`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .corpora import DEFAULT_CORPUS, read_lines
+from .generate import (
+    DEFAULT_TEMPERATURES,
+    Options,
+    compare,
+    explain_context,
+    generate,
+    parse_temperatures,
+)
+from .importing import ImportTotals, import_lines
+from .model import MAX_ORDER, TEACHING_ORDER, EmptyModel, UnknownStart
+from .present import (
+    explanation_json,
+    explanation_summary,
+    explanation_table,
+    generation_json,
+    temperature_label,
+    trace_lines,
+)
+from .sampling import InvalidOption
+from .settings import Settings, SettingsError, load_settings
+from .store import Namespace, Store
+
+__all__ = ["main"]
+
+log = logging.getLogger("bot.cli")
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, exit status 2."""
+
+
+def _temperature(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="markov-bot",
+        description="A Markov-chain bot that teaches sampling temperature.",
+    )
+    p.add_argument("--db", type=Path, help="SQLite file (default: MARKOV_DB or markov.db)")
+    p.add_argument("--namespace", default="cli", help="which model in the file (default: cli)")
+    p.add_argument(
+        "--order",
+        type=int,
+        choices=range(1, MAX_ORDER + 1),
+        default=TEACHING_ORDER,
+        help="context length when the namespace is created (default 1, the word-to-word "
+        "table of the classic demonstration; Discord servers use MARKOV_ORDER)",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help, description=help)
+        c.add_argument("--json", action="store_true", help="machine-readable output")
+        return c
+
+    def sampling(c: argparse.ArgumentParser, temp: bool = True) -> None:
+        if temp:
+            c.add_argument("--temp", type=_temperature, default=1.0, help="temperature (0–5)")
+        c.add_argument("--top-k", type=int, default=None, help="keep the K most likely words")
+        c.add_argument("--top-p", type=float, default=None, help="keep the top words up to mass P")
+
+    c = command("learn", "learn text files, one message per non-empty line")
+    c.add_argument("files", nargs="+", type=Path)
+    c.add_argument("--no-progress", action="store_true")
+
+    c = command("markov", "generate text")
+    c.add_argument("start", nargs="*", help="words to start from")
+    sampling(c)
+    c.add_argument("--length", type=int, default=30, help="maximum words (1–100)")
+    c.add_argument("--seed", type=int, default=None, help="repeat an earlier output exactly")
+    c.add_argument("--trace", action="store_true", help="show each word's probability and rank")
+    c.add_argument("--no-originality", action="store_true", help="allow verbatim copies")
+
+    c = command("explain", "show how the next word is chosen after WORDS")
+    c.add_argument("words", nargs="*", help="the context (empty: how messages start)")
+    sampling(c)
+    c.add_argument("--rows", type=int, default=10, help="candidates to list (default 10)")
+    c.add_argument("--all", action="store_true", help="list every candidate")
+    c.add_argument("--chart", type=Path, help="also write a PNG chart to this file")
+
+    c = command("compare", "the same start and seed at several temperatures")
+    c.add_argument("start", nargs="*")
+    c.add_argument("--temps", default=",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES))
+    c.add_argument("--seed", type=int, default=None)
+    c.add_argument("--length", type=int, default=30)
+
+    command("stats", "what the model has learned")
+
+    c = command("forget", "forget the lines of files learned earlier, or everything")
+    c.add_argument("files", nargs="*", type=Path)
+    c.add_argument("--all", action="store_true", help="forget everything in this namespace")
+
+    sub.add_parser("run", help="run the Discord bot (needs DISCORD_TOKEN)")
+    sub.add_parser("sync", help="register the slash commands with Discord now")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as e:
+        print(f"markov-bot: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level_number, format="%(levelname)s %(name)s: %(message)s")
+    if args.command in ("run", "sync"):
+        from .app import run_bot
+
+        return run_bot(settings, sync_only=args.command == "sync")
+    try:
+        return asyncio.run(_offline(args, settings))
+    except (CliError, InvalidOption, UnknownStart, EmptyModel, UnicodeDecodeError) as e:
+        print(f"markov-bot: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("markov-bot: interrupted; every finished batch is saved.", file=sys.stderr)
+        return 130
+
+
+async def _offline(args: argparse.Namespace, settings: Settings) -> int:
+    store = await Store.open(args.db or settings.db_path)
+    try:
+        ns = await store.namespace(args.namespace, args.order)
+        handler: Callable[[Store, Namespace, argparse.Namespace], Awaitable[Any]] = _COMMANDS[
+            args.command
+        ]
+        result = await handler(store, ns, args)
+    finally:
+        await store.close()
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    """Human output; with --json, notes go to stderr so stdout stays parseable."""
+    print(text, file=sys.stderr if args.json else sys.stdout)
+
+
+async def _ensure_learned(store: Store, ns: Namespace, args: argparse.Namespace) -> None:
+    if await store.is_empty(ns):
+        _say(args, f"Nothing learned yet: learning the bundled corpus {DEFAULT_CORPUS.title!r} first…")
+        totals = await _learn_file(store, ns, DEFAULT_CORPUS.path, progress=not args.json)
+        _say(args, f"Learned {totals.learned:,} lines ({totals.tokens:,} words).\n")
+
+
+async def _learn_file(store: Store, ns: Namespace, path: Path, progress: bool) -> ImportTotals:
+    if not path.is_file():
+        raise CliError(f"{path}: no such file")
+    from tqdm import tqdm
+
+    with tqdm(
+        total=path.stat().st_size,
+        unit="B",
+        unit_scale=True,
+        desc=path.name,
+        disable=not progress,
+        leave=False,
+    ) as bar:
+
+        def advance(totals: ImportTotals, size: int) -> None:
+            bar.update(size)
+            bar.set_postfix(lines=totals.lines, words=totals.tokens)
+
+        return await import_lines(store, ns, read_lines(path), path.name, advance)
+
+
+async def _learn(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
+    out = {}
+    for path in args.files:
+        totals = await _learn_file(store, ns, path, progress=not (args.json or args.no_progress))
+        out[str(path)] = {
+            "lines": totals.lines,
+            "learned": totals.learned,
+            "already_known": totals.duplicates,
+            "empty": totals.empty,
+            "tokens": totals.tokens,
+        }
+        _say(
+            args,
+            f"{path}: learned {totals.learned:,} of {totals.lines:,} lines ({totals.tokens:,} "
+            f"words); {totals.duplicates:,} were already known, {totals.empty:,} had no words.",
+        )
+    return out
+
+
+async def _markov(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
+    await _ensure_learned(store, ns, args)
+    options = Options(
+        temperature=args.temp,
+        length=args.length,
+        seed=args.seed,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        originality=not args.no_originality,
+    )
+    g = await generate(store.reader(ns), args.start, options)
+    if not args.json:
+        print(g.text)
+        print(f"  T = {temperature_label(g.temperature)}, seed {g.seed}, context {g.order} words")
+        if args.trace:
+            print("\n".join("  " + line for line in trace_lines(g)))
+    return generation_json(g)
+
+
+async def _explain(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
+    await _ensure_learned(store, ns, args)
+    e = await explain_context(
+        store.reader(ns), args.words, args.temp, args.top_k, args.top_p,
+        rows=None if args.all or args.json else max(1, args.rows),
+    )
+    if args.chart:
+        from .charts import explanation_chart
+
+        chart_source = e
+        if args.all or args.json:
+            chart_source = await explain_context(
+                store.reader(ns), args.words, args.temp, args.top_k, args.top_p, rows=12
+            )
+        args.chart.write_bytes(await asyncio.to_thread(explanation_chart, chart_source))
+    if not args.json:
+        print(explanation_summary(e))
+        print(explanation_table(e))
+        if args.chart:
+            print(f"Chart written to {args.chart}")
+    return explanation_json(e)
+
+
+async def _compare(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
+    await _ensure_learned(store, ns, args)
+    temps = parse_temperatures(args.temps)
+    results = await compare(
+        store.reader(ns), args.start, temps, Options(length=args.length, seed=args.seed)
+    )
+    if not args.json:
+        print(f"Seed {results[0].seed}; only the temperature changes:")
+        for g in results:
+            print(f"\nT = {temperature_label(g.temperature):<10} (perplexity {g.perplexity:.2f})")
+            print(f"  {g.text}")
+    return {"seed": results[0].seed, "results": [generation_json(g) for g in results]}
+
+
+async def _stats(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
+    s = await store.stats(ns)
+    if not args.json:
+        print(f"Model “{ns.name}” (context of up to {s.order} words)")
+        print(f"  messages   {s.messages:,}")
+        print(f"  words      {s.tokens:,} ({s.vocabulary:,} different)")
+        print(f"  contexts   {s.contexts:,}")
+        print(f"  top words  {', '.join(w for w, _ in s.top_words)}")
+        print(f"  database   {s.database_bytes / 1e6:.1f} MB (whole file)")
+    return {
+        "namespace": ns.name,
+        "messages": s.messages,
+        "tokens": s.tokens,
+        "vocabulary": s.vocabulary,
+        "contexts": s.contexts,
+        "order": s.order,
+        "top_words": [{"token": w, "count": c} for w, c in s.top_words],
+        "database_bytes": s.database_bytes,
+    }
+
+
+async def _forget(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
+    if args.all == bool(args.files):
+        raise CliError("give the files whose lines to forget, or --all")
+    if args.all:
+        n = await store.purge(ns)
+    else:
+        from .store import message_key
+
+        n = 0
+        for path in args.files:
+            if not path.is_file():
+                raise CliError(f"{path}: no such file")
+            ids = [message_key(path.name, no, text) for no, text in read_lines(path)]
+            n += await store.forget(ns, ids)
+    _say(args, f"Forgot {n:,} messages from “{ns.name}”.")
+    return {"forgotten": n}
+
+
+_COMMANDS: dict[str, Callable[[Store, Namespace, argparse.Namespace], Awaitable[Any]]] = {
+    "learn": _learn,
+    "markov": _markov,
+    "explain": _explain,
+    "compare": _compare,
+    "stats": _stats,
+    "forget": _forget,
+}
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""The bundled corpora: public-domain and openly licensed texts every model can start from.
+
+They live in the repository's ``corpora/`` folder (provenance and licences in its README),
+one utterance per line, which is also the format ``markov-bot learn`` reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CORPORA", "CORPUS_DIR", "DEFAULT_CORPUS", "Corpus", "read_lines"]
+
+CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpora"
+
+
+@dataclass(frozen=True, slots=True)
+class Corpus:
+    name: str
+    file: str
+    title: str
+    licence: str
+
+    @property
+    def path(self) -> Path:
+        return CORPUS_DIR / self.file
+
+
+CORPORA: dict[str, Corpus] = {
+    c.name: c
+    for c in (
+        Corpus("burns", "burns_songs.txt", "Poems and Songs of Robert Burns", "public domain"),
+        Corpus("shakespeare", "shakespeare_tiny.txt", "Tiny Shakespeare", "public domain"),
+        Corpus("alice", "alice_wonderland.txt", "Alice's Adventures in Wonderland", "public domain"),
+        Corpus("sherlock", "sherlock_adventures.txt", "The Adventures of Sherlock Holmes", "public domain"),
+        Corpus("grimm", "grimm_fairy_tales.txt", "Grimms' Fairy Tales", "public domain"),
+        Corpus("mother-goose", "mother_goose_rhymes.txt", "The Real Mother Goose", "public domain"),
+        Corpus("ubuntu-irc", "ubuntu_irc_chat.txt", "#ubuntu IRC 2004-05 (Kummerfeld et al., ACL 2019)", "CC BY 4.0"),
+    )
+}
+#: Short lines of verse read like chat messages, and "When" starts hundreds of them.
+DEFAULT_CORPUS = CORPORA["burns"]
+
+
+def read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each non-empty line; one line is one message."""
+    with path.open(encoding="utf-8", errors="strict") as f:
+        for number, line in enumerate(f, start=1):
+            text = line.strip()
+            if text:
+                yield number, text

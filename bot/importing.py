@@ -1,0 +1,76 @@
+"""Bulk learning from text files: the CLI's ``learn``, bundled corpora and uploads.
+
+Lines are tokenized and learned in batches, each its own transaction, so a killed import
+keeps every finished batch and learning the same file again adds nothing (a line's id is
+derived from the file name, its line number and its text).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .corpora import Corpus, read_lines
+from .store import Incoming, LearnResult, Namespace, Store, message_key
+from .tokenize import tokenize
+
+__all__ = ["CORPUS_PREFIX", "ImportTotals", "corpus_namespace", "import_lines"]
+
+CORPUS_PREFIX = "corpus:"
+BATCH_LINES = 5_000
+
+
+@dataclass(slots=True)
+class ImportTotals:
+    lines: int = 0
+    learned: int = 0
+    duplicates: int = 0
+    empty: int = 0
+    tokens: int = 0
+
+    def add(self, lines: int, result: LearnResult) -> None:
+        self.lines += lines
+        self.learned += result.learned
+        self.duplicates += result.duplicates
+        self.empty += result.empty
+        self.tokens += result.tokens
+
+
+async def import_lines(
+    store: Store,
+    ns: Namespace,
+    lines: Iterable[tuple[int, str]],
+    source: str,
+    progress: Callable[[ImportTotals, int], None] | None = None,
+    batch_lines: int = BATCH_LINES,
+) -> ImportTotals:
+    """Learn numbered lines; ``progress(totals, bytes_in_batch)`` is called after each batch."""
+    totals = ImportTotals()
+    batch: list[Incoming] = []
+    size = 0
+
+    async def flush() -> None:
+        nonlocal batch, size
+        totals.add(len(batch), await store.learn(ns, batch))
+        if progress is not None:
+            progress(totals, size)
+        batch, size = [], 0
+        await asyncio.sleep(0)  # let a bot answer interactions between batches
+
+    for number, text in lines:
+        batch.append(Incoming(message_key(source, number, text), tokenize(text)))
+        size += len(text.encode()) + 1
+        if len(batch) >= batch_lines:
+            await flush()
+    if batch:
+        await flush()
+    return totals
+
+
+async def corpus_namespace(store: Store, corpus: Corpus, order: int) -> Namespace:
+    """The shared, read-only model of a bundled corpus, built on first use."""
+    ns = await store.namespace(CORPUS_PREFIX + corpus.name, order)
+    if await store.is_empty(ns):
+        await import_lines(store, ns, read_lines(corpus.path), corpus.file)
+    return ns
