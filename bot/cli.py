@@ -125,7 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as e:
         print(f"markov-bot: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level_number, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level_number, format="%(levelname)s %(name)s: %(message)s"
+    )
     if args.command in ("run", "sync"):
         from .app import run_bot
 
@@ -162,7 +164,10 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 async def _ensure_learned(store: Store, ns: Namespace, args: argparse.Namespace) -> None:
     if await store.is_empty(ns):
-        _say(args, f"Nothing learned yet: learning the bundled corpus {DEFAULT_CORPUS.title!r} first…")
+        _say(
+            args,
+            f"Nothing learned yet: learning the bundled corpus {DEFAULT_CORPUS.title!r} first…",
+        )
         totals = await _learn_file(store, ns, DEFAULT_CORPUS.path, progress=not args.json)
         _say(args, f"Learned {totals.learned:,} lines ({totals.tokens:,} words).\n")
 
@@ -229,7 +234,11 @@ async def _markov(store: Store, ns: Namespace, args: argparse.Namespace) -> dict
 async def _explain(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
     await _ensure_learned(store, ns, args)
     e = await explain_context(
-        store.reader(ns), args.words, args.temp, args.top_k, args.top_p,
+        store.reader(ns),
+        args.words,
+        args.temp,
+        args.top_k,
+        args.top_p,
         rows=None if args.all or args.json else max(1, args.rows),
     )
     if args.chart:

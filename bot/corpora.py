@@ -32,11 +32,23 @@ CORPORA: dict[str, Corpus] = {
     for c in (
         Corpus("burns", "burns_songs.txt", "Poems and Songs of Robert Burns", "public domain"),
         Corpus("shakespeare", "shakespeare_tiny.txt", "Tiny Shakespeare", "public domain"),
-        Corpus("alice", "alice_wonderland.txt", "Alice's Adventures in Wonderland", "public domain"),
-        Corpus("sherlock", "sherlock_adventures.txt", "The Adventures of Sherlock Holmes", "public domain"),
+        Corpus(
+            "alice", "alice_wonderland.txt", "Alice's Adventures in Wonderland", "public domain"
+        ),
+        Corpus(
+            "sherlock",
+            "sherlock_adventures.txt",
+            "The Adventures of Sherlock Holmes",
+            "public domain",
+        ),
         Corpus("grimm", "grimm_fairy_tales.txt", "Grimms' Fairy Tales", "public domain"),
         Corpus("mother-goose", "mother_goose_rhymes.txt", "The Real Mother Goose", "public domain"),
-        Corpus("ubuntu-irc", "ubuntu_irc_chat.txt", "#ubuntu IRC 2004-05 (Kummerfeld et al., ACL 2019)", "CC BY 4.0"),
+        Corpus(
+            "ubuntu-irc",
+            "ubuntu_irc_chat.txt",
+            "#ubuntu IRC 2004-05 (Kummerfeld et al., ACL 2019)",
+            "CC BY 4.0",
+        ),
     )
 }
 #: Short lines of verse read like chat messages, and "When" starts hundreds of them.

@@ -79,9 +79,7 @@ def explain(
         prob = cls.prob if cls is not None and position < cls.size else 0.0
         p = count / total
         logit = math.log(p)
-        rows.append(
-            Row(token, count, p, logit, logit / temperature if temperature else None, prob)
-        )
+        rows.append(Row(token, count, p, logit, logit / temperature if temperature else None, prob))
     listed_p = math.fsum(r.p for r in rows)
     listed_prob = math.fsum(r.prob for r in rows)
     return Explanation(

@@ -58,7 +58,8 @@ class Options:
     def validated(self) -> Options:
         """A copy with every option checked; raises :class:`InvalidOption` for the user."""
         if self.seed is not None and (
-            isinstance(self.seed, bool) or not isinstance(self.seed, int)
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
             or not 0 <= self.seed <= MAX_SEED
         ):
             raise InvalidOption(f"Seed must be a whole number from 0 to {MAX_SEED}.")
@@ -215,7 +216,7 @@ async def explain_context(
 
 
 def parse_temperatures(text: str) -> tuple[float, ...]:
-    """"0.1, 0.5,1" → (0.1, 0.5, 1.0), each validated; at most :data:`MAX_COMPARE`."""
+    """ "0.1, 0.5,1" → (0.1, 0.5, 1.0), each validated; at most :data:`MAX_COMPARE`."""
     parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p]
     if not parts:
         raise InvalidOption("Give temperatures separated by commas, for example 0.1,0.5,1.")

@@ -18,7 +18,7 @@ from .tokenize import tokenize
 __all__ = ["CORPUS_PREFIX", "ImportTotals", "corpus_namespace", "import_lines"]
 
 CORPUS_PREFIX = "corpus:"
-BATCH_LINES = 5_000
+BATCH_LINES = 20_000
 
 
 @dataclass(slots=True)
@@ -49,22 +49,28 @@ async def import_lines(
     totals = ImportTotals()
     batch: list[Incoming] = []
     size = 0
+    # While SQLite writes one batch (in its own thread, without the GIL) the next one is
+    # tokenized here: the two overlap on separate cores.
+    pending: asyncio.Task[None] | None = None
 
-    async def flush() -> None:
-        nonlocal batch, size
+    async def write(batch: list[Incoming], size: int) -> None:
         totals.add(len(batch), await store.learn(ns, batch))
         if progress is not None:
             progress(totals, size)
-        batch, size = [], 0
-        await asyncio.sleep(0)  # let a bot answer interactions between batches
 
     for number, text in lines:
         batch.append(Incoming(message_key(source, number, text), tokenize(text)))
         size += len(text.encode()) + 1
         if len(batch) >= batch_lines:
-            await flush()
+            if pending is not None:
+                await pending
+            pending = asyncio.create_task(write(batch, size))
+            await asyncio.sleep(0)  # start it before tokenizing the next batch
+            batch, size = [], 0
+    if pending is not None:
+        await pending
     if batch:
-        await flush()
+        await write(batch, size)
     return totals
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import struct
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,11 +23,11 @@ __all__ = [
     "BOS",
     "DEFAULT_ORDER",
     "END_LABEL",
-    "EmptyModel",
     "EOS",
     "MAX_ORDER",
     "START_LABEL",
     "TEACHING_ORDER",
+    "EmptyModel",
     "Found",
     "MemoryModel",
     "ModelReader",
@@ -120,22 +120,26 @@ class ModelReader(Protocol):
         if it is ``at_least`` long; any shorter shared run may be reported as 0."""
 
 
-def contribution(
-    tokens: Sequence[int], order: int, into: Counter[tuple[bytes, int]] | None = None
-) -> Counter[tuple[bytes, int]]:
-    """Every (context, next) transition of one message, contexts packed as bytes.
+def contribution(sequences: Iterable[Sequence[int]], order: int) -> Counter[tuple[int, ...]]:
+    """Every (context…, next) transition of a batch of messages, with its count.
 
-    ``tokens`` are the message's token ids without markers. Contexts are the 1 to
-    ``order`` tokens before each position, where the start marker counts as a token.
-    Pass ``into`` to add a whole batch of messages into one counter.
+    ``sequences`` are messages' token ids without markers. A key is the 1 to ``order``
+    tokens of context followed by the next token; the start marker counts as context.
+    Messages are laid end to end and counted with ``zip`` so the counting runs in C;
+    windows that straddle two messages are exactly those whose context holds an end
+    marker, and are dropped.
     """
-    seq = (BOS, *tokens, EOS)
-    packed = pack(seq)
-    counts: Counter[tuple[bytes, int]] = Counter() if into is None else into
-    for i in range(1, len(seq)):
-        nxt = seq[i]
-        for k in range(1, min(order, i) + 1):
-            counts[(packed[4 * (i - k) : 4 * i], nxt)] += 1
+    stream: list[int] = []
+    for seq in sequences:
+        stream.append(BOS)
+        stream.extend(seq)
+        stream.append(EOS)
+    counts: Counter[tuple[int, ...]] = Counter()
+    for k in range(1, order + 1):
+        grams: Counter[tuple[int, ...]] = Counter(zip(*(stream[i:] for i in range(k + 1))))
+        for key in [key for key in grams if EOS in key[:-1]]:
+            del grams[key]
+        counts.update(grams)
     return counts
 
 
@@ -197,9 +201,9 @@ class MemoryModel:
             return
         ids = [self._intern(t) for t in tokens]
         self._messages.append(ids)
-        for (ctx, nxt), n in contribution(ids, self._order).items():
-            row = self._counts.setdefault(ctx, {})
-            row[nxt] = row.get(nxt, 0) + n
+        for key, n in contribution([ids], self._order).items():
+            row = self._counts.setdefault(pack(key[:-1]), {})
+            row[key[-1]] = row.get(key[-1], 0) + n
 
     def _intern(self, token: str) -> int:
         if token not in self._ids:

@@ -41,7 +41,9 @@ def _num(x: float | None, digits: int = 3) -> str:
 def explanation_table(e: Explanation, token_width: int = 14) -> str:
     """A fixed-width table: rank, token, count, p, ln p, ln p / T, softmax."""
     t = temperature_label(e.temperature)
-    header = f"{'#':>3} {'next':<{token_width}} {'count':>6} {'p':>6} {'ln p':>7} {'÷T':>7} {'P(T)':>6}"
+    header = (
+        f"{'#':>3} {'next':<{token_width}} {'count':>6} {'p':>6} {'ln p':>7} {'÷T':>7} {'P(T)':>6}"
+    )
     lines = [header, "─" * len(header)]
     for i, r in enumerate(e.rows, start=1):
         lines.append(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["MAX_TOKEN_CHARS", "MAX_TOKENS_PER_MESSAGE", "tokenize"]
+__all__ = ["MAX_TOKENS_PER_MESSAGE", "MAX_TOKEN_CHARS", "tokenize"]
 
 #: Longer "words" are almost always pasted junk (hashes, base64); they are dropped.
 MAX_TOKEN_CHARS = 200

@@ -10,8 +10,8 @@ Layout, and why:
   provenance that lets a delete, an edit or a member's "forget me" remove exactly the
   counts the message added, lets generation be restricted to one author or channel, and
   makes learning idempotent by message id.
-* ``contexts`` (1 to ``order`` token ids packed as bytes) and ``transitions`` (context →
-  next token → count) are the model. ``classes`` is kept in step with ``transitions`` by
+* ``transitions`` (context → next token → count, a context being 1 to ``order`` token
+  ids packed as bytes) is the model. ``classes`` is kept in step with ``transitions`` by
   triggers: per context, how many candidates share each count. Sampling and explanation
   read classes, so their cost does not grow with the number of candidates.
 * ``anchors`` indexes every fifth 5-token window of each message. Any verbatim run of 10
@@ -33,7 +33,7 @@ import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +41,7 @@ from typing import Any
 
 import aiosqlite
 
-from .model import (
+from ..model import (
     BOS,
     DEFAULT_ORDER,
     END_LABEL,
@@ -56,7 +56,8 @@ from .model import (
     pack,
     unpack,
 )
-from .sampling import CountClass
+from ..sampling import CountClass
+from .schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -74,84 +75,8 @@ log = logging.getLogger(__name__)
 ANCHOR = 5  # tokens per anchor window; a copy of 2*ANCHOR words always contains one
 _CHUNK = 500  # ids per IN (...) list
 
-# Each entry upgrades the schema by one version. Never edit a released entry: add one.
-MIGRATIONS: tuple[str, ...] = (
-    # 1: the model
-    """
-    CREATE TABLE namespaces (
-        id INTEGER PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE,
-        ord INTEGER NOT NULL DEFAULT 2,
-        created REAL NOT NULL
-    );
-    CREATE TABLE vocab (
-        id INTEGER PRIMARY KEY,
-        ns INTEGER NOT NULL,
-        token TEXT NOT NULL,
-        folded TEXT NOT NULL,
-        count INTEGER NOT NULL DEFAULT 0,
-        UNIQUE (ns, token)
-    );
-    CREATE INDEX vocab_folded ON vocab (ns, folded, count);
-    CREATE INDEX vocab_count ON vocab (ns, count);
-    CREATE TABLE contexts (
-        id INTEGER PRIMARY KEY,
-        ns INTEGER NOT NULL,
-        key BLOB NOT NULL,
-        total INTEGER NOT NULL,
-        UNIQUE (ns, key)
-    );
-    CREATE TABLE transitions (
-        ctx INTEGER NOT NULL,
-        next INTEGER NOT NULL,
-        count INTEGER NOT NULL,
-        PRIMARY KEY (ctx, next)
-    ) WITHOUT ROWID;
-    CREATE INDEX transitions_rank ON transitions (ctx, count, next);
-    CREATE TABLE classes (
-        ctx INTEGER NOT NULL,
-        count INTEGER NOT NULL,
-        size INTEGER NOT NULL,
-        PRIMARY KEY (ctx, count)
-    ) WITHOUT ROWID;
-    CREATE TRIGGER transitions_insert AFTER INSERT ON transitions BEGIN
-        INSERT INTO classes (ctx, count, size) VALUES (new.ctx, new.count, 1)
-            ON CONFLICT (ctx, count) DO UPDATE SET size = size + 1;
-    END;
-    CREATE TRIGGER transitions_update AFTER UPDATE OF count ON transitions BEGIN
-        UPDATE classes SET size = size - 1 WHERE ctx = old.ctx AND count = old.count;
-        DELETE FROM classes WHERE ctx = old.ctx AND count = old.count AND size <= 0;
-        INSERT INTO classes (ctx, count, size) SELECT new.ctx, new.count, 1
-            WHERE new.count > 0
-            ON CONFLICT (ctx, count) DO UPDATE SET size = size + 1;
-    END;
-    CREATE TRIGGER transitions_delete AFTER DELETE ON transitions WHEN old.count > 0 BEGIN
-        UPDATE classes SET size = size - 1 WHERE ctx = old.ctx AND count = old.count;
-        DELETE FROM classes WHERE ctx = old.ctx AND count = old.count AND size <= 0;
-    END;
-    CREATE TABLE messages (
-        ns INTEGER NOT NULL,
-        id INTEGER NOT NULL,
-        author INTEGER,
-        channel INTEGER,
-        created REAL,
-        tokens BLOB NOT NULL,
-        PRIMARY KEY (ns, id)
-    ) WITHOUT ROWID;
-    CREATE INDEX messages_author ON messages (ns, author);
-    CREATE INDEX messages_channel ON messages (ns, channel, id);
-    CREATE TABLE anchors (
-        ns INTEGER NOT NULL,
-        gram BLOB NOT NULL,
-        msg INTEGER NOT NULL,
-        PRIMARY KEY (ns, gram, msg)
-    ) WITHOUT ROWID;
-    """,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
 
-
-Transitions = Counter[tuple[bytes, int]]
+Transitions = Counter[tuple[int, ...]]
 
 
 def message_key(*parts: object) -> int:
@@ -255,7 +180,9 @@ class Store:
         await db.execute("PRAGMA synchronous = NORMAL")
         await db.execute("PRAGMA busy_timeout = 5000")
         await db.execute("PRAGMA foreign_keys = ON")
-        await db.execute("PRAGMA cache_size = -32000")  # 32 MB page cache per connection
+        await db.execute(
+            "PRAGMA cache_size = -96000"
+        )  # 96 MB page cache at most, allocated as used
         await db.execute("PRAGMA temp_store = MEMORY")
 
     @staticmethod
@@ -365,7 +292,7 @@ class Store:
                 "INSERT OR IGNORE INTO anchors (ns, gram, msg) VALUES (?, ?, ?)",
                 [(ns.id, g, mid) for mid, seq in sequences.items() for g in _anchors(seq)],
             )
-            await self._apply(db, ns, sequences.values(), +1)
+            await self._apply(db, ns, list(sequences.values()), +1)
         return LearnResult(len(fresh), duplicates, empty, sum(map(len, sequences.values())))
 
     async def _intern(
@@ -386,65 +313,72 @@ class Store:
             "JOIN vocab v ON v.ns = ? AND v.token = b.token"
         )
         async with db.execute(sql, (ns.id,)) as cur:
-            return {str(t): int(i) async for t, i in cur}
+            return {str(t): int(i) for t, i in await cur.fetchall()}
 
     async def _apply(
         self,
         db: aiosqlite.Connection,
         ns: Namespace,
-        sequences: Iterable[Sequence[int]],
+        sequences: Sequence[Sequence[int]],
         sign: int,
     ) -> None:
         """Add (sign=+1) or remove (sign=-1) the counts of token sequences.
 
         Learning and forgetting share this, so forgetting is the exact inverse.
         """
-        transitions: Counter[tuple[bytes, int]] = Counter()
         words: Counter[int] = Counter()
         for seq in sequences:
-            contribution(seq, ns.order, into=transitions)
             words.update(seq)
-        totals: Counter[bytes] = Counter()
-        for (key, _), n in transitions.items():
-            totals[key] += n
-
+        keys: dict[tuple[int, ...], bytes] = {}
+        rows = []
+        for gram, n in contribution(sequences, ns.order).items():
+            context = gram[:-1]
+            key = keys.get(context)
+            if key is None:
+                key = keys[context] = pack(context)
+            rows.append((key, gram[-1], sign * n))
+        # Sorted rows hit neighbouring B-tree pages: several times faster than hash order.
+        rows.sort()
         await db.executemany(
             "UPDATE vocab SET count = count + ? WHERE id = ?",
             [(sign * n, t) for t, n in words.items()],
         )
         await db.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS batch_contexts (key BLOB PRIMARY KEY, total INTEGER)"
+            "CREATE TEMP TABLE IF NOT EXISTS batch_grams (ctx BLOB, next INTEGER, n INTEGER)"
         )
-        await db.execute("DELETE FROM temp.batch_contexts")
-        await db.executemany(
-            "INSERT INTO temp.batch_contexts (key, total) VALUES (?, ?)",
-            sorted((k, sign * n) for k, n in totals.items()),
+        await db.execute("DELETE FROM temp.batch_grams")
+        await db.executemany("INSERT INTO temp.batch_grams (ctx, next, n) VALUES (?, ?, ?)", rows)
+        # Count classes move set-wise: every candidate whose count changes leaves its old
+        # class and joins its new one. Computed before the counts change, from the join.
+        joined = (
+            "FROM temp.batch_grams b LEFT JOIN transitions t "
+            "ON t.ns = ?1 AND t.ctx = b.ctx AND t.next = b.next"
         )
         await db.execute(
-            "INSERT INTO contexts (ns, key, total) SELECT ?, key, total FROM temp.batch_contexts "
-            "WHERE true ON CONFLICT (ns, key) DO UPDATE SET total = total + excluded.total",
+            "INSERT INTO classes (ns, ctx, count, size) "
+            f"SELECT ?1, b.ctx, t.count, -COUNT(*) {joined} WHERE t.count IS NOT NULL "
+            "GROUP BY b.ctx, t.count "
+            "ON CONFLICT (ns, ctx, count) DO UPDATE SET size = size + excluded.size",
             (ns.id,),
         )
-        sql = (
-            "SELECT b.key, c.id FROM temp.batch_contexts b "
-            "JOIN contexts c ON c.ns = ? AND c.key = b.key"
+        await db.execute(
+            "INSERT INTO classes (ns, ctx, count, size) "
+            f"SELECT ?1, b.ctx, COALESCE(t.count, 0) + b.n AS c, COUNT(*) {joined} "
+            "WHERE c > 0 GROUP BY b.ctx, c "
+            "ON CONFLICT (ns, ctx, count) DO UPDATE SET size = size + excluded.size",
+            (ns.id,),
         )
-        async with db.execute(sql, (ns.id,)) as cur:
-            context_ids = {bytes(k): int(i) async for k, i in cur}
-        await db.executemany(
-            "INSERT INTO transitions (ctx, next, count) VALUES (?, ?, ?) "
-            "ON CONFLICT (ctx, next) DO UPDATE SET count = count + excluded.count",
-            # Sorted rows hit neighbouring B-tree pages: several times faster than hash order.
-            sorted((context_ids[k], nxt, sign * n) for (k, nxt), n in transitions.items()),
+        await db.execute(
+            "INSERT INTO transitions (ns, ctx, next, count) "
+            "SELECT ?, ctx, next, n FROM temp.batch_grams WHERE true "
+            "ON CONFLICT (ns, ctx, next) DO UPDATE SET count = count + excluded.count",
+            (ns.id,),
         )
         if sign < 0:
+            await db.execute("DELETE FROM classes WHERE ns = ? AND size <= 0", (ns.id,))
             await db.executemany(
-                "DELETE FROM transitions WHERE ctx = ? AND next = ? AND count <= 0",
-                [(context_ids[k], nxt) for (k, nxt) in transitions],
-            )
-            await db.executemany(
-                "DELETE FROM contexts WHERE id = ? AND total <= 0",
-                [(i,) for i in context_ids.values()],
+                "DELETE FROM transitions WHERE ns = ? AND ctx = ? AND next = ? AND count <= 0",
+                [(ns.id, *r[:2]) for r in rows],
             )
             await db.executemany(
                 "DELETE FROM vocab WHERE id = ? AND count <= 0", [(t,) for t in words]
@@ -498,10 +432,8 @@ class Store:
         """Delete everything learned in a namespace (the namespace itself stays)."""
         async with self._transaction() as db:
             n = await _scalar(db, "SELECT COUNT(*) FROM messages WHERE ns = ?", ns.id)
-            contexts = "SELECT id FROM contexts WHERE ns = ?"
-            await db.execute(f"DELETE FROM classes WHERE ctx IN ({contexts})", (ns.id,))
-            await db.execute(f"DELETE FROM transitions WHERE ctx IN ({contexts})", (ns.id,))
-            for table in ("contexts", "vocab", "messages", "anchors"):
+            # Classes first, so the delete trigger on transitions finds nothing to adjust.
+            for table in ("classes", "transitions", "vocab", "messages", "anchors"):
                 await db.execute(f"DELETE FROM {table} WHERE ns = ?", (ns.id,))
         return int(n)
 
@@ -542,11 +474,15 @@ class Store:
         vocabulary = await _scalar(
             db, "SELECT COUNT(*) FROM vocab WHERE ns = ? AND count > 0", ns.id
         )
-        contexts = await _scalar(db, "SELECT COUNT(*) FROM contexts WHERE ns = ?", ns.id)
+        contexts = await _scalar(
+            db, "SELECT COUNT(*) FROM (SELECT DISTINCT ctx FROM classes WHERE ns = ?)", ns.id
+        )
         authors = await _scalar(
             db, "SELECT COUNT(DISTINCT author) FROM messages WHERE ns = ?", ns.id
         )
-        sql = "SELECT token, count FROM vocab WHERE ns = ? AND count > 0 ORDER BY count DESC LIMIT ?"
+        sql = (
+            "SELECT token, count FROM vocab WHERE ns = ? AND count > 0 ORDER BY count DESC LIMIT ?"
+        )
         async with db.execute(sql, (ns.id, top)) as cur:
             top_words = [(str(t), int(c)) async for t, c in cur]
         sql = (
@@ -601,18 +537,13 @@ class Store:
         Equal in a consistent database; used by tests and by ``markov-bot check``.
         """
         stored: Transitions = Counter()
-        sql = (
-            "SELECT c.key, t.next, t.count FROM transitions t JOIN contexts c ON c.id = t.ctx "
-            "WHERE c.ns = ?"
-        )
+        sql = "SELECT ctx, next, count FROM transitions WHERE ns = ?"
         async with self._reader.execute(sql, (ns.id,)) as cur:
-            async for key, nxt, count in cur:
-                stored[(bytes(key), int(nxt))] = int(count)
-        expected: Transitions = Counter()
+            for key, nxt, count in await cur.fetchall():
+                stored[(*unpack(bytes(key)), int(nxt))] = int(count)
         async with self._reader.execute("SELECT tokens FROM messages WHERE ns = ?", (ns.id,)) as c:
-            async for (blob,) in c:
-                contribution(unpack(bytes(blob)), ns.order, into=expected)
-        return stored, expected
+            sequences = [unpack(bytes(blob)) for (blob,) in await c.fetchall()]
+        return stored, contribution(sequences, ns.order)
 
 
 async def _scalar(db: aiosqlite.Connection, sql: str, *args: Any) -> Any:
@@ -650,37 +581,38 @@ class StoreModel:
         keys = [pack(context[i:]) for i in range(len(context))]
         # One round trip: the longest known suffix and its count classes.
         sql = (
-            "WITH best AS (SELECT id, key FROM contexts WHERE ns = ? AND key IN "
-            f"({_marks(len(keys))}) ORDER BY length(key) DESC LIMIT 1) "
-            "SELECT best.id, best.key, c.count, c.size FROM best "
-            "JOIN classes c ON c.ctx = best.id ORDER BY c.count DESC"
+            "WITH best AS (SELECT ctx FROM classes WHERE ns = ? AND ctx IN "
+            f"({_marks(len(keys))}) ORDER BY length(ctx) DESC LIMIT 1) "
+            "SELECT c.ctx, c.count, c.size FROM best JOIN classes c "
+            "ON c.ns = ? AND c.ctx = best.ctx ORDER BY c.count DESC"
         )
-        async with self._db.execute(sql, (self.ns.id, *keys)) as cur:
+        async with self._db.execute(sql, (self.ns.id, *keys, self.ns.id)) as cur:
             rows = await cur.fetchall()
         if not rows:
             return None
-        ctx_id, key = int(rows[0][0]), bytes(rows[0][1])
-        classes = tuple(CountClass(int(r[2]), int(r[3])) for r in rows)
-        return Found(ctx_id, tuple(unpack(key)), classes)
+        key = bytes(rows[0][0])
+        classes = tuple(CountClass(int(r[1]), int(r[2])) for r in rows)
+        return Found(key, tuple(unpack(key)), classes)
 
     async def candidate_at(self, found: Found, count: int, offset: int) -> int:
         sql = (
-            "SELECT next FROM transitions WHERE ctx = ? AND count = ? "
+            "SELECT next FROM transitions WHERE ns = ? AND ctx = ? AND count = ? "
             "ORDER BY next LIMIT 1 OFFSET ?"
         )
-        async with self._db.execute(sql, (found.handle, count, offset)) as cur:
+        async with self._db.execute(sql, (self.ns.id, found.handle, count, offset)) as cur:
             row = await cur.fetchone()
-        if row is None:  # the model changed between the two reads: take the class's first
+        if row is None:
             raise LookupError("candidate vanished while sampling")
         return int(row[0])
 
     async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
         sql = (
-            "SELECT next, count FROM transitions WHERE ctx = ? "
+            "SELECT next, count FROM transitions WHERE ns = ? AND ctx = ? "
             "ORDER BY count DESC, next LIMIT ?"
         )
-        async with self._db.execute(sql, (found.handle, -1 if limit is None else limit)) as cur:
-            return [(int(n), int(c)) async for n, c in cur]
+        args = (self.ns.id, found.handle, -1 if limit is None else limit)
+        async with self._db.execute(sql, args) as cur:
+            return [(int(n), int(c)) for n, c in await cur.fetchall()]
 
     async def resolve(self, words: Sequence[str]) -> list[int]:
         out: list[int] = []

@@ -1,0 +1,61 @@
+"""The database schema as a list of migrations; ``PRAGMA user_version`` says how many ran."""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+
+# Each entry upgrades the schema by one version. Never edit a released entry: add one.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the model
+    """
+    CREATE TABLE namespaces (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        ord INTEGER NOT NULL DEFAULT 2,
+        created REAL NOT NULL
+    );
+    CREATE TABLE vocab (
+        id INTEGER PRIMARY KEY,
+        ns INTEGER NOT NULL,
+        token TEXT NOT NULL,
+        folded TEXT NOT NULL,
+        count INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (ns, token)
+    );
+    CREATE INDEX vocab_folded ON vocab (ns, folded, count);
+    CREATE INDEX vocab_count ON vocab (ns, count);
+    CREATE TABLE transitions (
+        ns INTEGER NOT NULL,
+        ctx BLOB NOT NULL,
+        next INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (ns, ctx, next)
+    ) WITHOUT ROWID;
+    CREATE INDEX transitions_rank ON transitions (ns, ctx, count, next);
+    CREATE TABLE classes (
+        ns INTEGER NOT NULL,
+        ctx BLOB NOT NULL,
+        count INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        PRIMARY KEY (ns, ctx, count)
+    ) WITHOUT ROWID;
+    CREATE TABLE messages (
+        ns INTEGER NOT NULL,
+        id INTEGER NOT NULL,
+        author INTEGER,
+        channel INTEGER,
+        created REAL,
+        tokens BLOB NOT NULL,
+        PRIMARY KEY (ns, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX messages_author ON messages (ns, author);
+    CREATE INDEX messages_channel ON messages (ns, channel, id);
+    CREATE TABLE anchors (
+        ns INTEGER NOT NULL,
+        gram BLOB NOT NULL,
+        msg INTEGER NOT NULL,
+        PRIMARY KEY (ns, gram, msg)
+    ) WITHOUT ROWID;
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
