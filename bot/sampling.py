@@ -101,7 +101,7 @@ def validate_temperature(temperature: float) -> float:
 
 
 def validate_top_k(top_k: int | None) -> int | None:
-    if top_k is None or top_k == 0:
+    if top_k is None or (top_k == 0 and not isinstance(top_k, bool)):
         return None
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
         raise InvalidOption(f"top_k must be a whole number from 1 to {MAX_TOP_K} (or 0 for off).")
@@ -147,10 +147,11 @@ def scale(
         return ()
     if temperature == 0.0:
         return (ScaledClass(classes[0].count, 1, 1.0),)
-    total = sum(c.count * c.size for c in classes)
-    scaled = [math.log(c.count / total) / temperature for c in classes]
-    top = scaled[0]
-    weights = [math.exp(s - top) for s in scaled]
+    # exp(scaled_i − max scaled) with the subtraction done inside the logarithm:
+    # ln(c_i/total)/T − ln(c_max/total)/T = ln(c_i/c_max)/T. Equal in exact arithmetic, but
+    # it stays finite for a tiny T where each scaled logit alone would overflow to −∞.
+    top = classes[0].count
+    weights = [math.exp(math.log(c.count / top) / temperature) for c in classes]
     z = math.fsum(w * c.size for w, c in zip(weights, classes, strict=True))
     kept = [ScaledClass(c.count, c.size, w / z) for w, c in zip(weights, classes, strict=True)]
 

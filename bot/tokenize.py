@@ -30,7 +30,7 @@ _TOKEN = re.compile(
 # Invisible characters used to dodge filters or flip text direction. The zero-width
 # joiner (U+200D) is kept: it glues emoji sequences such as families and flags together.
 _INVISIBLE = dict.fromkeys(
-    [0x200B, 0x200C, 0x2060, 0xFEFF, 0x00AD, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+    [0x200B, 0x200C, 0x200E, 0x200F, 0x061C, 0x2060, 0xFEFF, 0x00AD, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
 )
 
 
@@ -42,7 +42,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 def _clean(text: str) -> str:
     if text.isascii():
         return _CONTROL.sub(" ", text)
-    return _CONTROL.sub(" ", unicodedata.normalize("NFC", text).translate(_INVISIBLE))
+    # Invisibles go first: one sitting between a letter and its accent would otherwise
+    # stop NFC from composing them.
+    return _CONTROL.sub(" ", unicodedata.normalize("NFC", text.translate(_INVISIBLE)))
 
 
 def tokenize(text: str) -> list[str]:

@@ -202,13 +202,6 @@ def test_temperature_zero_is_exactly_one_candidate(counts: list[int]) -> None:
     assert greedy(scaled).prob == 1.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: validate_temperature accepts tiny positive temperatures such as 1e-320 "
-    "(parse_temperatures('1e-320') too), but scale() then computes ln p / T = -inf for the "
-    "top class and -inf - -inf = NaN: every probability is NaN",
-)
 @pytest.mark.parametrize("t", [1e-320, 5e-324])
 def test_tiny_positive_temperature_still_gives_a_distribution(t: float) -> None:
     assert validate_temperature(t) == t
@@ -370,11 +363,6 @@ def test_invalid_top_k(bad: object) -> None:
         validate_top_k(bad)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): validate_top_k(False) returns None ('off') because `top_k == 0` "
-    "is tested before the bool check, while True, and bools everywhere else, are rejected",
-)
 def test_top_k_false_is_rejected_like_true() -> None:
     with pytest.raises(InvalidOption):
         validate_top_k(False)

@@ -162,12 +162,6 @@ def test_zero_width_and_bidi_controls_are_removed(invisible: str) -> None:
     assert tokenize(f"{invisible}") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: the implicit bidi marks LRM U+200E, RLM U+200F and ALM U+061C (Unicode "
-    "Bidi_Control) are not stripped, so 'hel<RLM>lo' is a different token from 'hello'",
-)
 @pytest.mark.parametrize("mark", BIDI_MARKS)
 def test_bidi_marks_are_removed(mark: str) -> None:
     assert tokenize(f"hel{mark}lo") == ["hello"]
@@ -203,13 +197,6 @@ def test_control_characters_in_non_ascii_text_are_removed_too() -> None:
     assert tokens == ["caf\u00e9", "cr\u00e8me", "\u00fcber"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: invisible characters are removed AFTER NFC normalisation, so a zero-width "
-    "space between a letter and a combining accent leaves a decomposed (non-NFC) token "
-    "that is different from the composed one",
-)
 def test_removing_invisibles_keeps_tokens_nfc() -> None:
     tokens = tokenize("e\u200b\u0301")
     assert tokens == ["\u00e9"]
@@ -282,7 +269,7 @@ chat_text = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=6)),
 any_text = st.one_of(st.text(), chat_text)
 
 # Idempotence is fuzzed without backticks and invisible characters: both are known to break
-# it (see the two xfail tests below), and excluding them keeps this test meaningful for
+# it (see the xfail test below), and excluding them keeps this test meaningful for
 # everything else.
 _EXCLUDED = set("`") | set(ZERO_WIDTH) | set(BIDI_EXPLICIT) | {"\u00ad"}
 rejoinable_text = any_text.map(lambda s: "".join(ch for ch in s if ch not in _EXCLUDED))
@@ -328,12 +315,6 @@ def test_idempotent_with_backticks_on_separate_lines() -> None:
     assert tokenize(" ".join(tokens)) == tokens
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a zero-width space between a letter and a combining accent yields a "
-    "non-NFC token, which re-tokenizes to the composed form",
-)
 def test_idempotent_with_invisible_before_combining_mark() -> None:
     tokens = tokenize("e\u200b\u0301")
     assert tokenize(" ".join(tokens)) == tokens

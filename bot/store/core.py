@@ -12,7 +12,7 @@ Layout, and why:
   makes learning idempotent by message id.
 * ``transitions`` (context → next token → count, a context being 1 to ``order`` token
   ids packed as bytes) is the model. ``classes`` is kept in step with ``transitions`` by
-  triggers: per context, how many candidates share each count. Sampling and explanation
+  each batch: per context, how many candidates share each count. Sampling and explanation
   read classes, so their cost does not grow with the number of candidates.
 * ``anchors`` indexes every fifth 5-token window of each message. Any verbatim run of 10
   words from a message contains one whole anchor, so the originality check looks up a few
@@ -278,7 +278,10 @@ class Store:
                     fresh[m.id] = m
             if not fresh:
                 return LearnResult(0, duplicates, empty, 0)
-            ids = await self._intern(db, ns, {t for m in fresh.values() for t in m.tokens})
+            # First-seen order: ids break ties between equally frequent candidates, so they
+            # must not depend on hash order.
+            ordered = dict.fromkeys(t for m in fresh.values() for t in m.tokens)
+            ids = await self._intern(db, ns, list(ordered))
             sequences = {mid: [ids[t] for t in m.tokens] for mid, m in fresh.items()}
             await db.executemany(
                 "INSERT INTO messages (ns, id, author, channel, created, tokens) "
@@ -296,7 +299,7 @@ class Store:
         return LearnResult(len(fresh), duplicates, empty, sum(map(len, sequences.values())))
 
     async def _intern(
-        self, db: aiosqlite.Connection, ns: Namespace, tokens: set[str]
+        self, db: aiosqlite.Connection, ns: Namespace, tokens: list[str]
     ) -> dict[str, int]:
         """Vocabulary ids for ``tokens``, adding the new ones."""
         await db.execute("CREATE TEMP TABLE IF NOT EXISTS batch_tokens (token TEXT PRIMARY KEY)")
@@ -374,8 +377,14 @@ class Store:
             "ON CONFLICT (ns, ctx, next) DO UPDATE SET count = count + excluded.count",
             (ns.id,),
         )
+        # Classes emptied by the moves above (learning empties them too: the last
+        # candidate seen once becomes seen twice).
+        await db.execute(
+            "DELETE FROM classes WHERE ns = ?1 AND size <= 0 "
+            "AND ctx IN (SELECT DISTINCT ctx FROM temp.batch_grams)",
+            (ns.id,),
+        )
         if sign < 0:
-            await db.execute("DELETE FROM classes WHERE ns = ? AND size <= 0", (ns.id,))
             await db.executemany(
                 "DELETE FROM transitions WHERE ns = ? AND ctx = ? AND next = ? AND count <= 0",
                 [(ns.id, *r[:2]) for r in rows],
@@ -432,7 +441,6 @@ class Store:
         """Delete everything learned in a namespace (the namespace itself stays)."""
         async with self._transaction() as db:
             n = await _scalar(db, "SELECT COUNT(*) FROM messages WHERE ns = ?", ns.id)
-            # Classes first, so the delete trigger on transitions finds nothing to adjust.
             for table in ("classes", "transitions", "vocab", "messages", "anchors"):
                 await db.execute(f"DELETE FROM {table} WHERE ns = ?", (ns.id,))
         return int(n)

@@ -22,6 +22,10 @@ MIGRATIONS: tuple[str, ...] = (
         count INTEGER NOT NULL DEFAULT 0,
         UNIQUE (ns, token)
     );
+    -- Ids 1 and 2 are the start and end markers of every model (bot.model.BOS/EOS);
+    -- these rows, in no namespace, keep real words from ever being numbered 1 or 2.
+    INSERT INTO vocab (id, ns, token, folded, count) VALUES (1, 0, char(2), '', 0);
+    INSERT INTO vocab (id, ns, token, folded, count) VALUES (2, 0, char(3), '', 0);
     CREATE INDEX vocab_folded ON vocab (ns, folded, count);
     CREATE INDEX vocab_count ON vocab (ns, count);
     CREATE TABLE transitions (
@@ -56,6 +60,41 @@ MIGRATIONS: tuple[str, ...] = (
         msg INTEGER NOT NULL,
         PRIMARY KEY (ns, gram, msg)
     ) WITHOUT ROWID;
+    """,
+    # 2: what the Discord bot remembers about servers, channels and members
+    """
+    CREATE TABLE guilds (
+        id INTEGER PRIMARY KEY,
+        consent TEXT NOT NULL DEFAULT 'opt-in' CHECK (consent IN ('opt-in', 'opt-out')),
+        retention_days INTEGER,
+        removed_at REAL
+    );
+    CREATE TABLE channels (
+        guild INTEGER NOT NULL,
+        channel INTEGER NOT NULL,
+        listen INTEGER NOT NULL DEFAULT 0,
+        chatter REAL NOT NULL DEFAULT 0,
+        PRIMARY KEY (guild, channel)
+    ) WITHOUT ROWID;
+    CREATE TABLE members (
+        guild INTEGER NOT NULL,
+        user INTEGER NOT NULL,
+        consent TEXT NOT NULL CHECK (consent IN ('in', 'out')),
+        changed REAL NOT NULL,
+        PRIMARY KEY (guild, user)
+    ) WITHOUT ROWID;
+    CREATE TABLE backfills (
+        guild INTEGER NOT NULL,
+        channel INTEGER NOT NULL,
+        before INTEGER,
+        remaining INTEGER NOT NULL,
+        read INTEGER NOT NULL DEFAULT 0,
+        learned INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        done INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (guild, channel)
+    ) WITHOUT ROWID;
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

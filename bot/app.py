@@ -1,0 +1,170 @@
+"""The Discord application: the Bot subclass, its command tree and start-up.
+
+Discord-facing code lives in ``cogs/``; this module wires them to the store and turns
+start-up failures (no token, a rejected token, the Message Content intent switched off)
+into one clear line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import signal
+import sys
+import discord
+from discord.ext import commands
+
+from .settings import Settings
+from .store import Namespace, Store
+from .store.guilds import Guilds
+
+__all__ = ["EXTENSIONS", "MarkovBot", "run_bot"]
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = (
+    "cogs.learning",
+    "cogs.generation",
+    "cogs.explanation",
+    "cogs.admin",
+    "cogs.privacy",
+)
+_SYNC_KEY = "commands-hash"
+
+
+def intents() -> discord.Intents:
+    """Exactly what the bot needs: servers, their messages, and the text of those messages."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_messages = True
+    wanted.message_content = True
+    return wanted
+
+
+class MarkovBot(commands.Bot):
+    """Holds the store and settings; cogs reach both through the bot."""
+
+    store: Store
+    guild_config: Guilds
+
+    def __init__(self, settings: Settings, *, force_sync: bool = False) -> None:
+        from cogs.errors import MarkovTree
+
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents(),
+            allowed_mentions=discord.AllowedMentions.none(),
+            tree_cls=MarkovTree,
+            help_command=None,
+            max_ratelimit_timeout=60.0,
+        )
+        self.settings = settings
+        self.force_sync = force_sync
+        self._namespaces: dict[int, Namespace] = {}
+
+    async def setup_hook(self) -> None:
+        self.store = await Store.open(self.settings.db_path)
+        self.guild_config = Guilds(self.store)
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        await self.sync_commands(force=self.force_sync)
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """No prefix commands: the learning cog listens to messages instead."""
+
+    async def namespace(self, guild_id: int) -> Namespace:
+        """The model of one server (created on first use)."""
+        ns = self._namespaces.get(guild_id)
+        if ns is None:
+            ns = await self.store.namespace(f"guild:{guild_id}", self.settings.order)
+            self._namespaces[guild_id] = ns
+        return ns
+
+    def command_hash(self) -> str:
+        payload = [c.to_dict(self.tree) for c in self.tree.get_commands()]
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    async def sync_commands(self, force: bool = False) -> bool:
+        """Register the slash commands with Discord only when they changed.
+
+        Discord rate-limits command registration, so the hash of the last synced set is
+        kept in the database and compared on every start.
+        """
+        digest = self.command_hash()
+        guild = self.settings.dev_guild_id
+        key = f"{_SYNC_KEY}:{guild or 'global'}"
+        if not force and await self.guild_config.meta(key) == digest:
+            log.info("slash commands unchanged; not syncing")
+            return False
+        if guild:
+            target = discord.Object(id=guild)
+            self.tree.copy_global_to(guild=target)
+            synced = await self.tree.sync(guild=target)
+        else:
+            synced = await self.tree.sync()
+        await self.guild_config.set_meta(key, digest)
+        log.info("synced %d slash commands (%s)", len(synced), f"guild {guild}" if guild else "global")
+        return True
+
+    async def close(self) -> None:
+        """Stop listening, write what is pending, then close the database."""
+        for name in list(self.extensions):
+            try:
+                await self.unload_extension(name)
+            except Exception:
+                log.exception("unloading %s failed", name)
+        await super().close()
+        if hasattr(self, "store"):
+            await self.store.close()
+            log.info("database closed")
+
+
+def _fail(message: str) -> int:
+    print(f"markov-bot: {message}", file=sys.stderr)  # noqa: T201 - the one start-up line
+    return 1
+
+
+async def _run(bot: MarkovBot, token: str, sync_only: bool) -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stopping.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Windows
+            pass
+    async with bot:
+        if sync_only:
+            await bot.login(token)  # runs setup_hook, which syncs (forced)
+            return
+        runner = asyncio.create_task(bot.start(token))
+        waiter = asyncio.create_task(stopping.wait())
+        done, _ = await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if waiter in done:
+            log.info("signal received: shutting down")
+            await bot.close()
+        waiter.cancel()
+        await runner
+
+
+def run_bot(settings: Settings, sync_only: bool = False) -> int:
+    """Entry point of ``markov-bot run`` / ``python -m bot``; returns the exit status."""
+    if not settings.token:
+        return _fail("DISCORD_TOKEN is not set (put it in .env or the environment; see README).")
+    discord.utils.setup_logging(level=settings.log_level_number, root=True)
+    bot = MarkovBot(settings, force_sync=sync_only)
+    try:
+        asyncio.run(_run(bot, settings.token, sync_only))
+    except discord.LoginFailure:
+        return _fail("Discord rejected DISCORD_TOKEN (reset it in the Developer Portal → Bot).")
+    except discord.PrivilegedIntentsRequired:
+        return _fail(
+            "The Message Content intent is off: enable it in the Developer Portal → Bot → "
+            "Privileged Gateway Intents, then start again."
+        )
+    except KeyboardInterrupt:
+        pass
+    return 0
+

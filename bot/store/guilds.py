@@ -1,0 +1,210 @@
+"""What the Discord bot remembers about servers: listened channels, consent, backfills.
+
+Kept apart from the model tables in :mod:`bot.store.core` but on the same connections, so
+a purge or a "forget me" can change configuration and counts in one place.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .core import Store
+
+__all__ = ["Backfill", "ConsentMode", "GuildConfig", "Guilds", "MemberConsent"]
+
+ConsentMode = Literal["opt-in", "opt-out"]
+MemberConsent = Literal["in", "out"]
+
+
+@dataclass(frozen=True, slots=True)
+class GuildConfig:
+    id: int
+    consent: ConsentMode
+    retention_days: int | None
+    listened: frozenset[int]
+    chatter: dict[int, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Backfill:
+    guild: int
+    channel: int
+    before: int | None  # oldest message id read so far: the next page starts below it
+    remaining: int
+    read: int
+    learned: int
+    skipped: int
+    done: bool
+
+
+class Guilds:
+    """Per-server settings, on the store's connections."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def _rows(self, sql: str, *args: Any) -> list[Any]:
+        async with self._store._reader.execute(sql, args) as cur:
+            return list(await cur.fetchall())
+
+    async def config(self, guild: int) -> GuildConfig:
+        rows = await self._rows(
+            "SELECT consent, retention_days FROM guilds WHERE id = ?", guild
+        )
+        consent, retention = rows[0] if rows else ("opt-in", None)
+        channels = await self._rows(
+            "SELECT channel, listen, chatter FROM channels WHERE guild = ?", guild
+        )
+        return GuildConfig(
+            id=guild,
+            consent=consent,
+            retention_days=retention,
+            listened=frozenset(int(c) for c, listen, _ in channels if listen),
+            chatter={int(c): float(ch) for c, _, ch in channels if ch > 0},
+        )
+
+    async def _write(self, sql: str, *args: Any) -> None:
+        async with self._store._transaction() as db:
+            await db.execute("INSERT OR IGNORE INTO guilds (id) VALUES (?)", (args[-1],))
+            await db.execute(sql, args)
+
+    async def set_listening(self, guild: int, channel: int, listen: bool) -> None:
+        async with self._store._transaction() as db:
+            await db.execute("INSERT OR IGNORE INTO guilds (id) VALUES (?)", (guild,))
+            await db.execute(
+                "INSERT INTO channels (guild, channel, listen) VALUES (?, ?, ?) "
+                "ON CONFLICT (guild, channel) DO UPDATE SET listen = excluded.listen",
+                (guild, channel, int(listen)),
+            )
+
+    async def set_chatter(self, guild: int, channel: int, chance: float) -> None:
+        async with self._store._transaction() as db:
+            await db.execute("INSERT OR IGNORE INTO guilds (id) VALUES (?)", (guild,))
+            await db.execute(
+                "INSERT INTO channels (guild, channel, chatter) VALUES (?, ?, ?) "
+                "ON CONFLICT (guild, channel) DO UPDATE SET chatter = excluded.chatter",
+                (guild, channel, chance),
+            )
+
+    async def set_consent_mode(self, guild: int, mode: ConsentMode) -> None:
+        await self._write("UPDATE guilds SET consent = ? WHERE id = ?", mode, guild)
+
+    async def set_retention(self, guild: int, days: int | None) -> None:
+        await self._write("UPDATE guilds SET retention_days = ? WHERE id = ?", days, guild)
+
+    async def member_consent(self, guild: int) -> dict[int, MemberConsent]:
+        rows = await self._rows("SELECT user, consent FROM members WHERE guild = ?", guild)
+        return {int(u): c for u, c in rows}
+
+    async def set_member_consent(self, guild: int, user: int, consent: MemberConsent) -> None:
+        async with self._store._transaction() as db:
+            await db.execute(
+                "INSERT INTO members (guild, user, consent, changed) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (guild, user) DO UPDATE SET consent = excluded.consent, "
+                "changed = excluded.changed",
+                (guild, user, consent, time.time()),
+            )
+
+    async def forget_channel_config(self, guild: int, channel: int) -> None:
+        async with self._store._transaction() as db:
+            await db.execute("DELETE FROM channels WHERE guild = ? AND channel = ?", (guild, channel))
+            await db.execute(
+                "DELETE FROM backfills WHERE guild = ? AND channel = ?", (guild, channel)
+            )
+
+    async def mark_removed(self, guild: int, removed: bool) -> None:
+        await self._write(
+            "UPDATE guilds SET removed_at = ? WHERE id = ?", time.time() if removed else None, guild
+        )
+
+    async def removed_before(self, timestamp: float) -> list[int]:
+        rows = await self._rows(
+            "SELECT id FROM guilds WHERE removed_at IS NOT NULL AND removed_at < ?", timestamp
+        )
+        return [int(r[0]) for r in rows]
+
+    async def delete_guild(self, guild: int) -> None:
+        """Forget a server's configuration entirely (its model is purged separately)."""
+        async with self._store._transaction() as db:
+            for table, column in (
+                ("channels", "guild"),
+                ("members", "guild"),
+                ("backfills", "guild"),
+                ("guilds", "id"),
+            ):
+                await db.execute(f"DELETE FROM {table} WHERE {column} = ?", (guild,))
+
+    async def with_retention(self) -> list[tuple[int, int]]:
+        rows = await self._rows(
+            "SELECT id, retention_days FROM guilds WHERE retention_days IS NOT NULL "
+            "AND removed_at IS NULL"
+        )
+        return [(int(g), int(d)) for g, d in rows]
+
+    # ------------------------------------------------------------------ backfill progress
+
+    async def start_backfill(self, guild: int, channel: int, limit: int) -> Backfill:
+        """Begin, or resume where it stopped, the backfill of one channel."""
+        async with self._store._transaction() as db:
+            await db.execute(
+                "INSERT INTO backfills (guild, channel, before, remaining) VALUES (?, ?, NULL, ?) "
+                "ON CONFLICT (guild, channel) DO UPDATE SET "
+                "remaining = CASE WHEN done THEN excluded.remaining ELSE remaining END, "
+                "before = CASE WHEN done THEN NULL ELSE before END, "
+                "read = CASE WHEN done THEN 0 ELSE read END, "
+                "learned = CASE WHEN done THEN 0 ELSE learned END, "
+                "skipped = CASE WHEN done THEN 0 ELSE skipped END, done = 0",
+                (guild, channel, limit),
+            )
+        backfill = await self.backfill(guild, channel)
+        assert backfill is not None
+        return backfill
+
+    async def backfill(self, guild: int, channel: int) -> Backfill | None:
+        rows = await self._rows(
+            "SELECT guild, channel, before, remaining, read, learned, skipped, done "
+            "FROM backfills WHERE guild = ? AND channel = ?",
+            guild,
+            channel,
+        )
+        return _backfill(rows[0]) if rows else None
+
+    async def unfinished_backfills(self) -> list[Backfill]:
+        rows = await self._rows(
+            "SELECT guild, channel, before, remaining, read, learned, skipped, done "
+            "FROM backfills WHERE done = 0"
+        )
+        return [_backfill(r) for r in rows]
+
+    async def save_backfill(self, b: Backfill) -> None:
+        async with self._store._transaction() as db:
+            await db.execute(
+                "UPDATE backfills SET before = ?, remaining = ?, read = ?, learned = ?, "
+                "skipped = ?, done = ? WHERE guild = ? AND channel = ?",
+                (b.before, b.remaining, b.read, b.learned, b.skipped, int(b.done), b.guild, b.channel),
+            )
+
+    # ------------------------------------------------------------------ meta
+
+    async def meta(self, key: str) -> str | None:
+        rows = await self._rows("SELECT value FROM meta WHERE key = ?", key)
+        return str(rows[0][0]) if rows else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async with self._store._transaction() as db:
+            await db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+
+def _backfill(row: Any) -> Backfill:
+    g, c, before, remaining, read, learned, skipped, done = row
+    return Backfill(
+        int(g), int(c), None if before is None else int(before), int(remaining),
+        int(read), int(learned), int(skipped), bool(done),
+    )

@@ -1,0 +1,80 @@
+"""One error handler for every slash command: a short answer, never silence.
+
+Errors a member can fix (a bad option, an unknown word, no permission, a cooldown) get one
+ephemeral sentence saying what to do; anything unexpected is logged with its context and
+answered with an apology, so no interaction is ever left "not responding".
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+
+from bot.model import EmptyModel, UnknownStart
+from bot.sampling import InvalidOption
+
+__all__ = ["MarkovTree", "UserFacingError", "answer"]
+
+log = logging.getLogger(__name__)
+
+
+class UserFacingError(app_commands.AppCommandError):
+    """Raised by cogs with a message meant for the member who ran the command."""
+
+
+async def answer(
+    interaction: discord.Interaction, content: str, *, ephemeral: bool = True
+) -> None:
+    """Reply whether or not the interaction was already answered or deferred."""
+    content = content[:2000]
+    if interaction.response.is_done():
+        await interaction.followup.send(content, ephemeral=ephemeral)
+    else:
+        await interaction.response.send_message(content, ephemeral=ephemeral)
+
+
+def explain_error(error: BaseException) -> str | None:
+    """The sentence for an error the user can act on, or None if it is our fault."""
+    if isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    match error:
+        case UserFacingError() | InvalidOption() | UnknownStart():
+            return str(error)
+        case EmptyModel():
+            return (
+                "I haven't learned anything here yet. An admin can enable learning with "
+                "`/markov-admin listen`, or try a bundled corpus with the `corpus` option."
+            )
+        case app_commands.CommandOnCooldown():
+            return f"Slow down a little: try again in {error.retry_after:.0f} s."
+        case app_commands.MissingPermissions():
+            return "You need the Manage Server permission for that."
+        case app_commands.NoPrivateMessage():
+            return "This command works in servers, not in direct messages."
+        case app_commands.TransformerError() | app_commands.CheckFailure():
+            return str(error) or "That option isn't valid."
+    return None
+
+
+class MarkovTree(app_commands.CommandTree[discord.Client]):
+    async def on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        message = explain_error(error)
+        if message is None:
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error(
+                "/%s failed (guild %s, channel %s, user %s)",
+                command,
+                interaction.guild_id,
+                interaction.channel_id,
+                interaction.user.id,
+                exc_info=error,
+            )
+            message = "Sorry, something went wrong on my side. It has been logged."
+        try:
+            await answer(interaction, message)
+        except discord.HTTPException:
+            log.warning("could not send the error reply for interaction %s", interaction.id)

@@ -1,0 +1,197 @@
+"""/markov, /markov-compare and /markov-stats: generated text a class can reproduce."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.explain import Generation
+from bot.generate import DEFAULT_TEMPERATURES, Options, compare, generate, parse_temperatures
+from bot.present import shorten, temperature_label, trace_lines
+from bot.sampling import MAX_LENGTH, MAX_TEMPERATURE, MAX_TOP_K
+
+from .common import CORPUS_CHOICES, inert, model_for
+
+if TYPE_CHECKING:
+    from bot.app import MarkovBot
+
+__all__ = ["Generation", "GenerationCog", "vocabulary_autocomplete"]
+
+EMBED_DESCRIPTION = 4096
+Temperature = app_commands.Range[float, 0.0, MAX_TEMPERATURE]
+
+
+def footer(g: Generation, source: str) -> str:
+    cut = "".join(
+        [f", top-k {g.top_k}" if g.top_k else "", f", top-p {g.top_p:g}" if g.top_p else ""]
+    )
+    return (
+        f"T = {temperature_label(g.temperature)} · seed {g.seed} · context {g.order} "
+        f"word{'s' if g.order > 1 else ''}{cut} · {source}"
+    )
+
+
+def ansi_trace(g: Generation) -> str:
+    """The trace as an ``ansi`` block: likely words green, unlikely ones red."""
+    lines = []
+    for line, step in zip(trace_lines(g), g.steps, strict=False):
+        colour = 32 if step.prob >= 0.3 else 33 if step.prob >= 0.05 else 31
+        lines.append(f"\u001b[{colour}m{line}\u001b[0m")
+    lines.append(trace_lines(g)[-1])
+    return "```ansi\n" + inert("\n".join(lines), 3900) + "\n```"
+
+
+async def vocabulary_autocomplete(
+    interaction: discord.Interaction, current: str
+) -> list[app_commands.Choice[str]]:
+    """This server's (or the chosen corpus's) words starting with what was typed."""
+    bot: MarkovBot = interaction.client  # type: ignore[assignment]
+    if interaction.guild_id is None:
+        return []
+    corpus = getattr(interaction.namespace, "corpus", None)
+    words = current.split()
+    prefix = words[-1] if words and not current.endswith(" ") else ""
+    head = current[: len(current) - len(prefix)]
+    if corpus:
+        from bot.corpora import CORPORA
+        from bot.importing import CORPUS_PREFIX
+
+        if corpus not in CORPORA:
+            return []
+        ns = await bot.store.namespace(CORPUS_PREFIX + corpus)
+    else:
+        ns = await bot.namespace(interaction.guild_id)
+    found = await bot.store.autocomplete(ns, prefix, 25)
+    return [
+        app_commands.Choice(name=shorten(head + w, 100), value=shorten(head + w, 100))
+        for w in found
+    ]
+
+
+class GenerationCog(commands.Cog, name="Generation"):
+    def __init__(self, bot: MarkovBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="markov", description="Generate text that sounds like this server")
+    @app_commands.describe(
+        start="Words to start from (learned words only)",
+        temp="Temperature: 0 = always the likeliest word, 1 = as learned, higher = wilder",
+        length=f"Maximum number of words (1–{MAX_LENGTH})",
+        seed="Repeat an earlier result exactly by giving its seed",
+        user="Imitate one member (if they opted in)",
+        channel="Use only one channel's messages",
+        top_k="Keep only the K likeliest next words (0 = off)",
+        top_p="Keep the likeliest words up to this total probability (1 = off)",
+        show_work="Show each word's probability and rank",
+        corpus="Use a bundled public-domain corpus instead of this server",
+    )
+    @app_commands.autocomplete(start=vocabulary_autocomplete)
+    @app_commands.choices(corpus=CORPUS_CHOICES)
+    @app_commands.guild_only()
+    @app_commands.checks.cooldown(5, 10.0, key=lambda i: (i.guild_id, i.user.id))
+    async def markov(
+        self,
+        interaction: discord.Interaction,
+        start: app_commands.Range[str, 1, 200] | None = None,
+        temp: Temperature = 1.0,
+        length: app_commands.Range[int, 1, MAX_LENGTH] = 30,
+        seed: app_commands.Range[int, 0, 2**53] | None = None,
+        user: discord.Member | None = None,
+        channel: discord.TextChannel | None = None,
+        top_k: app_commands.Range[int, 0, MAX_TOP_K] | None = None,
+        top_p: app_commands.Range[float, 0.01, 1.0] | None = None,
+        show_work: bool = False,
+        corpus: str | None = None,
+    ) -> None:
+        await interaction.response.defer(thinking=True)
+        model, source = await model_for(
+            self.bot, interaction, corpus=corpus, user=user, channel=channel
+        )
+        options = Options(
+            temperature=temp, length=length, seed=seed, top_k=top_k, top_p=top_p
+        )
+        g = await generate(model, start, options)
+        embed = discord.Embed(description=inert(g.text, 1000) or "…", colour=0x5865F2)
+        embed.set_footer(text=footer(g, source))
+        if show_work:
+            embed.add_field(
+                name=f"How likely each word was (perplexity {g.perplexity:.2f})",
+                value=shorten(ansi_trace(g), 1024) if len(ansi_trace(g)) <= 1024 else
+                "```\n" + inert("\n".join(trace_lines(g)[-1:]), 1000) + "\n```",
+                inline=False,
+            )
+            if len(ansi_trace(g)) > 1024:
+                embed.description = shorten(
+                    (embed.description or "") + "\n" + ansi_trace(g), EMBED_DESCRIPTION
+                )
+        await interaction.followup.send(embed=embed)
+
+    @app_commands.command(
+        name="markov-compare", description="The same start and seed at several temperatures"
+    )
+    @app_commands.describe(
+        start="Words to start from",
+        temps="Temperatures separated by commas (default 0.1,0.5,1)",
+        seed="The seed shared by every temperature",
+        corpus="Use a bundled public-domain corpus instead of this server",
+    )
+    @app_commands.autocomplete(start=vocabulary_autocomplete)
+    @app_commands.choices(corpus=CORPUS_CHOICES)
+    @app_commands.guild_only()
+    @app_commands.checks.cooldown(3, 10.0, key=lambda i: (i.guild_id, i.user.id))
+    async def markov_compare(
+        self,
+        interaction: discord.Interaction,
+        start: app_commands.Range[str, 1, 200] | None = None,
+        temps: app_commands.Range[str, 1, 100] = ",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES),
+        seed: app_commands.Range[int, 0, 2**53] | None = None,
+        corpus: str | None = None,
+    ) -> None:
+        temperatures = parse_temperatures(temps)
+        await interaction.response.defer(thinking=True)
+        model, source = await model_for(self.bot, interaction, corpus=corpus)
+        results = await compare(model, start, temperatures, Options(seed=seed))
+        embed = discord.Embed(title="Same start, same seed, different temperature", colour=0x5865F2)
+        for g in results:
+            embed.add_field(
+                name=f"T = {temperature_label(g.temperature)} · perplexity {g.perplexity:.2f}",
+                value=inert(g.text, 1024) or "…",
+                inline=False,
+            )
+        embed.set_footer(text=f"seed {results[0].seed} · {source}")
+        await interaction.followup.send(embed=embed)
+
+    @app_commands.command(name="markov-stats", description="What I have learned in this server")
+    @app_commands.guild_only()
+    async def markov_stats(self, interaction: discord.Interaction) -> None:
+        assert interaction.guild_id is not None
+        ns = await self.bot.namespace(interaction.guild_id)
+        s = await self.bot.store.stats(ns)
+        embed = discord.Embed(title="What I have learned here", colour=0x5865F2)
+        embed.add_field(name="Messages", value=f"{s.messages:,}")
+        embed.add_field(name="Words", value=f"{s.tokens:,} ({s.vocabulary:,} different)")
+        embed.add_field(name="Members", value=f"{s.authors:,}")
+        embed.add_field(name="Context", value=f"up to {s.order} words")
+        embed.add_field(name="Database", value=f"{s.database_bytes / 1e6:.1f} MB")
+        if s.top_words:
+            embed.add_field(
+                name="Top words",
+                value=inert(", ".join(f"{w} ({c:,})" for w, c in s.top_words), 1024),
+                inline=False,
+            )
+        if s.channels:
+            embed.add_field(
+                name="Channels",
+                value=shorten(
+                    "\n".join(f"<#{c}>: {n:,}" for c, n in s.channels if c is not None), 1024
+                ) or "—",
+                inline=False,
+            )
+        await interaction.response.send_message(embed=embed)
+
+
+async def setup(bot: MarkovBot) -> None:
+    await bot.add_cog(GenerationCog(bot))

@@ -1,0 +1,330 @@
+"""Learning from channels: new messages, edits, deletes, backfill, and replies when mentioned.
+
+Only channels an admin enabled are read, and only messages of members who consented.
+New messages are queued and written in batches (one transaction per second at most), so a
+busy server costs a few writes a second, not one per message. Edits and deletes use the
+raw gateway events, which arrive whether or not discord.py still caches the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord.ext import commands, tasks
+
+from bot.generate import Options, generate
+from bot.model import EmptyModel
+from bot.store import Incoming
+from bot.store.guilds import Backfill, GuildConfig, MemberConsent
+from bot.tokenize import tokenize
+
+from .common import inert
+
+if TYPE_CHECKING:
+    from bot.app import MarkovBot
+
+__all__ = ["Learning"]
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 1.0
+FLUSH_MESSAGES = 500
+REPLY_COOLDOWN = 5.0  # seconds between mention replies in one channel
+CHATTER_COOLDOWN = 60.0  # seconds between unprompted messages in one channel
+PROGRESS_EVERY = 3.0  # seconds between backfill progress edits
+_LEARNABLE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+
+
+@dataclass(slots=True)
+class _Guild:
+    config: GuildConfig
+    consent: dict[int, MemberConsent]
+
+
+def parent_channel_id(channel: Any) -> int:
+    """Threads count as their parent channel: listening to #x includes its threads."""
+    if isinstance(channel, discord.Thread) and channel.parent_id:
+        return channel.parent_id
+    return int(channel.id)
+
+
+class Learning(commands.Cog):
+    def __init__(self, bot: MarkovBot) -> None:
+        self.bot = bot
+        self._guilds: dict[int, _Guild] = {}
+        self._pending: dict[int, dict[int, Incoming]] = {}
+        self._flush_lock = asyncio.Lock()
+        self._last_reply: dict[int, float] = {}
+        self._backfills: dict[tuple[int, int], asyncio.Task[Backfill]] = {}
+
+    async def cog_load(self) -> None:
+        self.flusher.start()
+        self.housekeeping.start()
+        for b in await self.bot.guild_config.unfinished_backfills():
+            log.info("resuming backfill of channel %s in guild %s", b.channel, b.guild)
+            self.start_backfill(b.guild, b.channel, b.remaining, progress=None)
+
+    async def cog_unload(self) -> None:
+        self.flusher.cancel()
+        self.housekeeping.cancel()
+        for task in self._backfills.values():
+            task.cancel()
+        for task in self._backfills.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.flush()
+
+    # ------------------------------------------------------------------ state
+
+    async def guild(self, guild_id: int) -> _Guild:
+        state = self._guilds.get(guild_id)
+        if state is None:
+            state = _Guild(
+                await self.bot.guild_config.config(guild_id),
+                await self.bot.guild_config.member_consent(guild_id),
+            )
+            self._guilds[guild_id] = state
+        return state
+
+    def invalidate(self, guild_id: int) -> None:
+        """Called after a setting changed, so the next message reads it afresh."""
+        self._guilds.pop(guild_id, None)
+
+    def consents(self, state: _Guild, user_id: int) -> bool:
+        choice = state.consent.get(user_id)
+        if state.config.consent == "opt-out":
+            return choice != "out"
+        return choice == "in"
+
+    async def eligible(self, message: discord.Message) -> bool:
+        if message.guild is None or message.author.bot or message.webhook_id is not None:
+            return False
+        if message.type not in _LEARNABLE_TYPES or message.interaction_metadata is not None:
+            return False
+        state = await self.guild(message.guild.id)
+        if parent_channel_id(message.channel) not in state.config.listened:
+            return False
+        return self.consents(state, message.author.id)
+
+    # ------------------------------------------------------------------ live messages
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if await self.eligible(message):
+            self.queue(message)
+        if message.guild is None or message.author.bot:
+            return
+        assert self.bot.user is not None
+        if self.bot.user.mentioned_in(message) and not message.mention_everyone:
+            await self._speak(message, REPLY_COOLDOWN, reply=True)
+        else:
+            state = await self.guild(message.guild.id)
+            chance = state.config.chatter.get(parent_channel_id(message.channel), 0.0)
+            if chance and random.random() < chance:
+                await self._speak(message, CHATTER_COOLDOWN, reply=False)
+
+    def queue(self, message: discord.Message) -> None:
+        assert message.guild is not None
+        tokens = tokenize(message.content)
+        if not tokens:
+            return
+        pending = self._pending.setdefault(message.guild.id, {})
+        pending[message.id] = Incoming(
+            id=message.id,
+            tokens=tokens,
+            author=message.author.id,
+            channel=parent_channel_id(message.channel),
+            created=message.created_at.timestamp(),
+        )
+        if sum(map(len, self._pending.values())) >= FLUSH_MESSAGES:
+            asyncio.get_running_loop().create_task(self.flush())
+
+    async def flush(self) -> int:
+        """Write every queued message; one transaction per server."""
+        async with self._flush_lock:
+            pending, self._pending = self._pending, {}
+            learned = 0
+            for guild_id, messages in pending.items():
+                ns = await self.bot.namespace(guild_id)
+                try:
+                    result = await self.bot.store.learn(ns, list(messages.values()))
+                except Exception:
+                    log.exception("learning %d messages in guild %s failed; will retry",
+                                  len(messages), guild_id)
+                    for mid, m in messages.items():
+                        self._pending.setdefault(guild_id, {}).setdefault(mid, m)
+                    continue
+                learned += result.learned
+            return learned
+
+    @tasks.loop(seconds=FLUSH_SECONDS)
+    async def flusher(self) -> None:
+        await self.flush()
+
+    async def _speak(self, message: discord.Message, cooldown: float, reply: bool) -> None:
+        assert message.guild is not None
+        now = time.monotonic()
+        if now - self._last_reply.get(message.channel.id, -cooldown) < cooldown:
+            return
+        self._last_reply[message.channel.id] = now
+        try:
+            ns = await self.bot.namespace(message.guild.id)
+            g = await generate(self.bot.store.reader(ns), None, Options(temperature=0.8))
+        except EmptyModel:
+            return
+        text = inert(g.text) or "…"
+        if reply:
+            await message.reply(text, mention_author=False)
+        else:
+            await message.channel.send(text)
+
+    # ------------------------------------------------------------------ edits and deletes
+
+    async def _forget(self, guild_id: int, ids: list[int]) -> None:
+        pending = self._pending.get(guild_id, {})
+        for mid in ids:
+            pending.pop(mid, None)
+        ns = await self.bot.namespace(guild_id)
+        async with self._flush_lock:
+            await self.bot.store.forget(ns, ids)
+
+    @commands.Cog.listener()
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        if payload.guild_id is not None:
+            await self._forget(payload.guild_id, [payload.message_id])
+
+    @commands.Cog.listener()
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        if payload.guild_id is not None:
+            await self._forget(payload.guild_id, list(payload.message_ids))
+
+    @commands.Cog.listener()
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        """An edit replaces the message's old contribution with the new text."""
+        if payload.guild_id is None or "content" not in payload.data:
+            return
+        await self._forget(payload.guild_id, [payload.message_id])
+        if await self.eligible(payload.message):
+            self.queue(payload.message)
+
+    @commands.Cog.listener()
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        ns = await self.bot.namespace(channel.guild.id)
+        async with self._flush_lock:
+            n = await self.bot.store.forget_channel(ns, channel.id)
+        await self.bot.guild_config.forget_channel_config(channel.guild.id, channel.id)
+        self.invalidate(channel.guild.id)
+        log.info("channel %s deleted: forgot %d messages", channel.id, n)
+
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        await self.bot.guild_config.mark_removed(guild.id, True)
+        log.info(
+            "removed from guild %s: its data will be deleted in %d days",
+            guild.id,
+            self.bot.settings.removed_guild_grace_days,
+        )
+
+    @commands.Cog.listener()
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        await self.bot.guild_config.mark_removed(guild.id, False)
+
+    @tasks.loop(hours=1)
+    async def housekeeping(self) -> None:
+        """Retention: forget messages past a server's limit; delete servers long gone."""
+        grace = self.bot.settings.removed_guild_grace_days * 86400
+        for guild_id in await self.bot.guild_config.removed_before(time.time() - grace):
+            ns = await self.bot.namespace(guild_id)
+            await self.bot.store.purge(ns)
+            await self.bot.guild_config.delete_guild(guild_id)
+            log.info("deleted the data of guild %s after the grace period", guild_id)
+        for guild_id, days in await self.bot.guild_config.with_retention():
+            ns = await self.bot.namespace(guild_id)
+            n = await self.bot.store.forget_older_than(ns, time.time() - days * 86400)
+            if n:
+                log.info("retention: forgot %d messages older than %d days in %s", n, days, guild_id)
+
+    # ------------------------------------------------------------------ backfill
+
+    def start_backfill(
+        self,
+        guild_id: int,
+        channel_id: int,
+        limit: int,
+        progress: Callable[[Backfill, float], Awaitable[None]] | None,
+    ) -> asyncio.Task[Backfill]:
+        key = (guild_id, channel_id)
+        running = self._backfills.get(key)
+        if running is not None and not running.done():
+            return running
+        task = asyncio.get_running_loop().create_task(
+            self._backfill(guild_id, channel_id, limit, progress)
+        )
+        self._backfills[key] = task
+        return task
+
+    async def _backfill(
+        self,
+        guild_id: int,
+        channel_id: int,
+        limit: int,
+        progress: Callable[[Backfill, float], Awaitable[None]] | None,
+    ) -> Backfill:
+        """Read history newest to oldest, 100 messages a page; the position is saved after
+        every page, so a restart resumes below the last page read."""
+        await self.bot.wait_until_ready()  # a resumed backfill starts before the gateway
+        config = self.bot.guild_config
+        b = await config.start_backfill(guild_id, channel_id, limit)
+        channel = self.bot.get_channel(channel_id)
+        if not isinstance(channel, discord.TextChannel | discord.Thread):
+            b = replace(b, done=True)
+            await config.save_backfill(b)
+            return b
+        ns = await self.bot.namespace(guild_id)
+        started = time.monotonic()
+        last_report = 0.0
+        while b.remaining > 0:
+            before = discord.Object(id=b.before) if b.before else None
+            page = [m async for m in channel.history(limit=min(100, b.remaining), before=before)]
+            if not page:
+                break
+            batch = []
+            for m in page:
+                if await self.eligible(m):
+                    tokens = tokenize(m.content)
+                    if tokens:
+                        batch.append(
+                            Incoming(m.id, tokens, m.author.id, parent_channel_id(m.channel),
+                                     m.created_at.timestamp())
+                        )
+            result = await self.bot.store.learn(ns, batch)
+            b = replace(
+                b,
+                before=min(m.id for m in page),
+                remaining=b.remaining - len(page),
+                read=b.read + len(page),
+                learned=b.learned + result.learned,
+                skipped=b.skipped + len(page) - result.learned,
+            )
+            await config.save_backfill(b)
+            if progress and time.monotonic() - last_report >= PROGRESS_EVERY:
+                last_report = time.monotonic()
+                await progress(b, b.read / max(1e-9, last_report - started))
+        b = replace(b, done=True)
+        await config.save_backfill(b)
+        if progress:
+            await progress(b, b.read / max(1e-9, time.monotonic() - started))
+        log.info("backfill of %s done: read %d, learned %d", channel_id, b.read, b.learned)
+        return b
+
+
+async def setup(bot: MarkovBot) -> None:
+    await bot.add_cog(Learning(bot))
