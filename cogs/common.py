@@ -77,11 +77,11 @@ async def model_for(
     if user is None and channel is None:
         return bot.store.reader(ns), "this server"
     if user is not None:
+        from .learning import Learning
+
         consents = await bot.guild_config.member_consent(interaction.guild_id)
         config = await bot.guild_config.config(interaction.guild_id)
-        state = consents.get(user.id)
-        allowed = state == "in" or (config.consent == "opt-out" and state != "out")
-        if not allowed:
+        if not Learning.consents_for(config.consent, consents.get(user.id)):
             raise UserFacingError(
                 f"{user.display_name} hasn't agreed to be imitated "
                 "(they can use `/markov-privacy optin`)."

@@ -98,11 +98,12 @@ class Learning(commands.Cog):
         """Called after a setting changed, so the next message reads it afresh."""
         self._guilds.pop(guild_id, None)
 
+    @staticmethod
+    def consents_for(mode: str, choice: str | None) -> bool:
+        return choice != "out" if mode == "opt-out" else choice == "in"
+
     def consents(self, state: _Guild, user_id: int) -> bool:
-        choice = state.consent.get(user_id)
-        if state.config.consent == "opt-out":
-            return choice != "out"
-        return choice == "in"
+        return self.consents_for(state.config.consent, state.consent.get(user_id))
 
     async def eligible(self, message: discord.Message) -> bool:
         if message.guild is None or message.author.bot or message.webhook_id is not None:

@@ -450,6 +450,11 @@ class Store:
     async def is_empty(self, ns: Namespace) -> bool:
         return await self._one("SELECT 1 FROM messages WHERE ns = ? LIMIT 1", ns.id) is None
 
+    async def author_messages(self, ns: Namespace, author: int) -> int:
+        """How many of one member's messages are stored (for their privacy status)."""
+        sql = "SELECT COUNT(*) FROM messages WHERE ns = ? AND author = ?"
+        return int(await self._one(sql, ns.id, author))
+
     async def known_messages(self, ns: Namespace, ids: Sequence[int]) -> set[int]:
         known: set[int] = set()
         for part in _chunks(list(ids)):

@@ -1,0 +1,227 @@
+"""/markov-admin: where the bot learns, consent mode, backfill, chatter, retention, purge.
+
+Every subcommand checks Manage Server itself: Discord's default permissions only hide the
+command in the client and are not applied to subcommands.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.store.guilds import Backfill
+
+from .common import require_admin
+from .errors import UserFacingError
+
+if TYPE_CHECKING:
+    from bot.app import MarkovBot
+
+    from .learning import Learning
+
+__all__ = ["AdminCog"]
+
+log = logging.getLogger(__name__)
+
+MAX_BACKFILL = 100_000
+TextLike = discord.TextChannel
+
+
+class PurgeConfirm(discord.ui.View):
+    """A second click, by the same admin, before everything is deleted."""
+
+    def __init__(self, cog: AdminCog, owner: int) -> None:
+        super().__init__(timeout=60)
+        self.cog = cog
+        self.owner = owner
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id != self.owner:
+            await interaction.response.send_message("This isn't your confirmation.", ephemeral=True)
+            return False
+        require_admin(interaction)
+        return True
+
+    @discord.ui.button(label="Delete everything learned here", style=discord.ButtonStyle.danger)
+    async def confirm(self, interaction: discord.Interaction, _: discord.ui.Button[PurgeConfirm]) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer()
+        n = await self.cog.purge(interaction.guild_id)
+        self.stop()
+        await interaction.edit_original_response(
+            content=f"Done: forgot {n:,} messages. Learning settings are unchanged.", view=None
+        )
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(self, interaction: discord.Interaction, _: discord.ui.Button[PurgeConfirm]) -> None:
+        self.stop()
+        await interaction.response.edit_message(content="Cancelled: nothing was deleted.", view=None)
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class AdminCog(commands.GroupCog, group_name="markov-admin"):
+    """Server settings for the Markov bot (Manage Server)."""
+
+    def __init__(self, bot: MarkovBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        require_admin(interaction)
+        return True
+
+    @property
+    def learning(self) -> Learning:
+        cog = self.bot.get_cog("Learning")
+        assert cog is not None
+        return cog  # type: ignore[return-value]
+
+    def _guild(self, interaction: discord.Interaction) -> int:
+        assert interaction.guild_id is not None
+        return interaction.guild_id
+
+    @app_commands.command(name="listen", description="Learn from new messages in a channel")
+    @app_commands.describe(channel="The channel (its threads are included)")
+    async def listen(self, interaction: discord.Interaction, channel: TextLike) -> None:
+        guild = self._guild(interaction)
+        await self.bot.guild_config.set_listening(guild, channel.id, True)
+        self.learning.invalidate(guild)
+        config = await self.bot.guild_config.config(guild)
+        await interaction.response.send_message(
+            f"Listening in {channel.mention}. Consent mode is **{config.consent}**"
+            + (
+                ": members' messages are learned only after `/markov-privacy optin`."
+                if config.consent == "opt-in"
+                else ": members can stop it with `/markov-privacy optout`."
+            ),
+            ephemeral=True,
+        )
+
+    @app_commands.command(name="ignore", description="Stop learning in a channel")
+    @app_commands.describe(
+        channel="The channel", forget="Also forget what was learned there already"
+    )
+    async def ignore(
+        self, interaction: discord.Interaction, channel: TextLike, forget: bool = False
+    ) -> None:
+        guild = self._guild(interaction)
+        await self.bot.guild_config.set_listening(guild, channel.id, False)
+        self.learning.invalidate(guild)
+        note = ""
+        if forget:
+            ns = await self.bot.namespace(guild)
+            n = await self.bot.store.forget_channel(ns, channel.id)
+            note = f" Forgot {n:,} messages learned there."
+        await interaction.response.send_message(
+            f"No longer learning in {channel.mention}.{note}", ephemeral=True
+        )
+
+    @app_commands.command(name="status", description="Where I learn, consent mode and counts")
+    async def status(self, interaction: discord.Interaction) -> None:
+        guild = self._guild(interaction)
+        config = await self.bot.guild_config.config(guild)
+        consents = await self.bot.guild_config.member_consent(guild)
+        stats = await self.bot.store.stats(await self.bot.namespace(guild))
+        channels = ", ".join(f"<#{c}>" for c in sorted(config.listened)) or "none yet"
+        chatter = ", ".join(f"<#{c}> {p:.0%}" for c, p in config.chatter.items()) or "off"
+        retention = f"{config.retention_days} days" if config.retention_days else "keep"
+        await interaction.response.send_message(
+            f"**Listening in:** {channels}\n"
+            f"**Consent mode:** {config.consent} "
+            f"({sum(v == 'in' for v in consents.values())} opted in, "
+            f"{sum(v == 'out' for v in consents.values())} opted out)\n"
+            f"**Learned:** {stats.messages:,} messages, {stats.tokens:,} words\n"
+            f"**Chatter:** {chatter} · **Retention:** {retention}",
+            ephemeral=True,
+        )
+
+    @app_commands.command(name="consent", description="Whose messages may be learned")
+    @app_commands.describe(
+        mode="opt-in: only members who ran /markov-privacy optin; opt-out: all but those who opted out"
+    )
+    async def consent(
+        self, interaction: discord.Interaction, mode: Literal["opt-in", "opt-out"]
+    ) -> None:
+        guild = self._guild(interaction)
+        await self.bot.guild_config.set_consent_mode(guild, mode)
+        self.learning.invalidate(guild)
+        await interaction.response.send_message(f"Consent mode is now **{mode}**.", ephemeral=True)
+
+    @app_commands.command(name="chatter", description="Let me speak up unprompted in a channel")
+    @app_commands.describe(channel="The channel", chance="Chance per message, 0 to turn off")
+    async def chatter(
+        self,
+        interaction: discord.Interaction,
+        channel: TextLike,
+        chance: app_commands.Range[float, 0.0, 0.2],
+    ) -> None:
+        guild = self._guild(interaction)
+        await self.bot.guild_config.set_chatter(guild, channel.id, chance)
+        self.learning.invalidate(guild)
+        text = "off" if chance == 0 else f"{chance:.0%} of messages (at most once a minute)"
+        await interaction.response.send_message(
+            f"Chatter in {channel.mention}: {text}.", ephemeral=True
+        )
+
+    @app_commands.command(name="retention", description="Forget messages older than N days")
+    @app_commands.describe(days="Days to keep (0 = keep everything)")
+    async def retention(
+        self, interaction: discord.Interaction, days: app_commands.Range[int, 0, 3650]
+    ) -> None:
+        guild = self._guild(interaction)
+        await self.bot.guild_config.set_retention(guild, days or None)
+        note = "Messages are kept." if not days else f"Messages older than {days} days are forgotten hourly."
+        await interaction.response.send_message(note, ephemeral=True)
+
+    @app_commands.command(name="backfill", description="Learn a channel's existing history")
+    @app_commands.describe(channel="The channel (must be listened)", limit="Messages to read")
+    async def backfill(
+        self,
+        interaction: discord.Interaction,
+        channel: TextLike,
+        limit: app_commands.Range[int, 1, MAX_BACKFILL] = 1000,
+    ) -> None:
+        guild = self._guild(interaction)
+        config = await self.bot.guild_config.config(guild)
+        if channel.id not in config.listened:
+            raise UserFacingError(
+                f"I'm not listening in {channel.mention}: run `/markov-admin listen` first."
+            )
+        await interaction.response.defer(ephemeral=True, thinking=True)
+
+        async def report(b: Backfill, rate: float) -> None:
+            state = "done" if b.done else "reading…"
+            try:
+                await interaction.edit_original_response(
+                    content=f"Backfill of {channel.mention} {state} {b.read:,} read, "
+                    f"{b.learned:,} learned, {b.skipped:,} skipped ({rate:.0f} messages/s)."
+                )
+            except discord.HTTPException:
+                log.debug("backfill progress edit failed (interaction expired?)")
+
+        await report(Backfill(guild, channel.id, None, limit, 0, 0, 0, False), 0.0)
+        self.learning.start_backfill(guild, channel.id, limit, report)
+
+    @app_commands.command(name="purge", description="Delete everything learned in this server")
+    async def purge_command(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(
+            "This deletes every message and word I learned in this server. Sure?",
+            view=PurgeConfirm(self, interaction.user.id),
+            ephemeral=True,
+        )
+
+    async def purge(self, guild: int) -> int:
+        await self.learning.flush()
+        ns = await self.bot.namespace(guild)
+        n = await self.bot.store.purge(ns)
+        log.info("purged guild %s: %d messages", guild, n)
+        return n
+
+
+async def setup(bot: MarkovBot) -> None:
+    await bot.add_cog(AdminCog(bot))

@@ -1,0 +1,193 @@
+"""/markov-explain: the numbers behind the next word, with a chart and temperature buttons."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.explain import Explanation
+from bot.generate import explain_context
+from bot.model import ModelReader
+from bot.present import explanation_summary, explanation_table, temperature_label
+from bot.sampling import MAX_TEMPERATURE, MAX_TOP_K
+
+from .common import CORPUS_CHOICES, inert, model_for
+from .generation import Temperature, vocabulary_autocomplete
+
+if TYPE_CHECKING:
+    from bot.app import MarkovBot
+
+__all__ = ["ExplainView", "ExplanationCog", "explanation_embed"]
+
+log = logging.getLogger(__name__)
+
+ROWS = 10
+VIEW_TIMEOUT = 15 * 60.0
+CHART_NAME = "explain.png"
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainRequest:
+    words: str | None
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    source: str
+
+
+def explanation_embed(e: Explanation, source: str, with_chart: bool) -> discord.Embed:
+    context = " ".join(e.context)
+    embed = discord.Embed(
+        title=inert(f"What comes after “{context}”? · T = {temperature_label(e.temperature)}", 256),
+        description=inert(explanation_summary(e), 1000)
+        + "\n```\n"
+        + inert(explanation_table(e, token_width=10), 2900)
+        + "\n```\n"
+        "p = count ÷ total · ln p = logit · ÷T = ln p ÷ T · P(T) = softmax of ÷T",
+        colour=0x5865F2,
+    )
+    if with_chart:
+        embed.set_image(url=f"attachment://{CHART_NAME}")
+    embed.set_footer(text=f"{source} · context of {len(e.context)} word(s)")
+    return embed
+
+
+async def render(
+    model: ModelReader, request: ExplainRequest
+) -> tuple[discord.Embed, discord.File | None]:
+    e = await explain_context(
+        model, request.words, request.temperature, request.top_k, request.top_p, rows=ROWS
+    )
+    file = None
+    try:
+        from bot.charts import explanation_chart
+
+        png = await asyncio.to_thread(explanation_chart, e)
+        file = discord.File(io.BytesIO(png), filename=CHART_NAME)
+    except Exception:  # a chart is a bonus: the table is the answer
+        log.exception("chart rendering failed")
+    return explanation_embed(e, request.source, file is not None), file
+
+
+class ExplainView(discord.ui.View):
+    """Temperature buttons that redraw the table and chart in place."""
+
+    def __init__(self, model: ModelReader, request: ExplainRequest, owner: int) -> None:
+        super().__init__(timeout=VIEW_TIMEOUT)
+        self.model = model
+        self.request = request
+        self.owner = owner
+        self.message: discord.InteractionMessage | None = None
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        member = interaction.user
+        if member.id == self.owner or (
+            isinstance(member, discord.Member) and member.guild_permissions.manage_guild
+        ):
+            return True
+        await interaction.response.send_message(
+            "Only the person who asked (or an admin) can change this one — run "
+            "`/markov-explain` yourself to experiment.",
+            ephemeral=True,
+        )
+        return False
+
+    async def _set(self, interaction: discord.Interaction, temperature: float) -> None:
+        temperature = min(MAX_TEMPERATURE, max(0.0, round(temperature, 4)))
+        self.request = replace(self.request, temperature=temperature)
+        embed, file = await render(self.model, self.request)
+        await interaction.response.edit_message(
+            embed=embed, attachments=[file] if file else [], view=self
+        )
+
+    @discord.ui.button(label="T × 0.5", style=discord.ButtonStyle.secondary, custom_id="t-half")
+    async def colder(self, interaction: discord.Interaction, _: discord.ui.Button[ExplainView]) -> None:
+        t = self.request.temperature
+        await self._set(interaction, t / 2 if t > 0 else 0.0)
+
+    @discord.ui.button(label="T × 2", style=discord.ButtonStyle.secondary, custom_id="t-double")
+    async def warmer(self, interaction: discord.Interaction, _: discord.ui.Button[ExplainView]) -> None:
+        t = self.request.temperature
+        await self._set(interaction, t * 2 if t > 0 else 0.1)
+
+    @discord.ui.button(label="T = 0", style=discord.ButtonStyle.primary, custom_id="t-zero")
+    async def greedy(self, interaction: discord.Interaction, _: discord.ui.Button[ExplainView]) -> None:
+        await self._set(interaction, 0.0)
+
+    @discord.ui.button(label="T = 1", style=discord.ButtonStyle.primary, custom_id="t-one")
+    async def learned(self, interaction: discord.Interaction, _: discord.ui.Button[ExplainView]) -> None:
+        await self._set(interaction, 1.0)
+
+    async def on_timeout(self) -> None:
+        for item in self.children:
+            if isinstance(item, discord.ui.Button):
+                item.disabled = True
+        if self.message is not None:
+            try:
+                await self.message.edit(view=self)
+            except discord.HTTPException:
+                log.debug("could not disable buttons on an expired explanation")
+
+    async def on_error(
+        self,
+        interaction: discord.Interaction,
+        error: Exception,
+        item: discord.ui.Item[ExplainView],
+    ) -> None:
+        from .errors import answer, explain_error
+
+        message = explain_error(error)
+        if message is None:
+            log.error("explain button failed", exc_info=error)
+            message = "Sorry, something went wrong on my side. It has been logged."
+        await answer(interaction, message)
+
+
+class ExplanationCog(commands.Cog, name="Explanation"):
+    def __init__(self, bot: MarkovBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(
+        name="markov-explain", description="Show how the next word is chosen, step by step"
+    )
+    @app_commands.describe(
+        word="The word(s) before the choice (empty: how messages start)",
+        temp="Temperature to apply: 0 = greedy, 1 = as learned, higher = flatter",
+        top_k="Keep only the K likeliest next words (0 = off)",
+        top_p="Keep the likeliest words up to this total probability (1 = off)",
+        corpus="Use a bundled public-domain corpus instead of this server",
+    )
+    @app_commands.autocomplete(word=vocabulary_autocomplete)
+    @app_commands.choices(corpus=CORPUS_CHOICES)
+    @app_commands.guild_only()
+    @app_commands.checks.cooldown(5, 10.0, key=lambda i: (i.guild_id, i.user.id))
+    async def markov_explain(
+        self,
+        interaction: discord.Interaction,
+        word: app_commands.Range[str, 1, 200] | None = None,
+        temp: Temperature = 1.0,
+        top_k: app_commands.Range[int, 0, MAX_TOP_K] | None = None,
+        top_p: app_commands.Range[float, 0.01, 1.0] | None = None,
+        corpus: str | None = None,
+    ) -> None:
+        await interaction.response.defer(thinking=True)
+        model, source = await model_for(self.bot, interaction, corpus=corpus)
+        request = ExplainRequest(word, temp, top_k, top_p, source)
+        embed, file = await render(model, request)
+        view = ExplainView(model, request, interaction.user.id)
+        if file is not None:
+            await interaction.followup.send(embed=embed, file=file, view=view)
+        else:
+            await interaction.followup.send(embed=embed, view=view)
+        view.message = await interaction.original_response()
+
+
+async def setup(bot: MarkovBot) -> None:
+    await bot.add_cog(ExplanationCog(bot))
