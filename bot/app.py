@@ -28,6 +28,7 @@ EXTENSIONS = (
     "cogs.learning",
     "cogs.generation",
     "cogs.explanation",
+    "cogs.stepping",
     "cogs.admin",
     "cogs.privacy",
 )

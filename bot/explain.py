@@ -43,6 +43,9 @@ class Explanation:
     entropy_t1: float  # bits, learned distribution (T = 1, no cut-offs)
     entropy_t: float  # bits, at T with the cut-offs
     backed_off: bool  # the full context was never seen, a shorter one was used
+    # The whole distribution, so a chart can recompute it at other temperatures without
+    # going back to the model (rows alone miss the long tail that temperature redistributes).
+    classes: tuple[CountClass, ...] = ()
 
     @property
     def perplexity_t1(self) -> float:
@@ -97,6 +100,7 @@ def explain(
         entropy_t1=entropy_bits(scale(classes, 1.0)),
         entropy_t=entropy_bits(scaled),
         backed_off=backed_off,
+        classes=tuple(classes),
     )
 
 

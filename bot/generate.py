@@ -31,8 +31,11 @@ __all__ = [
     "DEFAULT_TEMPERATURES",
     "MAX_ATTEMPTS",
     "Options",
+    "Pick",
+    "choose_next",
     "compare",
     "explain_context",
+    "explain_tokens",
     "generate",
     "parse_temperatures",
 ]
@@ -92,7 +95,7 @@ async def generate(
     prefix = await model.resolve(words) if words else []
     rng = random.Random(seed)
 
-    best: tuple[list[int], list[_Pick], bool, int] | None = None
+    best: tuple[list[int], list[Pick], bool, int] | None = None
     attempts = 0
     for attempts in range(1, MAX_ATTEMPTS + 1):
         tokens, picks, ended = await _walk(model, prefix, opts, rng)
@@ -109,7 +112,9 @@ async def generate(
 
 
 @dataclass(frozen=True, slots=True)
-class _Pick:
+class Pick:
+    """One chosen next token, with the distribution it came from."""
+
     found: Found
     token: int
     prob: float
@@ -117,35 +122,54 @@ class _Pick:
     backed_off: bool
 
 
+async def choose_next(
+    model: ModelReader,
+    context: Sequence[int],
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    rng: random.Random | None,
+) -> Pick | None:
+    """One step of a chain: back off, scale, draw (or take the top when ``rng`` is None
+    or T = 0). None when no suffix of ``context`` was ever seen."""
+    found = await model.lookup(context[-model.order :])
+    if found is None:
+        return None
+    scaled = scale(found.classes, temperature, top_k, top_p)
+    if rng is None or temperature == 0.0:
+        choice = greedy(scaled)
+    else:
+        choice = draw(scaled, found.classes, rng)
+    token = await model.candidate_at(found, scaled[choice.class_index].count, choice.offset)
+    backed_off = found.order < min(model.order, len(context))
+    return Pick(found, token, choice.prob, choice.rank, backed_off)
+
+
 async def _walk(
     model: ModelReader, prefix: list[int], opts: Options, rng: random.Random
-) -> tuple[list[int], list[_Pick], bool]:
+) -> tuple[list[int], list[Pick], bool]:
     """One chain: the tokens (start words included) and, per step, what was chosen."""
     context = list(prefix) if prefix else [BOS]
     tokens = list(prefix)
-    picks: list[_Pick] = []
+    picks: list[Pick] = []
     for _ in range(opts.length):
-        found = await model.lookup(context[-model.order :])
-        if found is None:
+        pick = await choose_next(model, context, opts.temperature, opts.top_k, opts.top_p, rng)
+        if pick is None:
             if context == [BOS]:
                 raise EmptyModel()
             break
-        scaled = scale(found.classes, opts.temperature, opts.top_k, opts.top_p)
-        choice = greedy(scaled) if opts.temperature == 0.0 else draw(scaled, found.classes, rng)
-        token = await model.candidate_at(found, scaled[choice.class_index].count, choice.offset)
-        backed_off = found.order < min(model.order, len(context))
-        picks.append(_Pick(found, token, choice.prob, choice.rank, backed_off))
-        if token == EOS:
+        picks.append(pick)
+        if pick.token == EOS:
             return tokens, picks, True
-        tokens.append(token)
-        context.append(token)
+        tokens.append(pick.token)
+        context.append(pick.token)
     return tokens, picks, False
 
 
 async def _spell_generation(
     model: ModelReader,
     tokens: list[int],
-    picks: list[_Pick],
+    picks: list[Pick],
     ended: bool,
     copied: int,
     attempts: int,
@@ -193,10 +217,23 @@ async def explain_context(
 
     ``rows=None`` lists every candidate; otherwise the rest are summarised.
     """
-    temperature = validate_temperature(temperature)
-    top_k, top_p = validate_top_k(top_k), validate_top_p(top_p)
     asked = start_words(words)
     ids = await model.resolve(asked) if asked else [BOS]
+    return await explain_tokens(model, ids, temperature, top_k, top_p, rows, asked=asked)
+
+
+async def explain_tokens(
+    model: ModelReader,
+    ids: Sequence[int],
+    temperature: float,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    rows: int | None = 10,
+    asked: Sequence[str] = (),
+) -> Explanation:
+    """:func:`explain_context` for a context already in token ids (a chain in progress)."""
+    temperature = validate_temperature(temperature)
+    top_k, top_p = validate_top_k(top_k), validate_top_p(top_p)
     found = await model.lookup(ids)
     if found is None:
         raise EmptyModel()
