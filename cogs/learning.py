@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 FLUSH_SECONDS = 1.0
 FLUSH_MESSAGES = 500
 REPLY_COOLDOWN = 5.0  # seconds between mention replies in one channel
+CATCH_UP_LIMIT = 1_000  # messages per channel read after a restart
 CHATTER_COOLDOWN = 60.0  # seconds between unprompted messages in one channel
 PROGRESS_EVERY = 3.0  # seconds between backfill progress edits
 _LEARNABLE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
@@ -64,6 +65,8 @@ class Learning(commands.Cog):
         self._flush_lock = asyncio.Lock()
         self._last_reply: dict[int, float] = {}
         self._backfills: dict[tuple[int, int], asyncio.Task[Backfill]] = {}
+        self._caught_up = False
+        self._flushes: set[asyncio.Task[int]] = set()
 
     async def cog_load(self) -> None:
         self.flusher.start()
@@ -115,6 +118,39 @@ class Learning(commands.Cog):
             return False
         return self.consents(state, message.author.id)
 
+    # ------------------------------------------------------------------ catch-up
+
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        """Learn what was posted in listened channels while the bot was offline."""
+        if self._caught_up:
+            return  # on_ready fires again after reconnects; resumes replay missed events
+        self._caught_up = True
+        for guild in self.bot.guilds:
+            state = await self.guild(guild.id)
+            ns = await self.bot.namespace(guild.id)
+            for channel_id in state.config.listened:
+                channel = guild.get_channel(channel_id)
+                last = await self.bot.store.last_message(ns, channel_id)
+                if not isinstance(channel, discord.TextChannel) or last is None:
+                    continue
+                try:
+                    batch = [
+                        self.incoming(m)
+                        async for m in channel.history(
+                            limit=CATCH_UP_LIMIT, after=discord.Object(id=last), oldest_first=True
+                        )
+                        if await self.eligible(m)
+                    ]
+                except discord.HTTPException as e:
+                    log.warning("catch-up of channel %s failed: %s", channel_id, e)
+                    continue
+                result = await self.bot.store.learn(ns, [m for m in batch if m.tokens])
+                log.info(
+                    "caught up channel %s in guild %s: %d new messages learned",
+                    channel_id, guild.id, result.learned,
+                )
+
     # ------------------------------------------------------------------ live messages
 
     @commands.Cog.listener()
@@ -132,21 +168,26 @@ class Learning(commands.Cog):
             if chance and random.random() < chance:
                 await self._speak(message, CHATTER_COOLDOWN, reply=False)
 
-    def queue(self, message: discord.Message) -> None:
-        assert message.guild is not None
-        tokens = tokenize(message.content)
-        if not tokens:
-            return
-        pending = self._pending.setdefault(message.guild.id, {})
-        pending[message.id] = Incoming(
+    @staticmethod
+    def incoming(message: discord.Message) -> Incoming:
+        return Incoming(
             id=message.id,
-            tokens=tokens,
+            tokens=tokenize(message.content),
             author=message.author.id,
             channel=parent_channel_id(message.channel),
             created=message.created_at.timestamp(),
         )
+
+    def queue(self, message: discord.Message) -> None:
+        assert message.guild is not None
+        item = self.incoming(message)
+        if not item.tokens:
+            return
+        self._pending.setdefault(message.guild.id, {})[message.id] = item
         if sum(map(len, self._pending.values())) >= FLUSH_MESSAGES:
-            asyncio.get_running_loop().create_task(self.flush())
+            task = asyncio.get_running_loop().create_task(self.flush())
+            self._flushes.add(task)  # keep a reference until it is done
+            task.add_done_callback(self._flushes.discard)
 
     async def flush(self) -> int:
         """Write every queued message; one transaction per server."""
@@ -297,16 +338,8 @@ class Learning(commands.Cog):
             page = [m async for m in channel.history(limit=min(100, b.remaining), before=before)]
             if not page:
                 break
-            batch = []
-            for m in page:
-                if await self.eligible(m):
-                    tokens = tokenize(m.content)
-                    if tokens:
-                        batch.append(
-                            Incoming(m.id, tokens, m.author.id, parent_channel_id(m.channel),
-                                     m.created_at.timestamp())
-                        )
-            result = await self.bot.store.learn(ns, batch)
+            batch = [self.incoming(m) for m in page if await self.eligible(m)]
+            result = await self.bot.store.learn(ns, [m for m in batch if m.tokens])
             b = replace(
                 b,
                 before=min(m.id for m in page),

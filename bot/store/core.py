@@ -450,6 +450,12 @@ class Store:
     async def is_empty(self, ns: Namespace) -> bool:
         return await self._one("SELECT 1 FROM messages WHERE ns = ? LIMIT 1", ns.id) is None
 
+    async def last_message(self, ns: Namespace, channel: int) -> int | None:
+        """The newest learned message id of a channel: where catch-up resumes."""
+        sql = "SELECT MAX(id) FROM messages WHERE ns = ? AND channel = ?"
+        value = await self._one(sql, ns.id, channel)
+        return None if value is None else int(value)
+
     async def author_messages(self, ns: Namespace, author: int) -> int:
         """How many of one member's messages are stored (for their privacy status)."""
         sql = "SELECT COUNT(*) FROM messages WHERE ns = ? AND author = ?"
