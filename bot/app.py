@@ -8,11 +8,13 @@ into one clear line and a non-zero exit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import signal
 import sys
+
 import discord
 from discord.ext import commands
 
@@ -107,7 +109,9 @@ class MarkovBot(commands.Bot):
         else:
             synced = await self.tree.sync()
         await self.guild_config.set_meta(key, digest)
-        log.info("synced %d slash commands (%s)", len(synced), f"guild {guild}" if guild else "global")
+        log.info(
+            "synced %d slash commands (%s)", len(synced), f"guild {guild}" if guild else "global"
+        )
         return True
 
     async def close(self) -> None:
@@ -132,10 +136,8 @@ async def _run(bot: MarkovBot, token: str, sync_only: bool) -> None:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
             loop.add_signal_handler(sig, stopping.set)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Windows
-            pass
     async with bot:
         if sync_only:
             await bot.login(token)  # runs setup_hook, which syncs (forced)
@@ -168,4 +170,3 @@ def run_bot(settings: Settings, sync_only: bool = False) -> int:
     except KeyboardInterrupt:
         pass
     return 0
-

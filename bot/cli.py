@@ -173,12 +173,14 @@ async def _ensure_learned(store: Store, ns: Namespace, args: argparse.Namespace)
 
 
 async def _learn_file(store: Store, ns: Namespace, path: Path, progress: bool) -> ImportTotals:
-    if not path.is_file():
-        raise CliError(f"{path}: no such file")
+    try:
+        size = path.stat().st_size  # noqa: ASYNC240 - one stat in a CLI, nothing else runs
+    except OSError as e:
+        raise CliError(f"{path}: {e.strerror}") from None
     from tqdm import tqdm
 
     with tqdm(
-        total=path.stat().st_size,
+        total=size,
         unit="B",
         unit_scale=True,
         desc=path.name,

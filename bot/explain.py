@@ -50,11 +50,11 @@ class Explanation:
     @property
     def perplexity_t1(self) -> float:
         """Effective number of choices of the learned distribution."""
-        return 2.0**self.entropy_t1
+        return math.pow(2.0, self.entropy_t1)
 
     @property
     def perplexity_t(self) -> float:
-        return 2.0**self.entropy_t
+        return math.pow(2.0, self.entropy_t)
 
 
 def explain(

@@ -97,7 +97,8 @@ async def generate(
 
     best: tuple[list[int], list[Pick], bool, int] | None = None
     attempts = 0
-    for attempts in range(1, MAX_ATTEMPTS + 1):
+    while attempts < MAX_ATTEMPTS:
+        attempts += 1
         tokens, picks, ended = await _walk(model, prefix, opts, rng)
         copied = 0
         if opts.originality and len(tokens) >= COPY_RUN:

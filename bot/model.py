@@ -136,7 +136,9 @@ def contribution(sequences: Iterable[Sequence[int]], order: int) -> Counter[tupl
         stream.append(EOS)
     counts: Counter[tuple[int, ...]] = Counter()
     for k in range(1, order + 1):
-        grams: Counter[tuple[int, ...]] = Counter(zip(*(stream[i:] for i in range(k + 1))))
+        grams: Counter[tuple[int, ...]] = Counter(
+            zip(*(stream[i:] for i in range(k + 1)), strict=False)  # shorter tails end it
+        )
         for key in [key for key in grams if EOS in key[:-1]]:
             del grams[key]
         counts.update(grams)

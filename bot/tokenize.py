@@ -30,7 +30,18 @@ _TOKEN = re.compile(
 # Invisible characters used to dodge filters or flip text direction. The zero-width
 # joiner (U+200D) is kept: it glues emoji sequences such as families and flags together.
 _INVISIBLE = dict.fromkeys(
-    [0x200B, 0x200C, 0x200E, 0x200F, 0x061C, 0x2060, 0xFEFF, 0x00AD, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+    [
+        0x200B,
+        0x200C,
+        0x200E,
+        0x200F,
+        0x061C,
+        0x2060,
+        0xFEFF,
+        0x00AD,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ]
 )
 
 

@@ -47,7 +47,9 @@ class PurgeConfirm(discord.ui.View):
         return True
 
     @discord.ui.button(label="Delete everything learned here", style=discord.ButtonStyle.danger)
-    async def confirm(self, interaction: discord.Interaction, _: discord.ui.Button[PurgeConfirm]) -> None:
+    async def confirm(
+        self, interaction: discord.Interaction, _: discord.ui.Button[PurgeConfirm]
+    ) -> None:
         assert interaction.guild_id is not None
         await interaction.response.defer()
         n = await self.cog.purge(interaction.guild_id)
@@ -57,9 +59,13 @@ class PurgeConfirm(discord.ui.View):
         )
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
-    async def cancel(self, interaction: discord.Interaction, _: discord.ui.Button[PurgeConfirm]) -> None:
+    async def cancel(
+        self, interaction: discord.Interaction, _: discord.ui.Button[PurgeConfirm]
+    ) -> None:
         self.stop()
-        await interaction.response.edit_message(content="Cancelled: nothing was deleted.", view=None)
+        await interaction.response.edit_message(
+            content="Cancelled: nothing was deleted.", view=None
+        )
 
 
 @app_commands.guild_only()
@@ -142,7 +148,8 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
 
     @app_commands.command(name="consent", description="Whose messages may be learned")
     @app_commands.describe(
-        mode="opt-in: only members who ran /markov-privacy optin; opt-out: all but those who opted out"
+        mode="opt-in: only members who ran /markov-privacy optin; "
+        "opt-out: everyone but those who opted out"
     )
     async def consent(
         self, interaction: discord.Interaction, mode: Literal["opt-in", "opt-out"]
@@ -175,7 +182,11 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
     ) -> None:
         guild = self._guild(interaction)
         await self.bot.guild_config.set_retention(guild, days or None)
-        note = "Messages are kept." if not days else f"Messages older than {days} days are forgotten hourly."
+        note = (
+            "Messages are kept."
+            if not days
+            else f"Messages older than {days} days are forgotten hourly."
+        )
         await interaction.response.send_message(note, ephemeral=True)
 
     @app_commands.command(name="backfill", description="Learn a channel's existing history")

@@ -24,9 +24,7 @@ class UserFacingError(app_commands.AppCommandError):
     """Raised by cogs with a message meant for the member who ran the command."""
 
 
-async def answer(
-    interaction: discord.Interaction, content: str, *, ephemeral: bool = True
-) -> None:
+async def answer(interaction: discord.Interaction, content: str, *, ephemeral: bool = True) -> None:
     """Reply whether or not the interaction was already answered or deferred."""
     content = content[:2000]
     if interaction.response.is_done():

@@ -108,21 +108,29 @@ class ExplainView(discord.ui.View):
         )
 
     @discord.ui.button(label="T × 0.5", style=discord.ButtonStyle.secondary, custom_id="t-half")
-    async def colder(self, interaction: discord.Interaction, _: discord.ui.Button[ExplainView]) -> None:
+    async def colder(
+        self, interaction: discord.Interaction, _: discord.ui.Button[ExplainView]
+    ) -> None:
         t = self.request.temperature
         await self._set(interaction, t / 2 if t > 0 else 0.0)
 
     @discord.ui.button(label="T × 2", style=discord.ButtonStyle.secondary, custom_id="t-double")
-    async def warmer(self, interaction: discord.Interaction, _: discord.ui.Button[ExplainView]) -> None:
+    async def warmer(
+        self, interaction: discord.Interaction, _: discord.ui.Button[ExplainView]
+    ) -> None:
         t = self.request.temperature
         await self._set(interaction, t * 2 if t > 0 else 0.1)
 
     @discord.ui.button(label="T = 0", style=discord.ButtonStyle.primary, custom_id="t-zero")
-    async def greedy(self, interaction: discord.Interaction, _: discord.ui.Button[ExplainView]) -> None:
+    async def greedy(
+        self, interaction: discord.Interaction, _: discord.ui.Button[ExplainView]
+    ) -> None:
         await self._set(interaction, 0.0)
 
     @discord.ui.button(label="T = 1", style=discord.ButtonStyle.primary, custom_id="t-one")
-    async def learned(self, interaction: discord.Interaction, _: discord.ui.Button[ExplainView]) -> None:
+    async def learned(
+        self, interaction: discord.Interaction, _: discord.ui.Button[ExplainView]
+    ) -> None:
         await self._set(interaction, 1.0)
 
     async def on_timeout(self) -> None:

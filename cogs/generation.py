@@ -22,6 +22,7 @@ __all__ = ["Generation", "GenerationCog", "vocabulary_autocomplete"]
 
 EMBED_DESCRIPTION = 4096
 Temperature = app_commands.Range[float, 0.0, MAX_TEMPERATURE]
+DEFAULT_TEMPS = ",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES)
 
 
 def footer(g: Generation, source: str) -> str:
@@ -110,17 +111,16 @@ class GenerationCog(commands.Cog, name="Generation"):
         model, source = await model_for(
             self.bot, interaction, corpus=corpus, user=user, channel=channel
         )
-        options = Options(
-            temperature=temp, length=length, seed=seed, top_k=top_k, top_p=top_p
-        )
+        options = Options(temperature=temp, length=length, seed=seed, top_k=top_k, top_p=top_p)
         g = await generate(model, start, options)
         embed = discord.Embed(description=inert(g.text, 1000) or "…", colour=0x5865F2)
         embed.set_footer(text=footer(g, source))
         if show_work:
             embed.add_field(
                 name=f"How likely each word was (perplexity {g.perplexity:.2f})",
-                value=shorten(ansi_trace(g), 1024) if len(ansi_trace(g)) <= 1024 else
-                "```\n" + inert("\n".join(trace_lines(g)[-1:]), 1000) + "\n```",
+                value=shorten(ansi_trace(g), 1024)
+                if len(ansi_trace(g)) <= 1024
+                else "```\n" + inert("\n".join(trace_lines(g)[-1:]), 1000) + "\n```",
                 inline=False,
             )
             if len(ansi_trace(g)) > 1024:
@@ -146,7 +146,7 @@ class GenerationCog(commands.Cog, name="Generation"):
         self,
         interaction: discord.Interaction,
         start: app_commands.Range[str, 1, 200] | None = None,
-        temps: app_commands.Range[str, 1, 100] = ",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES),
+        temps: app_commands.Range[str, 1, 100] = DEFAULT_TEMPS,
         seed: app_commands.Range[int, 0, 2**53] | None = None,
         corpus: str | None = None,
     ) -> None:
@@ -187,7 +187,8 @@ class GenerationCog(commands.Cog, name="Generation"):
                 name="Channels",
                 value=shorten(
                     "\n".join(f"<#{c}>: {n:,}" for c, n in s.channels if c is not None), 1024
-                ) or "—",
+                )
+                or "—",
                 inline=False,
             )
         await interaction.response.send_message(embed=embed)

@@ -148,7 +148,9 @@ class Learning(commands.Cog):
                 result = await self.bot.store.learn(ns, [m for m in batch if m.tokens])
                 log.info(
                     "caught up channel %s in guild %s: %d new messages learned",
-                    channel_id, guild.id, result.learned,
+                    channel_id,
+                    guild.id,
+                    result.learned,
                 )
 
     # ------------------------------------------------------------------ live messages
@@ -199,8 +201,11 @@ class Learning(commands.Cog):
                 try:
                     result = await self.bot.store.learn(ns, list(messages.values()))
                 except Exception:
-                    log.exception("learning %d messages in guild %s failed; will retry",
-                                  len(messages), guild_id)
+                    log.exception(
+                        "learning %d messages in guild %s failed; will retry",
+                        len(messages),
+                        guild_id,
+                    )
                     for mid, m in messages.items():
                         self._pending.setdefault(guild_id, {}).setdefault(mid, m)
                     continue
@@ -292,7 +297,9 @@ class Learning(commands.Cog):
             ns = await self.bot.namespace(guild_id)
             n = await self.bot.store.forget_older_than(ns, time.time() - days * 86400)
             if n:
-                log.info("retention: forgot %d messages older than %d days in %s", n, days, guild_id)
+                log.info(
+                    "retention: forgot %d messages older than %d days in %s", n, days, guild_id
+                )
 
     # ------------------------------------------------------------------ backfill
 

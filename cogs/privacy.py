@@ -25,7 +25,9 @@ class ForgetOffer(discord.ui.View):
         self.owner = owner
 
     @discord.ui.button(label="Also forget my messages", style=discord.ButtonStyle.danger)
-    async def forget(self, interaction: discord.Interaction, _: discord.ui.Button[ForgetOffer]) -> None:
+    async def forget(
+        self, interaction: discord.Interaction, _: discord.ui.Button[ForgetOffer]
+    ) -> None:
         if interaction.user.id != self.owner:
             await interaction.response.send_message("This button isn't yours.", ephemeral=True)
             return
@@ -53,7 +55,9 @@ class PrivacyCog(commands.GroupCog, group_name="markov-privacy"):
     async def _set(self, interaction: discord.Interaction, consent: str) -> None:
         assert interaction.guild_id is not None
         await self.bot.guild_config.set_member_consent(
-            interaction.guild_id, interaction.user.id, consent  # type: ignore[arg-type]
+            interaction.guild_id,
+            interaction.user.id,
+            consent,  # type: ignore[arg-type]
         )
         self.learning.invalidate(interaction.guild_id)
 

@@ -72,9 +72,7 @@ def step_embed(state: StepState, e: Explanation | None) -> discord.Embed:
     if state.notes:
         embed.add_field(name="Last step", value=inert(state.notes[-1], 1024), inline=False)
     if e is not None and not state.ended:
-        lines = [
-            f"{_bar(r.prob)} {r.prob:6.1%}  {shorten(r.token, 18)}" for r in e.rows
-        ]
+        lines = [f"{_bar(r.prob)} {r.prob:6.1%}  {shorten(r.token, 18)}" for r in e.rows]
         if e.others:
             lines.append(f"{'':10} {e.others_prob:6.1%}  … {e.others} others")
         embed.add_field(
@@ -137,11 +135,15 @@ class StepView(discord.ui.View):
         await interaction.response.edit_message(embed=await self.render(), view=self)
 
     @discord.ui.button(label="Sample", style=discord.ButtonStyle.success, custom_id="step-sample")
-    async def sample(self, interaction: discord.Interaction, _: discord.ui.Button[StepView]) -> None:
+    async def sample(
+        self, interaction: discord.Interaction, _: discord.ui.Button[StepView]
+    ) -> None:
         await self._advance(interaction, self.state.rng)
 
     @discord.ui.button(label="Greedy", style=discord.ButtonStyle.primary, custom_id="step-greedy")
-    async def greedy(self, interaction: discord.Interaction, _: discord.ui.Button[StepView]) -> None:
+    async def greedy(
+        self, interaction: discord.Interaction, _: discord.ui.Button[StepView]
+    ) -> None:
         await self._advance(interaction, None)
 
     @discord.ui.button(label="Back", style=discord.ButtonStyle.secondary, custom_id="step-back")
@@ -156,13 +158,19 @@ class StepView(discord.ui.View):
                 s.words.pop()
         await interaction.response.edit_message(embed=await self.render(), view=self)
 
-    @discord.ui.button(label="T × 0.5", style=discord.ButtonStyle.secondary, custom_id="step-colder")
-    async def colder(self, interaction: discord.Interaction, _: discord.ui.Button[StepView]) -> None:
+    @discord.ui.button(
+        label="T × 0.5", style=discord.ButtonStyle.secondary, custom_id="step-colder"
+    )
+    async def colder(
+        self, interaction: discord.Interaction, _: discord.ui.Button[StepView]
+    ) -> None:
         self.state.temperature = round(self.state.temperature / 2, 4)
         await interaction.response.edit_message(embed=await self.render(), view=self)
 
     @discord.ui.button(label="T × 2", style=discord.ButtonStyle.secondary, custom_id="step-warmer")
-    async def warmer(self, interaction: discord.Interaction, _: discord.ui.Button[StepView]) -> None:
+    async def warmer(
+        self, interaction: discord.Interaction, _: discord.ui.Button[StepView]
+    ) -> None:
         t = self.state.temperature
         self.state.temperature = min(MAX_TEMPERATURE, round(t * 2, 4) if t > 0 else 0.1)
         await interaction.response.edit_message(embed=await self.render(), view=self)
@@ -191,7 +199,9 @@ class SteppingCog(commands.Cog, name="Stepping"):
     def __init__(self, bot: MarkovBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="markov-step", description="Generate one word at a time, with buttons")
+    @app_commands.command(
+        name="markov-step", description="Generate one word at a time, with buttons"
+    )
     @app_commands.describe(
         start="Words to start from (empty: the start of a message)",
         temp="Temperature for Sample (Greedy always takes the top word)",

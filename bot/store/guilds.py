@@ -51,10 +51,9 @@ class Guilds:
             return list(await cur.fetchall())
 
     async def config(self, guild: int) -> GuildConfig:
-        rows = await self._rows(
-            "SELECT consent, retention_days FROM guilds WHERE id = ?", guild
-        )
-        consent, retention = rows[0] if rows else ("opt-in", None)
+        rows = await self._rows("SELECT consent, retention_days FROM guilds WHERE id = ?", guild)
+        consent: ConsentMode = rows[0][0] if rows else "opt-in"
+        retention: int | None = rows[0][1] if rows else None
         channels = await self._rows(
             "SELECT channel, listen, chatter FROM channels WHERE guild = ?", guild
         )
@@ -110,7 +109,9 @@ class Guilds:
 
     async def forget_channel_config(self, guild: int, channel: int) -> None:
         async with self._store._transaction() as db:
-            await db.execute("DELETE FROM channels WHERE guild = ? AND channel = ?", (guild, channel))
+            await db.execute(
+                "DELETE FROM channels WHERE guild = ? AND channel = ?", (guild, channel)
+            )
             await db.execute(
                 "DELETE FROM backfills WHERE guild = ? AND channel = ?", (guild, channel)
             )
@@ -184,7 +185,16 @@ class Guilds:
             await db.execute(
                 "UPDATE backfills SET before = ?, remaining = ?, read = ?, learned = ?, "
                 "skipped = ?, done = ? WHERE guild = ? AND channel = ?",
-                (b.before, b.remaining, b.read, b.learned, b.skipped, int(b.done), b.guild, b.channel),
+                (
+                    b.before,
+                    b.remaining,
+                    b.read,
+                    b.learned,
+                    b.skipped,
+                    int(b.done),
+                    b.guild,
+                    b.channel,
+                ),
             )
 
     # ------------------------------------------------------------------ meta
@@ -205,6 +215,12 @@ class Guilds:
 def _backfill(row: Any) -> Backfill:
     g, c, before, remaining, read, learned, skipped, done = row
     return Backfill(
-        int(g), int(c), None if before is None else int(before), int(remaining),
-        int(read), int(learned), int(skipped), bool(done),
+        int(g),
+        int(c),
+        None if before is None else int(before),
+        int(remaining),
+        int(read),
+        int(learned),
+        int(skipped),
+        bool(done),
     )

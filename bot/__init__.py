@@ -1,0 +1,1 @@
+"""A Markov-chain Discord bot that teaches sampling temperature."""
