@@ -23,7 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from .explain import Explanation, Row, explain
 from .model import END_LABEL, START_LABEL
@@ -107,7 +107,11 @@ def chart_label(token: str, width: int = LABEL_CHARS) -> str:
             parts.append(ch)
         elif ord(ch) not in _MODIFIERS:
             name = unicodedata.name(ch, "")
-            parts.append(f"‹{name.lower()}›" if name else "□")
+            if not name or name.endswith(f"{ord(ch):04X}"):
+                name = f"U+{ord(ch):04X}"  # unnamed, or named only by its number (ideographs)
+            else:
+                name = name.lower()
+            parts.append(f"‹{name}›")
     return shorten("".join(parts), width)
 
 
@@ -152,9 +156,13 @@ def _subtitle(e: Explanation) -> str:
     backed = " (backed off to a shorter context)" if e.backed_off else ""
     return (
         f"{seen}{backed}\n"
-        f"T = 1: entropy {e.entropy_t1:.2f} bits ≈ {e.perplexity_t1:.1f} effective choices   →   "
-        f"T = {t}: {e.entropy_t:.2f} bits ≈ {e.perplexity_t:.1f}"
+        f"T = 1: entropy {e.entropy_t1:.2f} bits ≈ {_choices(e.perplexity_t1)} effective "
+        f"choices   →   T = {t}: {e.entropy_t:.2f} bits ≈ {_choices(e.perplexity_t)}"
     )
+
+
+def _choices(x: float) -> str:
+    return f"{x:.1f}" if x < 100 else f"{x:,.0f}"
 
 
 def _footer(e: Explanation, drawn: Sequence[Row]) -> str:
@@ -165,8 +173,8 @@ def _footer(e: Explanation, drawn: Sequence[Row]) -> str:
         hidden_p = max(0.0, 1.0 - sum(r.p for r in drawn))
         hidden_prob = max(0.0, 1.0 - sum(r.prob for r in drawn))
         notes.append(
-            f"Not drawn: {hidden:,} other candidate{'s' if hidden != 1 else ''} with "
-            f"{hidden_p:.1%} of the learned probability, {hidden_prob:.1%} at T = {t}."
+            f"Not drawn: {hidden:,} other candidate{'s' if hidden != 1 else ''}, "
+            f"{hidden_p:.1%} of the probability at T = 1 and {hidden_prob:.1%} at T = {t}."
         )
     cuts = []
     if e.top_k:
@@ -175,8 +183,12 @@ def _footer(e: Explanation, drawn: Sequence[Row]) -> str:
         cuts.append(f"top-p {e.top_p:g}")
     if cuts:
         notes.append(f"Then {' and '.join(cuts)}, renormalised.")
-    notes.append("At T: softmax(ln p ÷ T), the same as p^(1/T) rescaled to sum to 1.")
-    return "  ".join(notes)
+    formula = (
+        "At T = 0 every draw takes the most frequent candidate: the limit of T → 0."
+        if e.temperature == 0
+        else "At T: softmax(ln p ÷ T), the same as p^(1/T) rescaled to sum to 1."
+    )
+    return "\n".join([" ".join(notes), formula] if notes else [formula])
 
 
 def _bars(ax: Axes, e: Explanation, rows: Sequence[Row]) -> None:
@@ -190,8 +202,8 @@ def _bars(ax: Axes, e: Explanation, rows: Sequence[Row]) -> None:
         color=LEARNED_COLOUR,
         edgecolor=INK,
         linewidth=0.8,
-        label="learned (T = 1)",
     )
+    tempered_label = f"at T = {temperature_label(e.temperature)}"
     tempered = ax.bar(
         [x + width / 2 for x in positions],
         [r.prob for r in rows],
@@ -199,7 +211,6 @@ def _bars(ax: Axes, e: Explanation, rows: Sequence[Row]) -> None:
         color=TEMPERED_COLOUR,
         edgecolor=INK,
         linewidth=0.8,
-        label=f"at T = {temperature_label(e.temperature)}",
     )
     for container in (learned, tempered):
         for bar, end in zip(container.patches, is_end, strict=True):
@@ -235,8 +246,8 @@ def _bars(ax: Axes, e: Explanation, rows: Sequence[Row]) -> None:
     ax.set_xlim(-0.6, len(rows) - 0.4)
 
     top = max(max(r.p for r in rows), max(r.prob for r in rows))
-    ax.set_ylim(0, top * 1.35)
-    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    ax.set_ylim(0, top * 1.15)  # room for the value labels
+    _percent_axis(ax)
     ax.tick_params(axis="y", labelsize=14)
     ax.set_ylabel("probability of coming next", fontsize=15)
     ax.grid(axis="y", alpha=0.3)
@@ -244,12 +255,20 @@ def _bars(ax: Axes, e: Explanation, rows: Sequence[Row]) -> None:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
 
-    handles: list[Any] = [learned, tempered]
+    # Proxies rather than the containers: a hatched <end> bar must not make the legend's
+    # colour swatches look hatched too.
+    handles = [
+        Patch(facecolor=LEARNED_COLOUR, edgecolor=INK, label="learned (T = 1)"),
+        Patch(facecolor=TEMPERED_COLOUR, edgecolor=INK, label=tempered_label),
+    ]
     if any(is_end):
         handles.append(
-            Patch(facecolor="white", edgecolor=INK, hatch=END_HATCH, label="<end>: message ends")
+            Patch(facecolor="white", edgecolor=INK, hatch=END_HATCH, label="<end>:\nmessage ends")
         )
-    ax.legend(handles=handles, loc="upper right", fontsize=14, frameon=False)
+    # Outside the axes, so no distribution (a flat one least of all) can hide under it.
+    ax.legend(
+        handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=14, frameon=False
+    )
 
 
 def _temperatures(
@@ -276,9 +295,8 @@ def _temperatures(
             markersize=9 if chosen else 7,
             label=f"T = {t:g}" + (" (chosen)" if chosen else ""),
         )
-    ax.set_ylim(0, max(highest, 0.01) * 1.45)
-    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=3))  # a short panel: few gridlines
+    ax.set_ylim(0, max(highest, 0.01) * 1.1)
+    _percent_axis(ax, bins=3)  # a short panel: few gridlines
     ax.tick_params(axis="y", labelsize=12)
     ax.tick_params(axis="x", labelbottom=False)
     cut = " (same cut-offs)" if e.top_k or e.top_p else ""
@@ -288,7 +306,13 @@ def _temperatures(
     ax.grid(axis="y", alpha=0.3)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    ax.legend(loc="upper right", ncols=len(SMALL_TEMPERATURES), fontsize=12, frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=12, frameon=False)
+
+
+def _percent_axis(ax: Axes, bins: int = 6) -> None:
+    # Steps of 1, 2 or 5 only: at 2.5 a whole-percent label would print 7.5 % as "8%".
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=bins, steps=[1, 2, 5, 10]))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{round(100 * y, 6):g}%"))
 
 
 def render_figure(e: Explanation) -> Figure:

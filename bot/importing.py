@@ -8,7 +8,7 @@ derived from the file name, its line number and its text).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from .corpora import Corpus, read_lines
@@ -42,7 +42,7 @@ async def import_lines(
     ns: Namespace,
     lines: Iterable[tuple[int, str]],
     source: str,
-    progress: Callable[[ImportTotals, int], None] | None = None,
+    progress: Callable[[ImportTotals, int], Awaitable[None] | None] | None = None,
     batch_lines: int = BATCH_LINES,
 ) -> ImportTotals:
     """Learn numbered lines; ``progress(totals, bytes_in_batch)`` is called after each batch."""
@@ -56,7 +56,9 @@ async def import_lines(
     async def write(batch: list[Incoming], size: int) -> None:
         totals.add(len(batch), await store.learn(ns, batch))
         if progress is not None:
-            progress(totals, size)
+            reported = progress(totals, size)  # a terminal bar, or an edited Discord reply
+            if reported is not None:
+                await reported
 
     for number, text in lines:
         batch.append(Incoming(message_key(source, number, text), tokenize(text)))

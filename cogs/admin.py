@@ -7,16 +7,22 @@ command in the client and are not applied to subcommands.
 from __future__ import annotations
 
 import logging
+import re
+import time
 from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.corpora import CORPORA
+from bot.importing import ImportTotals, import_lines
+from bot.model import TEACHING_ORDER
 from bot.store.guilds import Backfill
 
-from .common import require_admin
+from .common import require_admin, upload_namespace_name, uploaded_corpora
 from .errors import UserFacingError
+from .learning import PROGRESS_EVERY
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
@@ -28,6 +34,8 @@ __all__ = ["AdminCog"]
 log = logging.getLogger(__name__)
 
 MAX_BACKFILL = 100_000
+MAX_UPLOAD_BYTES = 5_000_000
+CORPUS_NAME = re.compile(r"[a-z0-9_-]{1,32}")
 TextLike = discord.TextChannel
 
 
@@ -217,6 +225,80 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
 
         await report(Backfill(guild, channel.id, None, limit, 0, 0, 0, False), 0.0)
         self.learning.start_backfill(guild, channel.id, limit, report)
+
+    @app_commands.command(name="corpus-upload", description="Add a .txt corpus for this server")
+    @app_commands.describe(
+        name="A short name (letters, digits, - and _)",
+        file="UTF-8 text, one message per line, at most 5 MB",
+    )
+    async def corpus_upload(
+        self,
+        interaction: discord.Interaction,
+        name: app_commands.Range[str, 1, 32],
+        file: discord.Attachment,
+    ) -> None:
+        guild = self._guild(interaction)
+        name = name.strip().lower()
+        if not CORPUS_NAME.fullmatch(name) or name in CORPORA:
+            raise UserFacingError(
+                "Use a new name of letters, digits, - and _ (not a bundled corpus's name)."
+            )
+        if file.size > MAX_UPLOAD_BYTES:
+            raise UserFacingError(f"That file is {file.size / 1e6:.1f} MB; the limit is 5 MB.")
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        data = await file.read()
+        if b"\0" in data[:8192]:
+            raise UserFacingError("That looks like a binary file: upload plain UTF-8 text.")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise UserFacingError(
+                f"That file isn't UTF-8 text (bad byte at position {e.start})."
+            ) from None
+        lines = [(i, t.strip()) for i, t in enumerate(text.splitlines(), 1) if t.strip()]
+        if not lines:
+            raise UserFacingError("That file has no text lines.")
+        ns = await self.bot.store.namespace(upload_namespace_name(guild, name), TEACHING_ORDER)
+
+        last = time.monotonic()
+
+        async def progress(totals: ImportTotals, _: int) -> None:
+            nonlocal last
+            if time.monotonic() - last >= PROGRESS_EVERY:
+                last = time.monotonic()
+                await interaction.edit_original_response(
+                    content=f"Learning “{name}”: {totals.lines:,} of {len(lines):,} lines…"
+                )
+
+        totals = await import_lines(
+            self.bot.store, ns, lines, f"upload:{name}", progress, batch_lines=2_000
+        )
+        await interaction.edit_original_response(
+            content=f"Corpus “{name}” ready: {totals.learned:,} lines, {totals.tokens:,} words. "
+            f"Use it with `corpus:{name}`."
+        )
+
+    @app_commands.command(name="corpus-delete", description="Delete one of this server's corpora")
+    async def corpus_delete(
+        self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 32]
+    ) -> None:
+        guild = self._guild(interaction)
+        if name not in await uploaded_corpora(self.bot, guild):
+            raise UserFacingError(f"This server has no uploaded corpus called “{name}”.")
+        ns = await self.bot.store.namespace(upload_namespace_name(guild, name), TEACHING_ORDER)
+        n = await self.bot.store.drop_namespace(ns)
+        await interaction.response.send_message(
+            f"Deleted corpus “{name}” ({n:,} lines).", ephemeral=True
+        )
+
+    @app_commands.command(name="corpus-list", description="The corpora this server can use")
+    async def corpus_list(self, interaction: discord.Interaction) -> None:
+        guild = self._guild(interaction)
+        bundled = ", ".join(f"`{c}`" for c in CORPORA)
+        own = ", ".join(f"`{n}`" for n in await uploaded_corpora(self.bot, guild)) or "none"
+        await interaction.response.send_message(
+            f"**Bundled:** {bundled}\n**This server's uploads:** {own}", ephemeral=True
+        )
 
     @app_commands.command(name="purge", description="Delete everything learned in this server")
     async def purge_command(self, interaction: discord.Interaction) -> None:

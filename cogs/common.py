@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 
 from bot.corpora import CORPORA
-from bot.importing import corpus_namespace
+from bot.importing import CORPUS_PREFIX, corpus_namespace
 from bot.model import TEACHING_ORDER, ModelReader
 from bot.present import shorten
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from bot.app import MarkovBot
 
 __all__ = [
-    "CORPUS_CHOICES",
+    "corpus_autocomplete",
     "inert",
     "model_for",
     "require_admin",
@@ -27,9 +27,47 @@ __all__ = [
 
 MESSAGE_LIMIT = 2000
 
-CORPUS_CHOICES = [
-    app_commands.Choice(name=shorten(c.title, 100), value=c.name) for c in CORPORA.values()
-]
+UPLOAD_PREFIX = "upload:"
+
+
+def upload_namespace_name(guild_id: int, name: str) -> str:
+    """Server-owned corpora are namespaced by server, so no other server can read them."""
+    return f"{UPLOAD_PREFIX}{guild_id}:{name}"
+
+
+def corpus_namespace_name(guild_id: int, corpus: str) -> str:
+    """Where a corpus option's model lives: shared for bundled ones, per server for uploads."""
+    if corpus in CORPORA:
+        return CORPUS_PREFIX + corpus
+    return upload_namespace_name(guild_id, corpus)
+
+
+async def uploaded_corpora(bot: MarkovBot, guild_id: int) -> list[str]:
+    prefix = f"{UPLOAD_PREFIX}{guild_id}:"
+    return [
+        n.name[len(prefix) :] for n in await bot.store.namespaces() if n.name.startswith(prefix)
+    ]
+
+
+async def corpus_autocomplete(
+    interaction: discord.Interaction, current: str
+) -> list[app_commands.Choice[str]]:
+    """The bundled corpora, then this server's uploaded ones, matching what was typed."""
+    bot: MarkovBot = interaction.client  # type: ignore[assignment]
+    typed = current.casefold()
+    choices = [
+        app_commands.Choice(name=shorten(f"{c.title} ({c.licence})", 100), value=c.name)
+        for c in CORPORA.values()
+        if typed in c.name or typed in c.title.casefold()
+    ]
+    if interaction.guild_id is not None:
+        choices += [
+            app_commands.Choice(name=shorten(f"{n} (this server's upload)", 100), value=n)
+            for n in await uploaded_corpora(bot, interaction.guild_id)
+            if typed in n.casefold()
+        ]
+    return choices[:25]
+
 
 _INVITE = re.compile(r"(discord(?:app)?\.(?:gg|com/invite)/)", re.IGNORECASE)
 _MASKED_LINK = re.compile(r"\[([^\]]*)\]\((<?https?://[^)]*>?)\)")
@@ -65,14 +103,19 @@ async def model_for(
     channel: discord.abc.GuildChannel | discord.Thread | None = None,
 ) -> tuple[ModelReader, str]:
     """The model a command should read, and a short label of what it is."""
-    if corpus:
-        chosen = CORPORA.get(corpus)
-        if chosen is None:
-            raise UserFacingError(f"There is no bundled corpus called “{shorten(corpus, 40)}”.")
-        ns = await corpus_namespace(bot.store, chosen, TEACHING_ORDER)
-        return bot.store.reader(ns), chosen.title
     if interaction.guild_id is None:
         raise app_commands.NoPrivateMessage()
+    if corpus:
+        chosen = CORPORA.get(corpus)
+        if chosen is not None:
+            ns = await corpus_namespace(bot.store, chosen, TEACHING_ORDER)
+            return bot.store.reader(ns), chosen.title
+        if corpus in await uploaded_corpora(bot, interaction.guild_id):
+            name = upload_namespace_name(interaction.guild_id, corpus)
+            return bot.store.reader(await bot.store.namespace(name, TEACHING_ORDER)), corpus
+        raise UserFacingError(
+            f"There is no corpus called “{shorten(corpus, 40)}”: pick one from the list."
+        )
     ns = await bot.namespace(interaction.guild_id)
     if user is None and channel is None:
         return bot.store.reader(ns), "this server"

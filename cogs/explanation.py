@@ -18,7 +18,7 @@ from bot.model import ModelReader
 from bot.present import explanation_summary, explanation_table, temperature_label
 from bot.sampling import MAX_TEMPERATURE, MAX_TOP_K
 
-from .common import CORPUS_CHOICES, inert, model_for
+from .common import corpus_autocomplete, inert, model_for
 from .generation import Temperature, vocabulary_autocomplete
 
 if TYPE_CHECKING:
@@ -172,8 +172,7 @@ class ExplanationCog(commands.Cog, name="Explanation"):
         top_p="Keep the likeliest words up to this total probability (1 = off)",
         corpus="Use a bundled public-domain corpus instead of this server",
     )
-    @app_commands.autocomplete(word=vocabulary_autocomplete)
-    @app_commands.choices(corpus=CORPUS_CHOICES)
+    @app_commands.autocomplete(word=vocabulary_autocomplete, corpus=corpus_autocomplete)
     @app_commands.guild_only()
     @app_commands.checks.cooldown(5, 10.0, key=lambda i: (i.guild_id, i.user.id))
     async def markov_explain(

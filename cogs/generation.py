@@ -13,7 +13,7 @@ from bot.generate import DEFAULT_TEMPERATURES, Options, compare, generate, parse
 from bot.present import shorten, temperature_label, trace_lines
 from bot.sampling import MAX_LENGTH, MAX_TEMPERATURE, MAX_TOP_K
 
-from .common import CORPUS_CHOICES, inert, model_for
+from .common import corpus_autocomplete, corpus_namespace_name, inert, model_for
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
@@ -57,12 +57,12 @@ async def vocabulary_autocomplete(
     prefix = words[-1] if words and not current.endswith(" ") else ""
     head = current[: len(current) - len(prefix)]
     if corpus:
-        from bot.corpora import CORPORA
-        from bot.importing import CORPUS_PREFIX
-
-        if corpus not in CORPORA:
+        # Never build or create a model while typing: only read one that exists.
+        name = corpus_namespace_name(interaction.guild_id, corpus)
+        existing = [n for n in await bot.store.namespaces() if n.name == name]
+        if not existing:
             return []
-        ns = await bot.store.namespace(CORPUS_PREFIX + corpus)
+        ns = existing[0]
     else:
         ns = await bot.namespace(interaction.guild_id)
     found = await bot.store.autocomplete(ns, prefix, 25)
@@ -89,8 +89,7 @@ class GenerationCog(commands.Cog, name="Generation"):
         show_work="Show each word's probability and rank",
         corpus="Use a bundled public-domain corpus instead of this server",
     )
-    @app_commands.autocomplete(start=vocabulary_autocomplete)
-    @app_commands.choices(corpus=CORPUS_CHOICES)
+    @app_commands.autocomplete(start=vocabulary_autocomplete, corpus=corpus_autocomplete)
     @app_commands.guild_only()
     @app_commands.checks.cooldown(5, 10.0, key=lambda i: (i.guild_id, i.user.id))
     async def markov(
@@ -138,8 +137,7 @@ class GenerationCog(commands.Cog, name="Generation"):
         seed="The seed shared by every temperature",
         corpus="Use a bundled public-domain corpus instead of this server",
     )
-    @app_commands.autocomplete(start=vocabulary_autocomplete)
-    @app_commands.choices(corpus=CORPUS_CHOICES)
+    @app_commands.autocomplete(start=vocabulary_autocomplete, corpus=corpus_autocomplete)
     @app_commands.guild_only()
     @app_commands.checks.cooldown(3, 10.0, key=lambda i: (i.guild_id, i.user.id))
     async def markov_compare(

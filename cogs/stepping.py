@@ -23,7 +23,7 @@ from bot.model import BOS, EOS, EmptyModel, ModelReader
 from bot.present import shorten, temperature_label
 from bot.sampling import MAX_LENGTH, MAX_TEMPERATURE
 
-from .common import CORPUS_CHOICES, inert, model_for
+from .common import corpus_autocomplete, inert, model_for
 from .errors import answer, explain_error
 from .generation import Temperature, vocabulary_autocomplete
 
@@ -208,8 +208,7 @@ class SteppingCog(commands.Cog, name="Stepping"):
         seed="Seed for the draws, to repeat a demonstration",
         corpus="Use a bundled public-domain corpus instead of this server",
     )
-    @app_commands.autocomplete(start=vocabulary_autocomplete)
-    @app_commands.choices(corpus=CORPUS_CHOICES)
+    @app_commands.autocomplete(start=vocabulary_autocomplete, corpus=corpus_autocomplete)
     @app_commands.guild_only()
     @app_commands.checks.cooldown(3, 10.0, key=lambda i: (i.guild_id, i.user.id))
     async def markov_step(

@@ -445,6 +445,13 @@ class Store:
                 await db.execute(f"DELETE FROM {table} WHERE ns = ?", (ns.id,))
         return int(n)
 
+    async def drop_namespace(self, ns: Namespace) -> int:
+        """Purge a namespace and remove its name (an uploaded corpus being deleted)."""
+        n = await self.purge(ns)
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM namespaces WHERE id = ?", (ns.id,))
+        return n
+
     # ------------------------------------------------------------------ reading
 
     async def is_empty(self, ns: Namespace) -> bool:

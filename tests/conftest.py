@@ -1,0 +1,59 @@
+"""Fixtures of the end-to-end tests (the unit tests need none of them).
+
+* ``fake``: a started fake Discord per test; at teardown every interaction must have been
+  acknowledged within 3 s and no payload the bot sent may allow a mention.
+* ``world``: one guild with #general, a thread, an admin (Manage Server) and alice.
+* ``settings``: the bot's settings with ``MARKOV_DB`` under ``tmp_path``.
+* ``e2e``: :class:`tests.e2e_support.E2E` — ``async with e2e.start() as bot`` runs the real
+  ``MarkovBot(settings)``; ``await e2e.enable_learning(member, channel=...)`` listens to a
+  channel as the admin and opts members in; plus invoke/say/wait_learned/snapshot helpers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from bot.settings import Settings, load_settings
+from tests.e2e_support import DEADLINE, E2E
+from tests.fake_discord import BasicWorld, FakeDiscord, basic_world, started_fake
+
+#: Long enough for the settings' token check; the fake accepts exactly this one.
+TOKEN = "fake-bot-token.for-end-to-end-tests"
+
+
+@pytest_asyncio.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with started_fake(token=TOKEN) as fake:
+        yield fake
+        late = [
+            (rec.label, rec.response_time)
+            for rec in fake.interactions.values()
+            if rec.response_time is None or rec.response_time >= DEADLINE
+        ]
+        assert not late, f"interactions not acknowledged within {DEADLINE} s: {late}"
+        fake.assert_no_mentions_allowed()
+        assert not fake.pings(), "the bot sent a message that notifies someone"
+
+
+@pytest.fixture
+def world(fake: FakeDiscord) -> BasicWorld:
+    return basic_world(fake)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "markov.db"
+
+
+@pytest.fixture
+def settings(db_path: Path) -> Settings:
+    return load_settings({"MARKOV_DB": str(db_path), "DISCORD_TOKEN": TOKEN}, dotenv_path=None)
+
+
+@pytest.fixture
+def e2e(fake: FakeDiscord, world: BasicWorld, settings: Settings) -> E2E:
+    return E2E(fake, world, settings)

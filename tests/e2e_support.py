@@ -1,0 +1,211 @@
+"""Shared machinery of the end-to-end tests: the real bot against the fake Discord.
+
+``E2E`` bundles one test's fake Discord, its world (a guild with #general, a thread, an
+admin and alice), the settings (database under ``tmp_path``) and the helpers every
+scenario needs: start the real :class:`bot.app.MarkovBot`, run a slash command and wait
+for its answer (checking the 3-second deadline), switch learning on, post messages and
+wait until the bot has stored them, and snapshot a server's model to prove that a
+forget/delete/edit removed exactly what a message had added.
+
+Nothing of the project is mocked: the bot connects to the fake over loopback sockets
+with discord.py's own client, and the assertions read the bot's replies from the fake
+and its model from the same SQLite file the bot writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from bot.app import MarkovBot
+from bot.model import BOS, EOS
+from bot.settings import Settings
+from bot.store import Namespace
+from tests.fake_discord import BasicWorld, FakeDiscord, InteractionRecord, running_bot
+
+__all__ = ["E2E", "ModelSnapshot", "eventually", "ids_of"]
+
+#: Discord gives up on an interaction that has not been acknowledged after 3 s.
+DEADLINE = 3.0
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], timeout: float = 5.0, what: str = "condition"
+) -> Any:
+    """Poll an async condition every 20 ms until it is truthy (for effects inside the bot)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def ids_of(messages: Iterable[Mapping[str, Any]]) -> list[int]:
+    return [int(m["id"]) for m in messages]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSnapshot:
+    """A server's model, spelled out in words so it can be compared across ids and restarts."""
+
+    transitions: dict[tuple[str, ...], int]
+    messages: int
+    tokens: int
+    vocabulary: int
+    contexts: int
+    authors: int
+    words: dict[str, int]
+
+    def same_model(self, other: ModelSnapshot) -> bool:
+        return dataclasses.astuple(self) == dataclasses.astuple(other)
+
+
+class E2E:
+    """One end-to-end test's world and helpers (the ``e2e`` fixture)."""
+
+    def __init__(self, fake: FakeDiscord, world: BasicWorld, settings: Settings) -> None:
+        self.fake = fake
+        self.world = world
+        self.settings = settings
+
+    # ------------------------------------------------------------------ the bot
+
+    def start(
+        self,
+        *,
+        settings: Settings | None = None,
+        force_sync: bool = False,
+        **running: Any,
+    ) -> running_bot[MarkovBot]:
+        """``async with e2e.start() as bot:`` — the real bot, logged in and ready."""
+        bot = MarkovBot(settings or self.settings, force_sync=force_sync)
+        return running_bot(self.fake, bot, **running)
+
+    # ------------------------------------------------------------------ interactions
+
+    async def invoke(
+        self,
+        user: Any,
+        command: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        guild: Any = None,
+        channel: Any = None,
+        **kwargs: Any,
+    ) -> InteractionRecord:
+        """Run a slash command and wait for the message it shows; checks the 3 s deadline."""
+        guild = self.world.guild_id if guild is None else guild
+        channel = self.world.channel_id if channel is None else channel
+        rec = await self.fake.invoke(guild, channel, user, command, options, **kwargs)
+        await rec.wait_message()
+        self.check_deadline(rec)
+        return rec
+
+    async def click(self, rec: InteractionRecord, custom_id: str, user: Any) -> InteractionRecord:
+        """Press a button on the message an interaction showed; waits for the bot's answer."""
+        message_id = rec.original_message_id
+        assert message_id is not None, f"{rec} showed no message"
+        click = await self.fake.click(message_id, custom_id, user)
+        await click.wait_response()
+        self.check_deadline(click)
+        return click
+
+    @staticmethod
+    def check_deadline(rec: InteractionRecord) -> None:
+        assert rec.response_time is not None and rec.response_time < DEADLINE, (
+            f"{rec} was acknowledged after {rec.response_time} s"
+        )
+
+    # ------------------------------------------------------------------ learning
+
+    async def enable_learning(
+        self,
+        *members: Any,
+        channel: Any = None,
+        guild: Any = None,
+        admin: Any = None,
+    ) -> None:
+        """An admin listens to ``channel`` (default #general); each member opts in."""
+        guild = self.world.guild_id if guild is None else guild
+        channel = self.world.channel_id if channel is None else channel
+        admin = self.world.admin_id if admin is None else admin
+        rec = await self.invoke(
+            admin, "markov-admin listen", {"channel": channel}, guild=guild, channel=channel
+        )
+        assert rec.content.startswith(f"Listening in <#{int(channel)}>"), rec.content
+        assert rec.ephemeral
+        for member in members or (self.world.user_id,):
+            rec = await self.invoke(member, "markov-privacy optin", guild=guild, channel=channel)
+            assert rec.content.startswith("Thanks!"), rec.content
+            assert rec.ephemeral
+
+    async def say(self, channel: Any, author: Any, *texts: str, **extra: Any) -> list[dict]:
+        """Post messages as a member (MESSAGE_CREATE for each)."""
+        return [await self.fake.send_message(channel, author, text, **extra) for text in texts]
+
+    async def ns(self, bot: MarkovBot, guild: Any = None) -> Namespace:
+        return await bot.namespace(self.world.guild_id if guild is None else int(guild))
+
+    async def flush(self, bot: MarkovBot) -> None:
+        """Write what the learning cog has queued (what its 1-second flusher would do)."""
+        learning = bot.get_cog("Learning")
+        assert learning is not None
+        await learning.flush()  # type: ignore[attr-defined]
+
+    async def known(self, bot: MarkovBot, ids: Sequence[int], guild: Any = None) -> set[int]:
+        return await bot.store.known_messages(await self.ns(bot, guild), ids)
+
+    async def wait_learned(
+        self,
+        bot: MarkovBot,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        guild: Any = None,
+        flush: bool = True,
+        timeout: float = 5.0,
+    ) -> None:
+        """Wait until every message is stored in the model (flushing the queue when asked)."""
+        wanted = set(ids_of(messages))
+
+        async def stored() -> bool:
+            if flush:
+                await self.flush(bot)
+            return wanted <= await self.known(bot, list(wanted), guild)
+
+        await eventually(stored, timeout, f"messages {sorted(wanted)} to be learned")
+
+    async def wait_forgotten(
+        self, bot: MarkovBot, messages: Sequence[Mapping[str, Any]], *, guild: Any = None
+    ) -> None:
+        ids = ids_of(messages)
+
+        async def gone() -> bool:
+            return not await self.known(bot, ids, guild)
+
+        await eventually(gone, 5.0, f"messages {ids} to be forgotten")
+
+    async def snapshot(self, bot: MarkovBot, guild: Any = None) -> ModelSnapshot:
+        """The stored model in words; also checks that it equals a recount of its messages."""
+        ns = await self.ns(bot, guild)
+        stored, recomputed = await bot.store.recount(ns)
+        assert stored == recomputed, "stored transition counts differ from their messages"
+        reader = bot.store.reader(ns)
+        ids = sorted({t for key in stored for t in key} - {BOS, EOS})
+        names = dict(zip(ids, await reader.spell(ids), strict=True))
+        names.update({BOS: "<BOS>", EOS: "<EOS>"})
+        stats = await bot.store.stats(ns, top=10_000)
+        return ModelSnapshot(
+            transitions={tuple(names[t] for t in key): n for key, n in stored.items()},
+            messages=stats.messages,
+            tokens=stats.tokens,
+            vocabulary=stats.vocabulary,
+            contexts=stats.contexts,
+            authors=stats.authors,
+            words=dict(stats.top_words),
+        )
