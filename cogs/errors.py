@@ -8,6 +8,8 @@ answered with an apology, so no interaction is ever left "not responding".
 from __future__ import annotations
 
 import logging
+import re
+import sqlite3
 
 import discord
 from discord import app_commands
@@ -18,6 +20,9 @@ from bot.sampling import InvalidOption
 __all__ = ["MarkovTree", "UserFacingError", "answer"]
 
 log = logging.getLogger(__name__)
+
+# Conditions that pass: another writer holding the lock, a full disk being cleaned up.
+_TRANSIENT = re.compile(r"locked|busy|disk is full|database or disk is full", re.IGNORECASE)
 
 
 class UserFacingError(app_commands.AppCommandError):
@@ -53,6 +58,9 @@ def explain_error(error: BaseException) -> str | None:
             return "This command works in servers, not in direct messages."
         case app_commands.TransformerError() | app_commands.CheckFailure():
             return str(error) or "That option isn't valid."
+        case sqlite3.OperationalError() if _TRANSIENT.search(str(error)):
+            log.error("database unavailable: %s", error)
+            return "My database is busy or full right now; please try again in a minute."
     return None
 
 
