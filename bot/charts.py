@@ -68,7 +68,7 @@ _FALLBACK_FAMILIES = (
     "Noto Emoji",
     "Symbola",
 )
-# Dropped when the fonts lack them: they only modify a neighbouring character.
+# Always dropped: they only join or restyle neighbouring emoji, which Agg draws one by one.
 _MODIFIERS = frozenset({0x200D, *range(0xFE00, 0xFE10), *range(0x1F3FB, 0x1F400)})
 
 
@@ -103,9 +103,11 @@ def chart_label(token: str, width: int = LABEL_CHARS) -> str:
     covered = _coverage()
     parts = []
     for ch in token:
+        if ord(ch) in _MODIFIERS:
+            continue
         if ord(ch) in covered or ch == " ":
             parts.append(ch)
-        elif ord(ch) not in _MODIFIERS:
+        else:
             name = unicodedata.name(ch, "")
             if not name or name.endswith(f"{ord(ch):04X}"):
                 name = f"U+{ord(ch):04X}"  # unnamed, or named only by its number (ideographs)
@@ -121,13 +123,16 @@ def _plain() -> dict[str, Any]:
 
 
 def _percent(x: float, precise: bool) -> str:
+    """A bar's value. Ten pairs of bars leave each bar about 35 px, too narrow for "2.4%"
+    beside its neighbour's label, so crowded charts drop the sign (the axis keeps it)."""
+    sign = "%" if precise else ""
     if x <= 0.0:
         return "0"
     if x < 0.001:
-        return "<0.1%"
+        return f"<0.1{sign}"
     if precise or x < 0.1:
-        return f"{x:.1%}"
-    return f"{x:.0%}"
+        return f"{100 * x:.1f}{sign}"
+    return f"{100 * x:.0f}{sign}"
 
 
 def _full_classes(e: Explanation) -> tuple[CountClass, ...]:
@@ -165,6 +170,10 @@ def _choices(x: float) -> str:
     return f"{x:.1f}" if x < 100 else f"{x:,.0f}"
 
 
+def _share(x: float) -> str:
+    return "<0.1%" if 0.0 < x < 0.0005 else f"{x:.1%}"  # never "0.0%" for a live tail
+
+
 def _footer(e: Explanation, drawn: Sequence[Row]) -> str:
     t = temperature_label(e.temperature)
     notes = []
@@ -174,7 +183,8 @@ def _footer(e: Explanation, drawn: Sequence[Row]) -> str:
         hidden_prob = max(0.0, 1.0 - sum(r.prob for r in drawn))
         notes.append(
             f"Not drawn: {hidden:,} other candidate{'s' if hidden != 1 else ''}, "
-            f"{hidden_p:.1%} of the probability at T = 1 and {hidden_prob:.1%} at T = {t}."
+            f"{_share(hidden_p)} of the probability at T = 1 and {_share(hidden_prob)} "
+            f"at T = {t}."
         )
     cuts = []
     if e.top_k:
@@ -249,7 +259,7 @@ def _bars(ax: Axes, e: Explanation, rows: Sequence[Row]) -> None:
     ax.set_ylim(0, top * 1.15)  # room for the value labels
     _percent_axis(ax)
     ax.tick_params(axis="y", labelsize=14)
-    ax.set_ylabel("probability of coming next", fontsize=15)
+    ax.set_ylabel("probability of coming next" + ("" if precise else " (%)"), fontsize=15)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
     for side in ("top", "right"):

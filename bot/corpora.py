@@ -49,6 +49,7 @@ CORPORA: dict[str, Corpus] = {
             "#ubuntu IRC 2004-05 (Kummerfeld et al., ACL 2019)",
             "CC BY 4.0",
         ),
+        Corpus("tiny-lesson", "tiny_lesson.txt", "Tiny lesson corpus (worked example)", "CC0"),
     )
 }
 #: Short lines of verse read like chat messages, and "When" starts hundreds of them.

@@ -1,0 +1,103 @@
+"""Rebuild the lesson's charts and print the worked example's numbers.
+
+    python docs/make_images.py
+
+The images in docs/images/ and the table in docs/teaching.md come from the bot's own
+code (the same explain_context and explanation_chart as /markov-explain), so what the
+class sees on the slide is what the bot shows in Discord. The script also checks every
+number against the textbook formula before writing anything, so a change to the sampler
+that broke the lesson would stop it here rather than in front of a class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sys
+from pathlib import Path
+
+from bot.charts import explanation_chart
+from bot.corpora import CORPORA, Corpus
+from bot.explain import Explanation
+from bot.generate import explain_context
+from bot.model import TEACHING_ORDER, MemoryModel
+from bot.tokenize import tokenize
+
+IMAGES = Path(__file__).resolve().parent / "images"
+CHARTS = (
+    # (corpus, context, temperature, file name)
+    ("tiny-lesson", "the", 0.5, "explain_tiny_T0.5.png"),
+    ("tiny-lesson", "the", 2.0, "explain_tiny_T2.png"),
+    ("burns", "When", 0.5, "explain_burns_When_T0.5.png"),
+)
+
+
+def learn(corpus: Corpus) -> MemoryModel:
+    """The model the bot builds for a bundled corpus: one-word contexts, one line a message."""
+    model = MemoryModel(order=TEACHING_ORDER)
+    with corpus.path.open(encoding="utf-8") as f:
+        for line in f:
+            model.learn(tokenize(line))
+    return model
+
+
+def by_hand(counts: list[int], t: float) -> list[float]:
+    """q_i = exp(ln p_i / T − max) / Σ_j exp(ln p_j / T − max), written out literally."""
+    total = sum(counts)
+    scaled = [math.log(c / total) / t for c in counts]
+    top = max(scaled)
+    weights = [math.exp(s - top) for s in scaled]
+    return [w / sum(weights) for w in weights]
+
+
+def check(e: Explanation) -> None:
+    counts = [r.count for r in e.rows]
+    expected = by_hand(counts, e.temperature)
+    for row, q in zip(e.rows, expected, strict=True):
+        if not math.isclose(row.prob, q, rel_tol=1e-12):
+            raise SystemExit(f"{row.token}: the bot says {row.prob!r}, the formula {q!r}")
+    h = -sum(q * math.log2(q) for q in expected)
+    if not math.isclose(e.entropy_t, h, rel_tol=1e-12):
+        raise SystemExit(f"entropy: the bot says {e.entropy_t!r}, the formula {h!r}")
+
+
+def table(at_1: Explanation, at_half: Explanation, at_2: Explanation) -> str:
+    lines = [
+        "| next word | count c | p = c/Σc | ln p | ln p ÷ 0.5 | q at T = 0.5 "
+        "| ln p ÷ 2 | q at T = 2 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r1, rh, r2 in zip(at_1.rows, at_half.rows, at_2.rows, strict=True):
+        assert rh.scaled_logit is not None and r2.scaled_logit is not None
+        lines.append(
+            f"| {r1.token} | {r1.count} | {r1.p:.4f} | {r1.logit:.4f} | {rh.scaled_logit:.4f} "
+            f"| {rh.prob:.4f} | {r2.scaled_logit:.4f} | {r2.prob:.4f} |"
+        )
+    lines.append(
+        f"| **total** | {at_1.total} | 1 | | | 1 | | 1 |\n\n"
+        f"Entropy: {at_1.entropy_t:.4f} bits at T = 1 (≈ {at_1.perplexity_t:.4f} effective "
+        f"choices), {at_half.entropy_t:.4f} bits at T = 0.5 (≈ {at_half.perplexity_t:.4f}), "
+        f"{at_2.entropy_t:.4f} bits at T = 2 (≈ {at_2.perplexity_t:.4f})."
+    )
+    return "\n".join(lines)
+
+
+async def main() -> None:
+    IMAGES.mkdir(exist_ok=True)
+    models: dict[str, MemoryModel] = {}
+    for corpus, context, t, name in CHARTS:
+        if corpus not in models:
+            models[corpus] = learn(CORPORA[corpus])
+        e = await explain_context(models[corpus], context, t)
+        (IMAGES / name).write_bytes(explanation_chart(e))
+        sys.stdout.write(f"wrote {IMAGES / name}\n")
+
+    tiny = models["tiny-lesson"]
+    worked = [await explain_context(tiny, "the", t, rows=None) for t in (1.0, 0.5, 2.0)]
+    for e in worked:
+        check(e)
+    sys.stdout.write("\n" + table(*worked) + "\n")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
