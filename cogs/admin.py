@@ -7,6 +7,7 @@ command in the client and are not applied to subcommands.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from typing import TYPE_CHECKING, Literal
@@ -176,6 +177,8 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
         chance: app_commands.Range[float, 0.0, 0.2],
     ) -> None:
         guild = self._guild(interaction)
+        if not math.isfinite(chance):  # NaN passes Range's min/max comparisons
+            raise UserFacingError("The chance must be a number from 0 to 0.2.")
         await self.bot.guild_config.set_chatter(guild, channel.id, chance)
         self.learning.invalidate(guild)
         text = "off" if chance == 0 else f"{chance:.0%} of messages (at most once a minute)"

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from bot.app import MarkovBot
 
 __all__ = [
+    "CorpusName",
     "corpus_autocomplete",
     "inert",
     "model_for",
@@ -28,6 +29,10 @@ __all__ = [
 MESSAGE_LIMIT = 2000
 
 UPLOAD_PREFIX = "upload:"
+
+#: A corpus option: a bundled corpus's name or an upload's (at most 32 characters, see
+#: ``cogs.admin.CORPUS_NAME``). Declaring the length makes Discord refuse longer text.
+CorpusName = app_commands.Range[str, 1, 32]
 
 
 def upload_namespace_name(guild_id: int, name: str) -> str:

@@ -7,6 +7,7 @@ answered with an apology, so no interaction is ever left "not responding".
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sqlite3
@@ -21,6 +22,8 @@ __all__ = ["MarkovTree", "UserFacingError", "answer"]
 
 log = logging.getLogger(__name__)
 
+DEFERRED_MESSAGE = discord.InteractionResponseType.deferred_channel_message
+
 # Conditions that pass: another writer holding the lock, a full disk being cleaned up.
 _TRANSIENT = re.compile(r"locked|busy|disk is full|database or disk is full", re.IGNORECASE)
 
@@ -33,6 +36,12 @@ async def answer(interaction: discord.Interaction, content: str, *, ephemeral: b
     """Reply whether or not the interaction was already answered or deferred."""
     content = content[:2000]
     if interaction.response.is_done():
+        if ephemeral and interaction.response.type is DEFERRED_MESSAGE:
+            # The first follow-up would fill the "thinking…" placeholder and keep the defer's
+            # visibility, showing a public command's error to the whole channel. Without the
+            # placeholder, the follow-up is a new message and can be ephemeral.
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
         await interaction.followup.send(content, ephemeral=ephemeral)
     else:
         await interaction.response.send_message(content, ephemeral=ephemeral)

@@ -18,7 +18,7 @@ from bot.model import ModelReader
 from bot.present import explanation_summary, explanation_table, temperature_label
 from bot.sampling import MAX_TEMPERATURE, MAX_TOP_K
 
-from .common import corpus_autocomplete, inert, model_for
+from .common import CorpusName, corpus_autocomplete, inert, model_for
 from .generation import Temperature, vocabulary_autocomplete
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ class ExplanationCog(commands.Cog, name="Explanation"):
         temp: Temperature = 1.0,
         top_k: app_commands.Range[int, 0, MAX_TOP_K] | None = None,
         top_p: app_commands.Range[float, 0.01, 1.0] | None = None,
-        corpus: str | None = None,
+        corpus: CorpusName | None = None,
     ) -> None:
         await interaction.response.defer(thinking=True)
         model, source = await model_for(self.bot, interaction, corpus=corpus)

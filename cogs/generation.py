@@ -13,7 +13,7 @@ from bot.generate import DEFAULT_TEMPERATURES, Options, compare, generate, parse
 from bot.present import shorten, temperature_label, trace_lines
 from bot.sampling import MAX_LENGTH, MAX_TEMPERATURE, MAX_TOP_K
 
-from .common import corpus_autocomplete, corpus_namespace_name, inert, model_for
+from .common import CorpusName, corpus_autocomplete, corpus_namespace_name, inert, model_for
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
@@ -104,7 +104,7 @@ class GenerationCog(commands.Cog, name="Generation"):
         top_k: app_commands.Range[int, 0, MAX_TOP_K] | None = None,
         top_p: app_commands.Range[float, 0.01, 1.0] | None = None,
         show_work: bool = False,
-        corpus: str | None = None,
+        corpus: CorpusName | None = None,
     ) -> None:
         await interaction.response.defer(thinking=True)
         model, source = await model_for(
@@ -146,7 +146,7 @@ class GenerationCog(commands.Cog, name="Generation"):
         start: app_commands.Range[str, 1, 200] | None = None,
         temps: app_commands.Range[str, 1, 100] = DEFAULT_TEMPS,
         seed: app_commands.Range[int, 0, 2**53] | None = None,
-        corpus: str | None = None,
+        corpus: CorpusName | None = None,
     ) -> None:
         temperatures = parse_temperatures(temps)
         await interaction.response.defer(thinking=True)

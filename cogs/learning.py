@@ -65,7 +65,7 @@ class Learning(commands.Cog):
         self._flush_lock = asyncio.Lock()
         self._last_reply: dict[int, float] = {}
         self._backfills: dict[tuple[int, int], asyncio.Task[Backfill]] = {}
-        self._caught_up = False
+        self._catch_up: asyncio.Task[None] | None = None
         self._flushes: set[asyncio.Task[int]] = set()
 
     async def cog_load(self) -> None:
@@ -78,9 +78,10 @@ class Learning(commands.Cog):
     async def cog_unload(self) -> None:
         self.flusher.cancel()
         self.housekeeping.cancel()
-        for task in self._backfills.values():
+        background = [*self._backfills.values(), *([self._catch_up] if self._catch_up else [])]
+        for task in background:
             task.cancel()
-        for task in self._backfills.values():
+        for task in background:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.flush()
@@ -122,10 +123,12 @@ class Learning(commands.Cog):
 
     @commands.Cog.listener()
     async def on_ready(self) -> None:
+        # on_ready fires again after reconnects; resumes replay missed events themselves.
+        if self._catch_up is None:
+            self._catch_up = asyncio.get_running_loop().create_task(self.catch_up())
+
+    async def catch_up(self) -> None:
         """Learn what was posted in listened channels while the bot was offline."""
-        if self._caught_up:
-            return  # on_ready fires again after reconnects; resumes replay missed events
-        self._caught_up = True
         for guild in self.bot.guilds:
             state = await self.guild(guild.id)
             ns = await self.bot.namespace(guild.id)

@@ -23,7 +23,7 @@ from bot.model import BOS, EOS, EmptyModel, ModelReader
 from bot.present import shorten, temperature_label
 from bot.sampling import MAX_LENGTH, MAX_TEMPERATURE
 
-from .common import corpus_autocomplete, inert, model_for
+from .common import CorpusName, corpus_autocomplete, inert, model_for
 from .errors import answer, explain_error
 from .generation import Temperature, vocabulary_autocomplete
 
@@ -217,7 +217,7 @@ class SteppingCog(commands.Cog, name="Stepping"):
         start: app_commands.Range[str, 1, 200] | None = None,
         temp: Temperature = 1.0,
         seed: app_commands.Range[int, 0, 2**53] | None = None,
-        corpus: str | None = None,
+        corpus: CorpusName | None = None,
     ) -> None:
         await interaction.response.defer(thinking=True)
         model, source = await model_for(self.bot, interaction, corpus=corpus)

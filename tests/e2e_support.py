@@ -12,21 +12,34 @@ with discord.py's own client, and the assertions read the bot's replies from the
 and its model from the same SQLite file the bot writes.
 """
 
+# The wait helpers take ``timeout=`` so their failure messages can name it.
+# ruff: noqa: ASYNC109
+
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from bot.app import MarkovBot
-from bot.model import BOS, EOS
+from bot.model import BOS, EOS, contribution
 from bot.settings import Settings
 from bot.store import Namespace
+from bot.tokenize import tokenize
 from tests.fake_discord import BasicWorld, FakeDiscord, InteractionRecord, running_bot
 
-__all__ = ["E2E", "ModelSnapshot", "eventually", "ids_of"]
+__all__ = [
+    "E2E",
+    "ModelSnapshot",
+    "StartedBot",
+    "eventually",
+    "expected_transitions",
+    "ids_of",
+    "on_ready_finished",
+]
 
 #: Discord gives up on an interaction that has not been acknowledged after 3 s.
 DEADLINE = 3.0
@@ -46,8 +59,50 @@ async def eventually(
         await asyncio.sleep(0.02)
 
 
+def expected_transitions(texts: Iterable[str], order: int) -> dict[tuple[str, ...], int]:
+    """The model a fresh learner would build from exactly these messages (the reference)."""
+    spelled = {BOS: "<BOS>", EOS: "<EOS>"}
+    counts = contribution([tokenize(t) for t in texts if tokenize(t)], order)  # type: ignore[arg-type]
+    return {tuple(spelled.get(t, t) for t in key): n for key, n in counts.items()}
+
+
 def ids_of(messages: Iterable[Mapping[str, Any]]) -> list[int]:
     return [int(m["id"]) for m in messages]
+
+
+async def on_ready_finished(timeout: float = 5.0) -> None:
+    """Wait for the ``on_ready`` listeners discord.py scheduled (named ``discord.py: on_ready``)."""
+    tasks = [
+        t
+        for t in asyncio.all_tasks()
+        if t.get_name() == "discord.py: on_ready" and t is not asyncio.current_task()
+    ]
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout)
+
+
+class StartedBot:
+    """:class:`running_bot` that also waits for the bot's ``on_ready`` work before the test.
+
+    The learning cog catches up on listened channels in ``on_ready``; a test that stopped
+    the bot in the middle of that would measure the shutdown race (see
+    ``test_e2e_learning.py::test_stopping_during_catch_up_is_clean``), not what it tests.
+    """
+
+    def __init__(self, runner: running_bot[MarkovBot]) -> None:
+        self.runner = runner
+
+    async def __aenter__(self) -> MarkovBot:
+        bot = await self.runner.__aenter__()
+        try:
+            await on_ready_finished()
+        except BaseException as exc:
+            await self.runner.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return bot
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.runner.__aexit__(*exc)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,10 +137,11 @@ class E2E:
         settings: Settings | None = None,
         force_sync: bool = False,
         **running: Any,
-    ) -> running_bot[MarkovBot]:
-        """``async with e2e.start() as bot:`` — the real bot, logged in and ready."""
+    ) -> StartedBot:
+        """``async with e2e.start() as bot:`` — the real bot, logged in, ready, and done with
+        its ``on_ready`` work (the catch-up of listened channels)."""
         bot = MarkovBot(settings or self.settings, force_sync=force_sync)
-        return running_bot(self.fake, bot, **running)
+        return StartedBot(running_bot(self.fake, bot, **running))
 
     # ------------------------------------------------------------------ interactions
 
@@ -181,14 +237,19 @@ class E2E:
         await eventually(stored, timeout, f"messages {sorted(wanted)} to be learned")
 
     async def wait_forgotten(
-        self, bot: MarkovBot, messages: Sequence[Mapping[str, Any]], *, guild: Any = None
+        self,
+        bot: MarkovBot,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        guild: Any = None,
+        timeout: float = 5.0,
     ) -> None:
         ids = ids_of(messages)
 
         async def gone() -> bool:
             return not await self.known(bot, ids, guild)
 
-        await eventually(gone, 5.0, f"messages {ids} to be forgotten")
+        await eventually(gone, timeout, f"messages {ids} to be forgotten")
 
     async def snapshot(self, bot: MarkovBot, guild: Any = None) -> ModelSnapshot:
         """The stored model in words; also checks that it equals a recount of its messages."""
@@ -209,3 +270,13 @@ class E2E:
             authors=stats.authors,
             words=dict(stats.top_words),
         )
+
+    async def assert_model(self, bot: MarkovBot, texts: Sequence[str], guild: Any = None) -> None:
+        """The server's model is exactly what learning ``texts`` from scratch would give."""
+        snap = await self.snapshot(bot, guild)
+        tokens = [t for text in texts for t in tokenize(text)]
+        assert snap.transitions == expected_transitions(texts, bot.settings.order)
+        assert snap.messages == sum(1 for text in texts if tokenize(text))
+        assert snap.tokens == len(tokens)
+        assert snap.words == dict(Counter(tokens))
+        assert snap.vocabulary == len(set(tokens))

@@ -73,8 +73,7 @@ async def test_commands_are_registered_with_their_options(e2e: E2E, fake: FakeDi
         assert markov["show_work"]["type"] == BOOLEAN
         assert markov["top_k"]["type"] == INTEGER
         assert markov["top_p"]["type"] == NUMBER
-        corpora = {c["value"] for c in markov["corpus"]["choices"]}
-        assert {"mother-goose", "burns", "alice"} <= corpora
+        assert markov["corpus"]["type"] == STRING and markov["corpus"]["autocomplete"] is True
 
         explain = options_of(fake.command("markov-explain"))
         assert explain["word"]["autocomplete"] is True
@@ -83,7 +82,7 @@ async def test_commands_are_registered_with_their_options(e2e: E2E, fake: FakeDi
         assert compare["temps"]["type"] == STRING and compare["start"]["autocomplete"] is True
 
         admin = fake.command("markov-admin")
-        assert admin["default_member_permissions"] == str(PERM_MANAGE_GUILD)
+        assert int(admin["default_member_permissions"]) == PERM_MANAGE_GUILD
         subcommands = options_of(admin)
         assert {"listen", "ignore", "status", "consent", "backfill", "purge"} <= set(subcommands)
         assert all(o["type"] == SUB_COMMAND for o in subcommands.values())
@@ -210,9 +209,7 @@ async def test_run_bot_message_content_intent_off(
 
 
 @pytest.mark.usefixtures("restore_logging", "world")
-async def test_run_bot_sync_only_registers_and_exits(
-    fake: FakeDiscord, settings: Settings
-) -> None:
+async def test_run_bot_sync_only_registers_and_exits(fake: FakeDiscord, settings: Settings) -> None:
     assert await _run_bot_in_thread(settings, sync_only=True) == 0
     assert len(fake.command_syncs) == 1
     assert {c["name"] for c in fake.commands()} >= EXPECTED_COMMANDS
