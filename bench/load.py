@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import sqlite3
 import sys
@@ -396,12 +397,10 @@ async def run(args: argparse.Namespace) -> int:
         print("bot log:", line, file=sys.stderr)
     if learned != total_sent or late or unanswered or errors or not consistent:
         status = 1
-    if status == 0:
-        import shutil
-
+    if status == 0 and not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
     else:
-        print(f"kept {tmp} for inspection", file=sys.stderr)
+        print(f"kept {tmp} (database, lag samples, bot.log) for inspection", file=sys.stderr)
     return status
 
 
@@ -413,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--members", type=int, default=40, help="members posting (40)")
     parser.add_argument("--warmup", type=int, default=500, help="messages before the load (500)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the load")
+    parser.add_argument("--keep", action="store_true", help="keep the database and bot log")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.rate <= 0 or args.invoke_rate <= 0 or args.members < 1:
         parser.error("--seconds, --rate, --invoke-rate and --members must be positive")

@@ -112,6 +112,10 @@ async def generate(
     return await _spell_generation(model, tokens, picks, ended, copied, attempts, seed, opts)
 
 
+#: Reads of one step when the model keeps changing under it (see :func:`choose_next`).
+VANISHED_RETRIES = 5
+
+
 @dataclass(frozen=True, slots=True)
 class Pick:
     """One chosen next token, with the distribution it came from."""
@@ -132,18 +136,29 @@ async def choose_next(
     rng: random.Random | None,
 ) -> Pick | None:
     """One step of a chain: back off, scale, draw (or take the top when ``rng`` is None
-    or T = 0). None when no suffix of ``context`` was ever seen."""
-    found = await model.lookup(context[-model.order :])
-    if found is None:
-        return None
-    scaled = scale(found.classes, temperature, top_k, top_p)
-    if rng is None or temperature == 0.0:
-        choice = greedy(scaled)
-    else:
-        choice = draw(scaled, found.classes, rng)
-    token = await model.candidate_at(found, scaled[choice.class_index].count, choice.offset)
-    backed_off = found.order < min(model.order, len(context))
-    return Pick(found, token, choice.prob, choice.rank, backed_off)
+    or T = 0). None when no suffix of ``context`` was ever seen.
+
+    The count classes and the chosen candidate are two reads; a batch learned or forgotten
+    between them can move the candidate to another class (``candidate_at`` then raises
+    ``LookupError``). The step is then read and drawn again, a few times at most."""
+    for attempt in range(VANISHED_RETRIES):
+        found = await model.lookup(context[-model.order :])
+        if found is None:
+            return None
+        scaled = scale(found.classes, temperature, top_k, top_p)
+        if rng is None or temperature == 0.0:
+            choice = greedy(scaled)
+        else:
+            choice = draw(scaled, found.classes, rng)
+        try:
+            token = await model.candidate_at(found, scaled[choice.class_index].count, choice.offset)
+        except LookupError:
+            if attempt == VANISHED_RETRIES - 1:
+                raise
+            continue
+        backed_off = found.order < min(model.order, len(context))
+        return Pick(found, token, choice.prob, choice.rank, backed_off)
+    raise AssertionError("unreachable")
 
 
 async def _walk(

@@ -189,7 +189,10 @@ class Learning(commands.Cog):
         if not item.tokens:
             return
         self._pending.setdefault(message.guild.id, {})[message.id] = item
-        if sum(map(len, self._pending.values())) >= FLUSH_MESSAGES:
+        # One size-triggered flush at a time: while it waits for the lock or writes, more
+        # messages queue up for the next one (a task per message here made ~12,500 flush
+        # calls, nearly all empty, in 15 s at ~1,600 messages/s: bench/load.py).
+        if not self._flushes and sum(map(len, self._pending.values())) >= FLUSH_MESSAGES:
             task = asyncio.get_running_loop().create_task(self.flush())
             self._flushes.add(task)  # keep a reference until it is done
             task.add_done_callback(self._flushes.discard)

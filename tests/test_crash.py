@@ -47,6 +47,8 @@ from cogs.learning import CATCH_UP_LIMIT
 from tests.crash_child import READY_LINE
 from tests.fake_discord import FakeDiscord
 
+pytestmark = pytest.mark.asyncio
+
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "fake-bot-token.for-the-crash-tests"
 CHAT = [
@@ -628,6 +630,3 @@ def progress_of(db: Path) -> dict[str, Any] | None:
         return None
     keys = ("before", "remaining", "read", "learned", "skipped", "done")
     return dict(zip(keys, row, strict=True))
-
-
-pytestmark = pytest.mark.asyncio

@@ -26,9 +26,17 @@ from bot.generate import (
     generate,
     parse_temperatures,
 )
-from bot.model import END_LABEL, START_LABEL, EmptyModel, MemoryModel, ModelReader, UnknownStart
+from bot.model import (
+    END_LABEL,
+    START_LABEL,
+    EmptyModel,
+    Found,
+    MemoryModel,
+    ModelReader,
+    UnknownStart,
+)
 from bot.sampling import MAX_LENGTH, InvalidOption
-from bot.store import Incoming, Store
+from bot.store import Incoming, Namespace, Store
 from bot.tokenize import tokenize
 
 # ---------------------------------------------------------------------------- helpers
@@ -570,3 +578,41 @@ def test_valid_options_are_normalised() -> None:
     assert opts.top_k is None and opts.top_p is None
     assert opts.seed == MAX_SEED and opts.length == MAX_LENGTH
     assert Options(seed=0, length=1).validated().seed == 0
+
+
+class _LearnsBetweenReads:
+    """A store model whose first ``candidate_at`` runs just after a batch was committed, as
+    when the learning cog flushes between the two reads of one generation step."""
+
+    def __init__(self, store: Store, ns: Namespace, batch: list[Incoming]) -> None:
+        self._inner = store.reader(ns)
+        self._store = store
+        self._ns = ns
+        self._batch: list[Incoming] | None = batch
+        self.order = ns.order
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def candidate_at(self, found: Found, count: int, offset: int) -> int:
+        if self._batch is not None:
+            batch, self._batch = self._batch, None
+            await self._store.learn(self._ns, batch)
+        return await self._inner.candidate_at(found, count, offset)
+
+
+async def test_a_batch_learned_between_the_reads_of_a_step_is_read_again(tmp_path: Path) -> None:
+    """Found by bench/load.py at 2,000 messages/s: /markov failed with "candidate vanished
+    while sampling" when a flush moved the drawn candidate to another count class."""
+    store = await open_store(tmp_path / "race.db")
+    try:
+        ns = await store.namespace("race", 1)
+        await store.learn(ns, [Incoming(10, ["hello", "world"])])
+        # Between the step's reads "world" becomes seen twice: class "seen once" is gone.
+        model = _LearnsBetweenReads(store, ns, [Incoming(11, ["hello", "world"])])
+        options = Options(temperature=1.0, seed=1, length=3, originality=False)
+        g = await generate(model, "hello", options)  # type: ignore[arg-type]
+        assert g.text == "hello world"
+        assert g.steps[0].token == "world" and g.steps[0].prob == 1.0
+    finally:
+        await store.close()
