@@ -156,7 +156,8 @@ class Store:
     async def open(cls, path: str | os.PathLike[str]) -> Store:
         """Open (creating with owner-only permissions) and migrate the database."""
         file = Path(path)
-        if str(file) != ":memory:" and not file.exists():
+        # Once at start-up, before the bot answers anything: a blocking check is harmless.
+        if str(file) != ":memory:" and not file.exists():  # noqa: ASYNC240
             file.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(file, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
@@ -420,7 +421,8 @@ class Store:
             async with self._transaction() as db:
                 blobs: list[tuple[int, bytes]] = []
                 for part in _chunks(batch):
-                    sql = f"SELECT id, tokens FROM messages WHERE ns = ? AND id IN ({_marks(len(part))})"
+                    marks = _marks(len(part))
+                    sql = f"SELECT id, tokens FROM messages WHERE ns = ? AND id IN ({marks})"
                     async with db.execute(sql, (ns.id, *part)) as cur:
                         blobs.extend([(int(i), bytes(b)) async for i, b in cur])
                 if not blobs:
@@ -429,7 +431,11 @@ class Store:
                 await self._apply(db, ns, sequences, -1)
                 await db.executemany(
                     "DELETE FROM anchors WHERE ns = ? AND gram = ? AND msg = ?",
-                    [(ns.id, g, mid) for (mid, _), s in zip(blobs, sequences) for g in _anchors(s)],
+                    [
+                        (ns.id, g, mid)
+                        for (mid, _), s in zip(blobs, sequences, strict=True)
+                        for g in _anchors(s)
+                    ],
                 )
                 await db.executemany(
                     "DELETE FROM messages WHERE ns = ? AND id = ?", [(ns.id, m) for m, _ in blobs]
@@ -613,7 +619,7 @@ class StoreModel:
             "ON c.ns = ? AND c.ctx = best.ctx ORDER BY c.count DESC"
         )
         async with self._db.execute(sql, (self.ns.id, *keys, self.ns.id)) as cur:
-            rows = await cur.fetchall()
+            rows = list(await cur.fetchall())
         if not rows:
             return None
         key = bytes(rows[0][0])
