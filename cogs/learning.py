@@ -181,6 +181,7 @@ class Learning(commands.Cog):
             author=message.author.id,
             channel=parent_channel_id(message.channel),
             created=message.created_at.timestamp(),
+            thread=message.channel.id if isinstance(message.channel, discord.Thread) else None,
         )
 
     def queue(self, message: discord.Message) -> None:
@@ -276,6 +277,16 @@ class Learning(commands.Cog):
         await self.bot.guild_config.forget_channel_config(channel.guild.id, channel.id)
         self.invalidate(channel.guild.id)
         log.info("channel %s deleted: forgot %d messages", channel.id, n)
+
+    @commands.Cog.listener()
+    async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
+        pending = self._pending.get(payload.guild_id, {})
+        for mid in [mid for mid, m in pending.items() if m.thread == payload.thread_id]:
+            del pending[mid]
+        ns = await self.bot.namespace(payload.guild_id)
+        async with self._flush_lock:
+            n = await self.bot.store.forget_thread(ns, payload.thread_id)
+        log.info("thread %s deleted: forgot %d messages", payload.thread_id, n)
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:

@@ -278,11 +278,6 @@ async def test_channel_delete_forgets_that_channel_and_its_settings(
         await eventually(only_general_listened, what="the deleted channel to leave the settings")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a deleted thread's messages stay learned (stored under the parent channel, "
-    "and Discord sends no MESSAGE_DELETE for them)",
-)
 async def test_thread_delete_forgets_its_messages(e2e: E2E, fake: FakeDiscord) -> None:
     w = e2e.world
     async with e2e.start() as bot:

@@ -99,8 +99,9 @@ class Incoming:
     id: int
     tokens: Sequence[str]
     author: int | None = None
-    channel: int | None = None
+    channel: int | None = None  # for a thread, its parent channel
     created: float | None = None
+    thread: int | None = None  # the thread it was posted in, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,10 +286,10 @@ class Store:
             ids = await self._intern(db, ns, list(ordered))
             sequences = {mid: [ids[t] for t in m.tokens] for mid, m in fresh.items()}
             await db.executemany(
-                "INSERT INTO messages (ns, id, author, channel, created, tokens) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO messages (ns, id, author, channel, created, tokens, thread) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (ns.id, mid, m.author, m.channel, m.created, pack(sequences[mid]))
+                    (ns.id, mid, m.author, m.channel, m.created, pack(sequences[mid]), m.thread)
                     for mid, m in fresh.items()
                 ],
             )
@@ -404,7 +405,11 @@ class Store:
         return await self._forget_selected(ns, "author = ?", (author,))
 
     async def forget_channel(self, ns: Namespace, channel: int) -> int:
+        """A channel's messages, its threads' included (they are stored under it)."""
         return await self._forget_selected(ns, "channel = ?", (channel,))
+
+    async def forget_thread(self, ns: Namespace, thread: int) -> int:
+        return await self._forget_selected(ns, "thread = ?", (thread,))
 
     async def forget_older_than(self, ns: Namespace, timestamp: float) -> int:
         return await self._forget_selected(ns, "created < ?", (timestamp,))

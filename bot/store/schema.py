@@ -95,6 +95,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (guild, channel)
     ) WITHOUT ROWID;
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    -- Threads are learned under their parent channel; this remembers which thread, so a
+    -- deleted thread can be forgotten (Discord sends no per-message deletes for it).
+    ALTER TABLE messages ADD COLUMN thread INTEGER;
+    CREATE INDEX messages_thread ON messages (ns, thread) WHERE thread IS NOT NULL;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
