@@ -7,8 +7,6 @@ stored counts against a recount of the stored messages (:meth:`E2E.snapshot`).
 
 from __future__ import annotations
 
-import pytest
-
 from bot.app import MarkovBot
 from tests.e2e_support import E2E, eventually, ids_of, on_ready_finished
 from tests.fake_discord import FakeDiscord, running_bot
