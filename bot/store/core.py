@@ -28,14 +28,17 @@ from __future__ import annotations
 import asyncio
 import difflib
 import hashlib
+import json
 import logging
 import os
 import sqlite3
 import time
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -130,16 +133,114 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[i : i + size]
 
 
-def _anchors(tokens: Sequence[int]) -> list[bytes]:
-    if len(tokens) < 2 * ANCHOR:
-        return []  # too short to hold a copy-length run
-    body = pack(tokens)
+def _anchor(window: bytes) -> int:
+    """An anchor's key: a 31-bit hash of a packed window (a collision costs one check)."""
+    return zlib.crc32(window) >> 1
+
+
+def _anchors(body: bytes) -> list[int]:
+    """Keys of every fifth ANCHOR-token window of a packed message."""
     step = 4 * ANCHOR
-    return [body[i : i + step] for i in range(0, len(body) - step + 1, step)]
+    if len(body) < 2 * step:
+        return []  # too short to hold a copy-length run
+    return [_anchor(body[i : i + step]) for i in range(0, len(body) - step + 1, step)]
 
 
 def _marks(n: int) -> str:
     return ",".join("?" * n)
+
+
+_SLICE = 50_000  # transitions per statement when learning
+_ROWS = 500  # rows per multi-row INSERT (binds ~2x faster than a statement per row)
+
+
+async def _insert_rows(
+    db: aiosqlite.Connection, head: str, row: str, width: int, flat: Sequence[Any]
+) -> None:
+    """Insert ``flat`` (rows of ``width`` values laid end to end) with ``head`` followed by
+    ``row`` repeated: ``_ROWS`` rows per statement, all of them in one round trip."""
+    step = _ROWS * width
+    full = len(flat) // step * step
+    if full:
+        sql = head + ",".join([row] * _ROWS)
+        await db.executemany(sql, [flat[i : i + step] for i in range(0, full, step)])
+    if full < len(flat):
+        sql = head + ",".join([row] * ((len(flat) - full) // width))
+        await db.execute(sql, flat[full:])
+
+
+@dataclass(slots=True)
+class _Grams:
+    """A batch's transitions whose contexts have ``k`` tokens, in primary key order."""
+
+    k: int
+    contexts: Any  # (contexts, k) uint32 array: the distinct contexts, in order
+    group: Any  # per transition: the index of its context in ``contexts``
+    next: Any  # per transition: the next token
+    n: Any  # per transition: the signed count to add
+
+
+def _grams(bodies: Sequence[bytes], order: int, sign: int) -> list[_Grams]:
+    """:func:`contribution` of packed messages, sign applied: one :class:`_Grams` per
+    context length, in the order of the ``transitions`` primary key.
+
+    The same counts as ``contribution`` (``Store.check`` compares the stored counts with
+    it), computed with numpy: the messages are laid end to end between markers, and the
+    windows of k + 1 tokens whose context holds no end marker are sorted and counted. The
+    sort is SQLite's key order (memcmp of the little-endian packed context, then next), so
+    a batch walks the B-trees in order instead of jumping around.
+    """
+    import numpy as np
+
+    lengths = np.fromiter(map(len, bodies), dtype=np.int64, count=len(bodies)) // 4
+    size = int(lengths.sum()) + 2 * len(bodies)
+    if size >= 2**30:
+        raise ValueError("batch too large")
+    bos = np.cumsum(lengths + 2) - (lengths + 2)
+    eos = bos + lengths + 1
+    body = np.ones(size, dtype=bool)
+    body[bos] = False
+    body[eos] = False
+    stream = np.empty(size, dtype=np.uint32)
+    stream[bos] = BOS
+    stream[eos] = EOS
+    stream[body] = np.frombuffer(b"".join(bodies), dtype="<u4")
+    del body
+    # memcmp order of a little-endian uint32 is the numeric order of its byte-swapped value
+    swapped = stream.byteswap()
+    out = []
+    for k in range(1, order + 1):
+        n = size - k
+        keep = stream[:n] != EOS
+        for i in range(1, k):
+            keep &= stream[i : i + n] != EOS
+        at = np.flatnonzero(keep)
+        del keep
+        # np.lexsort sorts by its last key first: the context's first token, ..., next
+        keys = [stream[at + k], *(swapped[at + i] for i in range(k - 1, -1, -1))]
+        at = at[np.lexsort(keys)]
+        del keys
+        columns = [stream[at + i] for i in range(k + 1)]
+        new_context = np.ones(len(at), dtype=bool)
+        new_row = np.ones(len(at), dtype=bool)
+        if len(at) > 1:
+            differs = columns[0][1:] != columns[0][:-1]
+            for column in columns[1:k]:
+                differs |= column[1:] != column[:-1]
+            new_context[1:] = differs
+            new_row[1:] = differs | (columns[k][1:] != columns[k][:-1])
+        first = np.flatnonzero(new_row)
+        starts = np.flatnonzero(new_context)
+        out.append(
+            _Grams(
+                k=k,
+                contexts=np.stack([c[starts] for c in columns[:k]], axis=1).astype("<u4"),
+                group=np.cumsum(new_context)[first] - 1,
+                next=columns[k][first].astype(np.int64),
+                n=np.diff(np.append(first, len(at))) * sign,
+            )
+        )
+    return out
 
 
 class Store:
@@ -182,10 +283,11 @@ class Store:
         await db.execute("PRAGMA synchronous = NORMAL")
         await db.execute("PRAGMA busy_timeout = 5000")
         await db.execute("PRAGMA foreign_keys = ON")
-        await db.execute(
-            "PRAGMA cache_size = -96000"
-        )  # 96 MB page cache at most, allocated as used
-        await db.execute("PRAGMA temp_store = MEMORY")
+        # 8 MB page cache per connection: the OS caches the file anyway, and a bigger cache
+        # barely speeds up learning (measured: bench/benchmark.py) while it adds to the
+        # process's memory. Temporary tables and sorts spill to a file, not to memory.
+        await db.execute("PRAGMA cache_size = -8000")
+        await db.execute("PRAGMA temp_store = FILE")
 
     @staticmethod
     async def _migrate(db: aiosqlite.Connection) -> None:
@@ -264,11 +366,9 @@ class Store:
         if not batch:
             return LearnResult(0, 0, 0, 0)
         async with self._transaction() as db:
-            known: set[int] = set()
-            for part in _chunks([m.id for m in batch]):
-                sql = f"SELECT id FROM messages WHERE ns = ? AND id IN ({_marks(len(part))})"
-                async with db.execute(sql, (ns.id, *part)) as cur:
-                    known.update([int(r[0]) async for r in cur])
+            sql = "SELECT id FROM messages WHERE ns = ? AND id IN (SELECT value FROM json_each(?))"
+            rows = await db.execute_fetchall(sql, (ns.id, json.dumps([m.id for m in batch])))
+            known = {int(r[0]) for r in rows}
             fresh: dict[int, Incoming] = {}
             empty = duplicates = 0
             for m in batch:
@@ -280,116 +380,138 @@ class Store:
                     fresh[m.id] = m
             if not fresh:
                 return LearnResult(0, duplicates, empty, 0)
-            # First-seen order: ids break ties between equally frequent candidates, so they
-            # must not depend on hash order.
-            ordered = dict.fromkeys(t for m in fresh.values() for t in m.tokens)
-            ids = await self._intern(db, ns, list(ordered))
-            sequences = {mid: [ids[t] for t in m.tokens] for mid, m in fresh.items()}
+            # First-seen order (a Counter keeps it): ids break ties between equally
+            # frequent candidates, so they must not depend on hash order.
+            words = Counter(chain.from_iterable(m.tokens for m in fresh.values()))
+            ids = await self._intern(db, ns, words)
+            bodies = {mid: pack(list(map(ids.__getitem__, m.tokens))) for mid, m in fresh.items()}
             await db.executemany(
                 "INSERT INTO messages (ns, id, author, channel, created, tokens, thread) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (ns.id, mid, m.author, m.channel, m.created, pack(sequences[mid]), m.thread)
-                    for mid, m in fresh.items()
+                    (ns.id, mid, m.author, m.channel, m.created, bodies[mid], m.thread)
+                    for mid, m in sorted(fresh.items())  # id order: the id index's order
                 ],
             )
-            await db.executemany(
-                "INSERT OR IGNORE INTO anchors (ns, gram, msg) VALUES (?, ?, ?)",
-                [(ns.id, g, mid) for mid, seq in sequences.items() for g in _anchors(seq)],
+            # In key order: neighbouring B-tree pages.
+            anchors = sorted((g, mid) for mid, body in bodies.items() for g in _anchors(body))
+            await _insert_rows(
+                db,
+                "INSERT OR IGNORE INTO anchors (ns, gram, msg) VALUES ",
+                f"({int(ns.id)}, ?, ?)",
+                2,
+                [x for row in anchors for x in row],
             )
-            await self._apply(db, ns, list(sequences.values()), +1)
-        return LearnResult(len(fresh), duplicates, empty, sum(map(len, sequences.values())))
+            await self._apply(db, ns, list(bodies.values()), +1)
+        return LearnResult(len(fresh), duplicates, empty, sum(map(len, bodies.values())) // 4)
 
     async def _intern(
-        self, db: aiosqlite.Connection, ns: Namespace, tokens: list[str]
+        self, db: aiosqlite.Connection, ns: Namespace, words: Counter[str]
     ) -> dict[str, int]:
-        """Vocabulary ids for ``tokens``, adding the new ones."""
-        await db.execute("CREATE TEMP TABLE IF NOT EXISTS batch_tokens (token TEXT PRIMARY KEY)")
-        await db.execute("DELETE FROM temp.batch_tokens")
-        await db.executemany(
-            "INSERT INTO temp.batch_tokens (token) VALUES (?)", [(t,) for t in tokens]
-        )
-        await db.executemany(
-            "INSERT OR IGNORE INTO vocab (ns, token, folded, count) VALUES (?, ?, ?, 0)",
-            [(ns.id, t, t.casefold()) for t in tokens],
-        )
-        sql = (
-            "SELECT v.token, v.id FROM temp.batch_tokens b "
-            "JOIN vocab v ON v.ns = ? AND v.token = b.token"
-        )
-        async with db.execute(sql, (ns.id,)) as cur:
-            return {str(t): int(i) for t, i in await cur.fetchall()}
+        """Vocabulary ids of ``words``, numbering new ones in the Counter's order, with
+        their counts added in the same statements (a few hundred words each)."""
+        ids: dict[str, int] = {}
+        items = list(words.items())
+        for start in range(0, len(items), _ROWS):
+            part = items[start : start + _ROWS]
+            sql = (
+                "INSERT INTO vocab (ns, token, folded, count) VALUES "
+                + ",".join([f"({int(ns.id)}, ?, ?, ?)"] * len(part))
+                + " ON CONFLICT (ns, token) DO UPDATE SET count = count + excluded.count "
+                "RETURNING token, id"
+            )
+            values = [x for t, n in part for x in (t, t.casefold(), n)]
+            ids.update(await db.execute_fetchall(sql, values))  # type: ignore[arg-type]
+        return ids
 
     async def _apply(
         self,
         db: aiosqlite.Connection,
         ns: Namespace,
-        sequences: Sequence[Sequence[int]],
+        bodies: Sequence[bytes],
         sign: int,
     ) -> None:
-        """Add (sign=+1) or remove (sign=-1) the counts of token sequences.
+        """Add (sign=+1) or remove (sign=-1) the transition counts of packed messages.
 
-        Learning and forgetting share this, so forgetting is the exact inverse.
+        Learning and forgetting share this, so forgetting is the exact inverse. (Word
+        counts: learning adds them in :meth:`_intern`, forgetting removes them here.)
+
+        The batch's transitions go to a temporary table in bulk: numpy packs their contexts
+        end to end in one blob and the rest in a JSON array, and a statement slices and
+        decodes them, so no Python object is made per transition. The counts they had are
+        read back in one pass; from them numpy works out how the count classes move.
         """
-        words: Counter[int] = Counter()
-        for seq in sequences:
-            words.update(seq)
-        keys: dict[tuple[int, ...], bytes] = {}
-        rows = []
-        for gram, n in contribution(sequences, ns.order).items():
-            context = gram[:-1]
-            key = keys.get(context)
-            if key is None:
-                key = keys[context] = pack(context)
-            rows.append((key, gram[-1], sign * n))
-        # Sorted rows hit neighbouring B-tree pages: several times faster than hash order.
-        rows.sort()
-        await db.executemany(
-            "UPDATE vocab SET count = count + ? WHERE id = ?",
-            [(sign * n, t) for t, n in words.items()],
-        )
+        import numpy as np
+
         await db.execute(
             "CREATE TEMP TABLE IF NOT EXISTS batch_grams (ctx BLOB, next INTEGER, n INTEGER)"
         )
         await db.execute("DELETE FROM temp.batch_grams")
-        await db.executemany("INSERT INTO temp.batch_grams (ctx, next, n) VALUES (?, ?, ?)", rows)
-        # Count classes move set-wise: every candidate whose count changes leaves its old
-        # class and joins its new one. Computed before the counts change, from the join.
-        joined = (
-            "FROM temp.batch_grams b LEFT JOIN transitions t "
-            "ON t.ns = ?1 AND t.ctx = b.ctx AND t.next = b.next"
-        )
-        await db.execute(
-            "INSERT INTO classes (ns, ctx, count, size) "
-            f"SELECT ?1, b.ctx, t.count, -COUNT(*) {joined} WHERE t.count IS NOT NULL "
-            "GROUP BY b.ctx, t.count "
-            "ON CONFLICT (ns, ctx, count) DO UPDATE SET size = size + excluded.size",
-            (ns.id,),
-        )
-        await db.execute(
-            "INSERT INTO classes (ns, ctx, count, size) "
-            f"SELECT ?1, b.ctx, COALESCE(t.count, 0) + b.n AS c, COUNT(*) {joined} "
-            "WHERE c > 0 GROUP BY b.ctx, c "
-            "ON CONFLICT (ns, ctx, count) DO UPDATE SET size = size + excluded.size",
-            (ns.id,),
-        )
+        first = 1  # rowid of the next slice's first transition
+        for grams in _grams(bodies, ns.order, sign):
+            width, rows = 4 * grams.k, len(grams.next)
+            old = np.zeros(rows, dtype=np.int64)
+            for i in range(0, rows, _SLICE):
+                j = min(rows, i + _SLICE)
+                contexts = grams.contexts[grams.group[i:j]].tobytes()
+                values = (grams.next[i:j] << 31) | (grams.n[i:j] + 2**30)
+                await db.execute(
+                    "INSERT INTO temp.batch_grams (rowid, ctx, next, n) "
+                    "SELECT ?1 + key, substr(?2, key * ?3 + 1, ?3), value >> 31, "
+                    "(value & 2147483647) - 1073741824 FROM json_each(?4)",
+                    (first + i, contexts, width, json.dumps(values.tolist())),
+                )
+                # The counts these transitions have now (those that exist).
+                rows_now = await db.execute_fetchall(
+                    "SELECT json_group_array(b.rowid), json_group_array(t.count) "
+                    "FROM temp.batch_grams b JOIN transitions t "
+                    "ON t.ns = ?1 AND t.ctx = b.ctx AND t.next = b.next "
+                    "WHERE b.rowid BETWEEN ?2 AND ?3",
+                    (ns.id, first + i, first + j - 1),
+                )
+                at, counts = next(iter(rows_now))
+                old[np.array(json.loads(at), dtype=np.int64) - first] = json.loads(counts)
+            first += rows
+            # Count classes move set-wise: every candidate whose count changes leaves the
+            # class of its old count and joins the class of its new one. Moves that cancel
+            # out within a context are dropped; a class emptied by them is deleted by the
+            # trigger classes_empty.
+            new = old + grams.n
+            leave, join = old > 0, new > 0
+            key = np.concatenate(
+                [(grams.group[leave] << 32) | old[leave], (grams.group[join] << 32) | new[join]]
+            )
+            step = np.concatenate([np.full(int(leave.sum()), -1.0), np.full(int(join.sum()), 1.0)])
+            moves, where = np.unique(key, return_inverse=True)
+            sizes = np.rint(np.bincount(where.ravel(), weights=step)).astype(np.int64)
+            moves, sizes = moves[sizes != 0], sizes[sizes != 0]
+            for i in range(0, len(moves), _SLICE):
+                part = moves[i : i + _SLICE]
+                contexts = grams.contexts[part >> 32].tobytes()
+                values = ((part & 0xFFFFFFFF) << 32) | (sizes[i : i + _SLICE] + 2**31)
+                await db.execute(
+                    "INSERT INTO classes (ns, ctx, count, size) "
+                    "SELECT ?1, substr(?2, key * ?3 + 1, ?3), value >> 32, "
+                    "(value & 4294967295) - 2147483648 FROM json_each(?4) WHERE true "
+                    "ON CONFLICT (ns, ctx, count) DO UPDATE SET size = size + excluded.size",
+                    (ns.id, contexts, width, json.dumps(values.tolist())),
+                )
         await db.execute(
             "INSERT INTO transitions (ns, ctx, next, count) "
             "SELECT ?, ctx, next, n FROM temp.batch_grams WHERE true "
             "ON CONFLICT (ns, ctx, next) DO UPDATE SET count = count + excluded.count",
             (ns.id,),
         )
-        # Classes emptied by the moves above (learning empties them too: the last
-        # candidate seen once becomes seen twice).
-        await db.execute(
-            "DELETE FROM classes WHERE ns = ?1 AND size <= 0 "
-            "AND ctx IN (SELECT DISTINCT ctx FROM temp.batch_grams)",
-            (ns.id,),
-        )
         if sign < 0:
+            await db.execute(
+                "DELETE FROM transitions WHERE ns = ?1 AND count <= 0 "
+                "AND (ctx, next) IN (SELECT ctx, next FROM temp.batch_grams)",
+                (ns.id,),
+            )
+            words = Counter(chain.from_iterable(map(unpack, bodies)))
             await db.executemany(
-                "DELETE FROM transitions WHERE ns = ? AND ctx = ? AND next = ? AND count <= 0",
-                [(ns.id, *r[:2]) for r in rows],
+                "UPDATE vocab SET count = count - ? WHERE id = ?",
+                [(n, t) for t, n in words.items()],
             )
             await db.executemany(
                 "DELETE FROM vocab WHERE id = ? AND count <= 0", [(t,) for t in words]
@@ -432,15 +554,10 @@ class Store:
                         blobs.extend([(int(i), bytes(b)) async for i, b in cur])
                 if not blobs:
                     continue
-                sequences = [unpack(b) for _, b in blobs]
-                await self._apply(db, ns, sequences, -1)
+                await self._apply(db, ns, [b for _, b in blobs], -1)
                 await db.executemany(
                     "DELETE FROM anchors WHERE ns = ? AND gram = ? AND msg = ?",
-                    [
-                        (ns.id, g, mid)
-                        for (mid, _), s in zip(blobs, sequences, strict=True)
-                        for g in _anchors(s)
-                    ],
+                    [(ns.id, g, mid) for mid, b in blobs for g in _anchors(b)],
                 )
                 await db.executemany(
                     "DELETE FROM messages WHERE ns = ? AND id = ?", [(ns.id, m) for m, _ in blobs]
@@ -602,8 +719,24 @@ def _statements(script: str) -> list[str]:
     return out
 
 
+_SMALL = 64  # candidates a lookup returns with the classes
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What :class:`StoreModel` keeps in :attr:`Found.handle`."""
+
+    key: bytes  # classes.ctx / transitions.ctx
+    candidates: tuple[tuple[int, int], ...] | None  # (next, count) by next, if few
+
+
 class StoreModel:
-    """:class:`bot.model.ModelReader` over one namespace of the store."""
+    """:class:`bot.model.ModelReader` over one namespace of the store.
+
+    Every method is one round trip to the reader thread. A context with at most
+    ``_SMALL`` candidates (nearly all of them) comes back from :meth:`lookup` whole, so
+    drawing from it needs no second trip.
+    """
 
     def __init__(self, db: aiosqlite.Connection, ns: Namespace) -> None:
         self._db = db
@@ -616,58 +749,77 @@ class StoreModel:
     async def lookup(self, context: Sequence[int]) -> Found | None:
         context = tuple(context[-self.ns.order :])
         keys = [pack(context[i:]) for i in range(len(context))]
-        # One round trip: the longest known suffix and its count classes.
-        sql = (
-            "WITH best AS (SELECT ctx FROM classes WHERE ns = ? AND ctx IN "
-            f"({_marks(len(keys))}) ORDER BY length(ctx) DESC LIMIT 1) "
-            "SELECT c.ctx, c.count, c.size FROM best JOIN classes c "
-            "ON c.ns = ? AND c.ctx = best.ctx ORDER BY c.count DESC"
+        # The longest known suffix, its count classes and, if few, its candidates.
+        marks = ",".join(f"?{i}" for i in range(3, 3 + len(keys)))
+        best = (
+            f"(SELECT ctx FROM classes WHERE ns = ?1 AND ctx IN ({marks}) "
+            "ORDER BY length(ctx) DESC LIMIT 1)"
         )
-        async with self._db.execute(sql, (self.ns.id, *keys, self.ns.id)) as cur:
-            rows = list(await cur.fetchall())
-        if not rows:
+        sql = (
+            f"SELECT ctx, count, size FROM classes WHERE ns = ?1 AND ctx = {best} "
+            "UNION ALL SELECT NULL, * FROM (SELECT next, count FROM transitions "
+            f"WHERE ns = ?1 AND ctx = {best} ORDER BY next LIMIT ?2)"
+        )
+        rows = await self._db.execute_fetchall(sql, (self.ns.id, _SMALL + 1, *keys))
+        classes = sorted(
+            (CountClass(int(c), int(s)) for k, c, s in rows if k is not None),
+            key=lambda c: -c.count,
+        )
+        if not classes:
             return None
-        key = bytes(rows[0][0])
-        classes = tuple(CountClass(int(r[1]), int(r[2])) for r in rows)
-        return Found(key, tuple(unpack(key)), classes)
+        key = next(bytes(k) for k, _, _ in rows if k is not None)
+        candidates = [(int(t), int(c)) for k, t, c in rows if k is None]
+        few = tuple(candidates) if len(candidates) <= _SMALL else None
+        return Found(_Context(key, few), tuple(unpack(key)), tuple(classes))
 
     async def candidate_at(self, found: Found, count: int, offset: int) -> int:
+        context = found.handle
+        assert isinstance(context, _Context)
+        if context.candidates is not None:
+            same = [t for t, c in context.candidates if c == count]
+            if offset < len(same):
+                return same[offset]
+            raise LookupError("candidate vanished while sampling")
+        # Learning order among equals is token id order: the primary key's order.
         sql = (
             "SELECT next FROM transitions WHERE ns = ? AND ctx = ? AND count = ? "
             "ORDER BY next LIMIT 1 OFFSET ?"
         )
-        async with self._db.execute(sql, (self.ns.id, found.handle, count, offset)) as cur:
-            row = await cur.fetchone()
-        if row is None:
+        rows = await self._db.execute_fetchall(sql, (self.ns.id, context.key, count, offset))
+        if not rows:
             raise LookupError("candidate vanished while sampling")
-        return int(row[0])
+        return int(next(iter(rows))[0])
 
     async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
+        context = found.handle
+        assert isinstance(context, _Context)
+        if context.candidates is not None:
+            ranked = sorted(context.candidates, key=lambda tc: (-tc[1], tc[0]))
+            return ranked if limit is None else ranked[:limit]
+        # Only the classes that hold the first ``limit`` candidates need sorting.
+        least, seen = 0, 0
+        for cls in found.classes:
+            least, seen = cls.count, seen + cls.size
+            if limit is not None and seen >= limit:
+                break
         sql = (
-            "SELECT next, count FROM transitions WHERE ns = ? AND ctx = ? "
+            "SELECT next, count FROM transitions WHERE ns = ? AND ctx = ? AND count >= ? "
             "ORDER BY count DESC, next LIMIT ?"
         )
-        args = (self.ns.id, found.handle, -1 if limit is None else limit)
-        async with self._db.execute(sql, args) as cur:
-            return [(int(n), int(c)) for n, c in await cur.fetchall()]
+        args = (self.ns.id, context.key, least, -1 if limit is None else limit)
+        return [(int(n), int(c)) for n, c in await self._db.execute_fetchall(sql, args)]
 
     async def resolve(self, words: Sequence[str]) -> list[int]:
         out: list[int] = []
+        # The exact spelling, else the most frequent one ignoring case: one round trip.
+        sql = (
+            "SELECT id FROM vocab WHERE ns = ?1 AND token = ?2 AND count > 0 UNION ALL "
+            "SELECT * FROM (SELECT id FROM vocab WHERE ns = ?1 AND folded = ?3 AND count > 0 "
+            "ORDER BY count DESC LIMIT 1) LIMIT 1"
+        )
         for word in words:
-            token = await _scalar(
-                self._db,
-                "SELECT id FROM vocab WHERE ns = ? AND token = ? AND count > 0",
-                self.ns.id,
-                word,
-            )
-            if token is None:
-                token = await _scalar(
-                    self._db,
-                    "SELECT id FROM vocab WHERE ns = ? AND folded = ? AND count > 0 "
-                    "ORDER BY count DESC LIMIT 1",
-                    self.ns.id,
-                    word.casefold(),
-                )
+            rows = await self._db.execute_fetchall(sql, (self.ns.id, word, word.casefold()))
+            token = next(iter(rows))[0] if rows else None
             if token is None:
                 raise UnknownStart(words, await self.suggest(word))
             out.append(int(token))
@@ -691,11 +843,10 @@ class StoreModel:
 
     async def spell(self, tokens: Sequence[int]) -> list[str]:
         names = {BOS: START_LABEL, EOS: END_LABEL}
-        wanted = sorted({t for t in tokens if t not in names})
-        for part in _chunks(wanted):
-            sql = f"SELECT id, token FROM vocab WHERE ns = ? AND id IN ({_marks(len(part))})"
-            async with self._db.execute(sql, (self.ns.id, *part)) as cur:
-                names.update({int(i): str(t) async for i, t in cur})
+        wanted = json.dumps(sorted({t for t in tokens if t not in names}))
+        sql = "SELECT id, token FROM vocab WHERE +ns = ? AND id IN (SELECT value FROM json_each(?))"
+        rows = await self._db.execute_fetchall(sql, (self.ns.id, wanted))
+        names.update((int(i), str(t)) for i, t in rows)
         return [names.get(t, "?") for t in tokens]
 
     async def longest_copy(self, tokens: Sequence[int], at_least: int) -> int:
@@ -703,16 +854,13 @@ class StoreModel:
             return 0
         body = pack(tokens)
         step = 4 * ANCHOR
-        grams = list({body[i : i + step] for i in range(0, len(body) - step + 1, 4)})
-        sql = (
-            f"SELECT DISTINCT msg FROM anchors WHERE ns = ? AND gram IN ({_marks(len(grams))}) "
-            "LIMIT 64"
+        grams = json.dumps(
+            sorted({_anchor(body[i : i + step]) for i in range(0, len(body) - step + 1, 4)})
         )
-        async with self._db.execute(sql, (self.ns.id, *grams)) as cur:
-            messages = [int(r[0]) async for r in cur]
-        if not messages:
-            return 0
-        sql = f"SELECT tokens FROM messages WHERE ns = ? AND id IN ({_marks(len(messages))})"
-        async with self._db.execute(sql, (self.ns.id, *messages)) as cur:
-            runs = [longest_shared_run(tokens, unpack(bytes(r[0])), at_least) async for r in cur]
+        sql = (
+            "SELECT tokens FROM messages WHERE ns = ?1 AND id IN (SELECT DISTINCT msg FROM anchors "
+            "WHERE ns = ?1 AND gram IN (SELECT value FROM json_each(?2)) LIMIT 64)"
+        )
+        rows = await self._db.execute_fetchall(sql, (self.ns.id, grams))
+        runs = [longest_shared_run(tokens, unpack(bytes(r[0])), at_least) for r in rows]
         return max(runs, default=0)

@@ -35,7 +35,6 @@ MIGRATIONS: tuple[str, ...] = (
         count INTEGER NOT NULL,
         PRIMARY KEY (ns, ctx, next)
     ) WITHOUT ROWID;
-    CREATE INDEX transitions_rank ON transitions (ns, ctx, count, next);
     CREATE TABLE classes (
         ns INTEGER NOT NULL,
         ctx BLOB NOT NULL,
@@ -43,6 +42,13 @@ MIGRATIONS: tuple[str, ...] = (
         size INTEGER NOT NULL,
         PRIMARY KEY (ns, ctx, count)
     ) WITHOUT ROWID;
+    -- A class left by its last candidate disappears (lookup never sees an empty class).
+    CREATE TRIGGER classes_empty AFTER UPDATE OF size ON classes WHEN new.size <= 0
+    BEGIN
+        DELETE FROM classes WHERE ns = new.ns AND ctx = new.ctx AND count = new.count;
+    END;
+    -- A rowid table: new messages are appended whatever their id (ids of imported lines
+    -- are hashes), so only the small (ns, id) index takes random inserts.
     CREATE TABLE messages (
         ns INTEGER NOT NULL,
         id INTEGER NOT NULL,
@@ -50,13 +56,13 @@ MIGRATIONS: tuple[str, ...] = (
         channel INTEGER,
         created REAL,
         tokens BLOB NOT NULL,
-        PRIMARY KEY (ns, id)
-    ) WITHOUT ROWID;
+        UNIQUE (ns, id)
+    );
     CREATE INDEX messages_author ON messages (ns, author);
     CREATE INDEX messages_channel ON messages (ns, channel, id);
     CREATE TABLE anchors (
         ns INTEGER NOT NULL,
-        gram BLOB NOT NULL,
+        gram INTEGER NOT NULL,  -- hash of a 5-token window (see bot.store.core._anchor)
         msg INTEGER NOT NULL,
         PRIMARY KEY (ns, gram, msg)
     ) WITHOUT ROWID;
