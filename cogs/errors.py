@@ -18,7 +18,7 @@ from discord import app_commands
 from bot.model import EmptyModel, UnknownStart
 from bot.sampling import InvalidOption
 
-__all__ = ["MarkovTree", "UserFacingError", "answer"]
+__all__ = ["MarkovTree", "UserFacingError", "answer", "reply_to_error"]
 
 log = logging.getLogger(__name__)
 
@@ -73,23 +73,28 @@ def explain_error(error: BaseException) -> str | None:
     return None
 
 
+async def reply_to_error(interaction: discord.Interaction, error: BaseException, what: str) -> None:
+    """The one answer to a failed command or button: what to do, or an apology."""
+    message = explain_error(error)
+    if message is None:
+        log.error(
+            "%s failed (guild %s, channel %s, user %s)",
+            what,
+            interaction.guild_id,
+            interaction.channel_id,
+            interaction.user.id,
+            exc_info=error,
+        )
+        message = "Sorry, something went wrong on my side. It has been logged."
+    try:
+        await answer(interaction, message)
+    except discord.HTTPException:
+        log.warning("could not send the error reply for interaction %s", interaction.id)
+
+
 class MarkovTree(app_commands.CommandTree[discord.Client]):
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
-        message = explain_error(error)
-        if message is None:
-            command = interaction.command.qualified_name if interaction.command else "?"
-            log.error(
-                "/%s failed (guild %s, channel %s, user %s)",
-                command,
-                interaction.guild_id,
-                interaction.channel_id,
-                interaction.user.id,
-                exc_info=error,
-            )
-            message = "Sorry, something went wrong on my side. It has been logged."
-        try:
-            await answer(interaction, message)
-        except discord.HTTPException:
-            log.warning("could not send the error reply for interaction %s", interaction.id)
+        command = interaction.command.qualified_name if interaction.command else "?"
+        await reply_to_error(interaction, error, f"/{command}")

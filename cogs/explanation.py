@@ -20,6 +20,7 @@ from bot.sampling import MAX_TEMPERATURE, MAX_TOP_K
 
 from .common import CorpusName, corpus_autocomplete, inert, model_for
 from .generation import Temperature, vocabulary_autocomplete
+from .views import OwnedView
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
@@ -76,28 +77,18 @@ async def render(
     return explanation_embed(e, request.source, file is not None), file
 
 
-class ExplainView(discord.ui.View):
+class ExplainView(OwnedView):
     """Temperature buttons that redraw the table and chart in place."""
 
+    refusal = (
+        "Only the person who asked (or an admin) can change this one — run "
+        "`/markov-explain` yourself to experiment."
+    )
+
     def __init__(self, model: ModelReader, request: ExplainRequest, owner: int) -> None:
-        super().__init__(timeout=VIEW_TIMEOUT)
+        super().__init__(owner, VIEW_TIMEOUT)
         self.model = model
         self.request = request
-        self.owner = owner
-        self.message: discord.InteractionMessage | None = None
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        member = interaction.user
-        if member.id == self.owner or (
-            isinstance(member, discord.Member) and member.guild_permissions.manage_guild
-        ):
-            return True
-        await interaction.response.send_message(
-            "Only the person who asked (or an admin) can change this one — run "
-            "`/markov-explain` yourself to experiment.",
-            ephemeral=True,
-        )
-        return False
 
     async def _set(self, interaction: discord.Interaction, temperature: float) -> None:
         temperature = min(MAX_TEMPERATURE, max(0.0, round(temperature, 4)))
@@ -132,30 +123,6 @@ class ExplainView(discord.ui.View):
         self, interaction: discord.Interaction, _: discord.ui.Button[ExplainView]
     ) -> None:
         await self._set(interaction, 1.0)
-
-    async def on_timeout(self) -> None:
-        for item in self.children:
-            if isinstance(item, discord.ui.Button):
-                item.disabled = True
-        if self.message is not None:
-            try:
-                await self.message.edit(view=self)
-            except discord.HTTPException:
-                log.debug("could not disable buttons on an expired explanation")
-
-    async def on_error(
-        self,
-        interaction: discord.Interaction,
-        error: Exception,
-        item: discord.ui.Item[ExplainView],
-    ) -> None:
-        from .errors import answer, explain_error
-
-        message = explain_error(error)
-        if message is None:
-            log.error("explain button failed", exc_info=error)
-            message = "Sorry, something went wrong on my side. It has been logged."
-        await answer(interaction, message)
 
 
 class ExplanationCog(commands.Cog, name="Explanation"):

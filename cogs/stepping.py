@@ -24,8 +24,8 @@ from bot.present import shorten, temperature_label
 from bot.sampling import MAX_LENGTH, MAX_TEMPERATURE
 
 from .common import CorpusName, corpus_autocomplete, inert, model_for
-from .errors import answer, explain_error
 from .generation import Temperature, vocabulary_autocomplete
+from .views import OwnedView
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
@@ -85,12 +85,12 @@ def step_embed(state: StepState, e: Explanation | None) -> discord.Embed:
     return embed
 
 
-class StepView(discord.ui.View):
+class StepView(OwnedView):
+    refusal = "Only the person who started this (or an admin) can press — try `/markov-step`."
+
     def __init__(self, state: StepState, owner: int) -> None:
-        super().__init__(timeout=STEP_TIMEOUT)
+        super().__init__(owner, STEP_TIMEOUT)
         self.state = state
-        self.owner = owner
-        self.message: discord.InteractionMessage | None = None
 
     async def render(self) -> discord.Embed:
         e = None
@@ -103,18 +103,6 @@ class StepView(discord.ui.View):
         )
         self.back.disabled = not self.state.notes
         return step_embed(self.state, e)
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        member = interaction.user
-        if member.id == self.owner or (
-            isinstance(member, discord.Member) and member.guild_permissions.manage_guild
-        ):
-            return True
-        await interaction.response.send_message(
-            "Only the person who started this (or an admin) can press — try `/markov-step`.",
-            ephemeral=True,
-        )
-        return False
 
     async def _advance(self, interaction: discord.Interaction, rng: random.Random | None) -> None:
         s = self.state
@@ -174,25 +162,6 @@ class StepView(discord.ui.View):
         t = self.state.temperature
         self.state.temperature = min(MAX_TEMPERATURE, round(t * 2, 4) if t > 0 else 0.1)
         await interaction.response.edit_message(embed=await self.render(), view=self)
-
-    async def on_timeout(self) -> None:
-        for item in self.children:
-            if isinstance(item, discord.ui.Button):
-                item.disabled = True
-        if self.message is not None:
-            try:
-                await self.message.edit(view=self)
-            except discord.HTTPException:
-                log.debug("could not disable an expired step view")
-
-    async def on_error(
-        self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[StepView]
-    ) -> None:
-        message = explain_error(error)
-        if message is None:
-            log.error("step button failed", exc_info=error)
-            message = "Sorry, something went wrong on my side. It has been logged."
-        await answer(interaction, message)
 
 
 class SteppingCog(commands.Cog, name="Stepping"):
