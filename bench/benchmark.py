@@ -613,6 +613,23 @@ def machine_line(m: dict[str, str]) -> str:
     return f"{m['cores']} cores, {m['cpu']}, Python {m['python']}, SQLite {m['sqlite']}, {m['os']}"
 
 
+NOTES = """
+## Notes
+
+* Runs vary by a few percent on this shared 2-core machine; the tightest margin is the
+  generation p99 at T = 0.5. Its tail is the longest chains (30 words, a second attempt
+  after the originality check) plus Python's cyclic garbage collector: with `gc` disabled
+  the same calls' p99 roughly halved in one measurement. A bot process can make full collections
+  rarer with `gc.freeze()` once started.
+* The corpus repeats, so after the first pass every batch updates existing transitions
+  and count classes instead of inserting them; that steady state is slower per token than
+  the first pass (about 200,000 tokens/s for the first million, 145,000 near the end).
+* The page cache is 8 MB per connection (`Store._configure`): the database is served from
+  the OS cache anyway, and larger caches barely changed learning speed while adding to
+  the process's memory.
+"""
+
+
 def write_doc(path: Path, r: dict[str, Any], table: str, met: list[tuple[str, bool]]) -> None:
     m, c = r["machine"], r["corpus"]
     tables = r["db"]["tables"]
@@ -668,6 +685,7 @@ on {machine_line(m)}.
 """
         + "\n".join(f"* {'met' if ok else 'NOT met'}: {name}" for name, ok in met)
         + "\n"
+        + NOTES
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")

@@ -13,13 +13,16 @@ Layout, and why:
 * ``transitions`` (context → next token → count, a context being 1 to ``order`` token
   ids packed as bytes) is the model. ``classes`` is kept in step with ``transitions`` by
   each batch: per context, how many candidates share each count. Sampling and explanation
-  read classes, so their cost does not grow with the number of candidates.
-* ``anchors`` indexes every fifth 5-token window of each message. Any verbatim run of 10
+  read classes, so their cost does not grow with the number of candidates. Transitions
+  have no index but their key (one would double the cost of learning): the few contexts
+  with more than ``_SMALL`` candidates are walked in key order to find a candidate.
+* ``anchors`` indexes (a hash of) every fifth 5-token window of each message. Any verbatim run of 10
   words from a message contains one whole anchor, so the originality check looks up a few
   anchors instead of scanning the corpus.
 
-Writes go through one connection in batched transactions (WAL), reads through another, so
-a long import never blocks a reply and a reply never sees half a batch. A process killed
+Writes go through one connection in batched transactions (WAL), each batch one job in
+that connection's thread, reads through another, so a long import never blocks a reply
+and a reply never sees half a batch. A process killed
 mid-batch leaves the last committed state.
 """
 
@@ -35,12 +38,12 @@ import sqlite3
 import time
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -80,6 +83,7 @@ _CHUNK = 500  # ids per IN (...) list
 
 
 Transitions = Counter[tuple[int, ...]]
+T = TypeVar("T")
 
 
 def message_key(*parts: object) -> int:
@@ -150,23 +154,84 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-_SLICE = 50_000  # transitions per statement when learning
+_SLICE = 20_000  # transitions per statement when learning
 _ROWS = 500  # rows per multi-row INSERT (binds ~2x faster than a statement per row)
 
 
-async def _insert_rows(
-    db: aiosqlite.Connection, head: str, row: str, width: int, flat: Sequence[Any]
+def _insert_rows(
+    conn: sqlite3.Connection, head: str, row: str, width: int, flat: Sequence[Any]
 ) -> None:
     """Insert ``flat`` (rows of ``width`` values laid end to end) with ``head`` followed by
-    ``row`` repeated: ``_ROWS`` rows per statement, all of them in one round trip."""
+    ``row`` repeated: ``_ROWS`` rows per statement."""
     step = _ROWS * width
     full = len(flat) // step * step
     if full:
         sql = head + ",".join([row] * _ROWS)
-        await db.executemany(sql, [flat[i : i + step] for i in range(0, full, step)])
+        conn.executemany(sql, [flat[i : i + step] for i in range(0, full, step)])
     if full < len(flat):
         sql = head + ",".join([row] * ((len(flat) - full) // width))
-        await db.execute(sql, flat[full:])
+        conn.execute(sql, flat[full:])
+
+
+def _class_moves(group: Any, old: Any, new: Any) -> tuple[Any, Any]:
+    """How the count classes change when transitions go from ``old`` to ``new`` counts:
+    (context << 32 | count, change in size) per class that changes, in key order."""
+    import numpy as np
+
+    leave, join = np.flatnonzero(old > 0), np.flatnonzero(new > 0)
+    key = np.empty(len(leave) + len(join), dtype=np.int64)
+    key[: len(leave)] = (group[leave].astype(np.int64) << 32) | old[leave]
+    key[len(leave) :] = (group[join].astype(np.int64) << 32) | new[join]
+    step = np.ones(len(key), dtype=np.int8)
+    step[: len(leave)] = -1
+    del leave, join
+    order = np.argsort(key, kind="stable")
+    key, step = key[order], step[order]
+    del order
+    if not len(key):
+        return key, key
+    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    sizes = np.add.reduceat(step, starts, dtype=np.int64)
+    changed = sizes != 0
+    return key[starts][changed], sizes[changed]
+
+
+def _json_ints(values: Any) -> str:
+    """A numpy integer array as a JSON array (a list's repr is one, and quicker to make)."""
+    return repr(values.tolist())
+
+
+def _ints(text: str) -> Any:
+    """A JSON array of integers (from json_group_array) as a numpy array."""
+    import numpy as np
+
+    if text == "[]":
+        return np.zeros(0, dtype=np.int64)
+    return np.fromstring(text[1:-1], dtype=np.int64, sep=",")
+
+
+def _anchor_rows(bodies: dict[int, bytes]) -> list[int]:
+    """(anchor, message id) of every message, laid end to end in key order (neighbouring
+    B-tree pages)."""
+    import numpy as np
+
+    grams = [(g, mid) for mid, body in bodies.items() for g in _anchors(body)]
+    if not grams:
+        return []
+    pairs = np.array(grams, dtype=np.int64)
+    flat: list[int] = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))].ravel().tolist()
+    return flat
+
+
+async def _in_writer_thread(db: aiosqlite.Connection, job: Callable[..., T], *args: Any) -> T:
+    """``job(connection, *args)`` run in the thread that owns ``db``'s sqlite3 connection.
+
+    aiosqlite runs every call in that thread; this queues one call that runs many
+    statements (``Connection._execute`` and ``_conn`` are aiosqlite internals, stable since
+    0.17; the tests exercise them on every write).
+    """
+    run: Callable[..., Awaitable[T]] = db._execute
+    return await run(job, db._conn, *args)
 
 
 @dataclass(slots=True)
@@ -214,7 +279,7 @@ def _grams(bodies: Sequence[bytes], order: int, sign: int) -> list[_Grams]:
         keep = stream[:n] != EOS
         for i in range(1, k):
             keep &= stream[i : i + n] != EOS
-        at = np.flatnonzero(keep)
+        at = np.flatnonzero(keep).astype(np.int32)  # size < 2**30: int32 halves the memory
         del keep
         # np.lexsort sorts by its last key first: the context's first token, ..., next
         keys = [stream[at + k], *(swapped[at + i] for i in range(k - 1, -1, -1))]
@@ -235,11 +300,12 @@ def _grams(bodies: Sequence[bytes], order: int, sign: int) -> list[_Grams]:
             _Grams(
                 k=k,
                 contexts=np.stack([c[starts] for c in columns[:k]], axis=1).astype("<u4"),
-                group=np.cumsum(new_context)[first] - 1,
-                next=columns[k][first].astype(np.int64),
-                n=np.diff(np.append(first, len(at))) * sign,
+                group=np.cumsum(new_context, dtype=np.int32)[first] - 1,
+                next=columns[k][first],
+                n=(np.diff(np.append(first, len(at))) * sign).astype(np.int32),
             )
         )
+        del at, columns, new_context, new_row, first, starts
     return out
 
 
@@ -366,47 +432,54 @@ class Store:
         if not batch:
             return LearnResult(0, 0, 0, 0)
         async with self._transaction() as db:
-            sql = "SELECT id FROM messages WHERE ns = ? AND id IN (SELECT value FROM json_each(?))"
-            rows = await db.execute_fetchall(sql, (ns.id, json.dumps([m.id for m in batch])))
-            known = {int(r[0]) for r in rows}
-            fresh: dict[int, Incoming] = {}
-            empty = duplicates = 0
-            for m in batch:
-                if m.id in known or m.id in fresh:
-                    duplicates += 1
-                elif not m.tokens:
-                    empty += 1
-                else:
-                    fresh[m.id] = m
-            if not fresh:
-                return LearnResult(0, duplicates, empty, 0)
-            # First-seen order (a Counter keeps it): ids break ties between equally
-            # frequent candidates, so they must not depend on hash order.
-            words = Counter(chain.from_iterable(m.tokens for m in fresh.values()))
-            ids = await self._intern(db, ns, words)
-            bodies = {mid: pack(list(map(ids.__getitem__, m.tokens))) for mid, m in fresh.items()}
-            await db.executemany(
-                "INSERT INTO messages (ns, id, author, channel, created, tokens, thread) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (ns.id, mid, m.author, m.channel, m.created, bodies[mid], m.thread)
-                    for mid, m in sorted(fresh.items())  # id order: the id index's order
-                ],
-            )
-            # In key order: neighbouring B-tree pages.
-            anchors = sorted((g, mid) for mid, body in bodies.items() for g in _anchors(body))
-            await _insert_rows(
-                db,
-                "INSERT OR IGNORE INTO anchors (ns, gram, msg) VALUES ",
-                f"({int(ns.id)}, ?, ?)",
-                2,
-                [x for row in anchors for x in row],
-            )
-            await self._apply(db, ns, list(bodies.values()), +1)
+            return await _in_writer_thread(db, self._learn, ns, batch)
+
+    # The write path runs as one job in the writer connection's own thread: SQLite works
+    # without the GIL, so the event loop (tokenizing the next batch of an import, or
+    # answering) keeps going meanwhile, and a batch costs one hop between the threads.
+
+    def _learn(
+        self, conn: sqlite3.Connection, ns: Namespace, batch: Sequence[Incoming]
+    ) -> LearnResult:
+        sql = "SELECT id FROM messages WHERE ns = ? AND id IN (SELECT value FROM json_each(?))"
+        rows = conn.execute(sql, (ns.id, json.dumps([m.id for m in batch])))
+        known = {int(r[0]) for r in rows}
+        fresh: dict[int, Incoming] = {}
+        empty = duplicates = 0
+        for m in batch:
+            if m.id in known or m.id in fresh:
+                duplicates += 1
+            elif not m.tokens:
+                empty += 1
+            else:
+                fresh[m.id] = m
+        if not fresh:
+            return LearnResult(0, duplicates, empty, 0)
+        # First-seen order (a Counter keeps it): ids break ties between equally frequent
+        # candidates, so they must not depend on hash order.
+        words = Counter(chain.from_iterable(m.tokens for m in fresh.values()))
+        ids = self._intern(conn, ns, words)
+        bodies = {mid: pack(list(map(ids.__getitem__, m.tokens))) for mid, m in fresh.items()}
+        conn.executemany(
+            "INSERT INTO messages (ns, id, author, channel, created, tokens, thread) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (ns.id, mid, m.author, m.channel, m.created, bodies[mid], m.thread)
+                for mid, m in sorted(fresh.items())  # id order: the id index's order
+            ],
+        )
+        _insert_rows(
+            conn,
+            "INSERT OR IGNORE INTO anchors (ns, gram, msg) VALUES ",
+            f"({int(ns.id)}, ?, ?)",
+            2,
+            _anchor_rows(bodies),
+        )
+        self._apply(conn, ns, list(bodies.values()), +1)
         return LearnResult(len(fresh), duplicates, empty, sum(map(len, bodies.values())) // 4)
 
-    async def _intern(
-        self, db: aiosqlite.Connection, ns: Namespace, words: Counter[str]
+    def _intern(
+        self, conn: sqlite3.Connection, ns: Namespace, words: Counter[str]
     ) -> dict[str, int]:
         """Vocabulary ids of ``words``, numbering new ones in the Counter's order, with
         their counts added in the same statements (a few hundred words each)."""
@@ -421,12 +494,12 @@ class Store:
                 "RETURNING token, id"
             )
             values = [x for t, n in part for x in (t, t.casefold(), n)]
-            ids.update(await db.execute_fetchall(sql, values))  # type: ignore[arg-type]
+            ids.update(conn.execute(sql, values))
         return ids
 
-    async def _apply(
+    def _apply(
         self,
-        db: aiosqlite.Connection,
+        conn: sqlite3.Connection,
         ns: Namespace,
         bodies: Sequence[bytes],
         sign: int,
@@ -436,86 +509,75 @@ class Store:
         Learning and forgetting share this, so forgetting is the exact inverse. (Word
         counts: learning adds them in :meth:`_intern`, forgetting removes them here.)
 
-        The batch's transitions go to a temporary table in bulk: numpy packs their contexts
-        end to end in one blob and the rest in a JSON array, and a statement slices and
-        decodes them, so no Python object is made per transition. The counts they had are
-        read back in one pass; from them numpy works out how the count classes move.
+        Transitions go to SQLite in bulk: numpy packs their contexts end to end in one blob
+        and the rest in a JSON array, which statements slice and decode, so no Python
+        object is made per transition. The counts they had are read in the same way, and
+        from them numpy works out how the count classes move.
         """
         import numpy as np
 
-        await db.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS batch_grams (ctx BLOB, next INTEGER, n INTEGER)"
+        # CROSS JOIN keeps the batch as the outer loop whatever the planner estimates.
+        rows = (
+            "FROM json_each(?4) j CROSS JOIN transitions t ON t.ns = ?1 "
+            "AND t.ctx = substr(?2, j.key * ?3 + 1, ?3) AND t.next = j.value >> 31"
         )
-        await db.execute("DELETE FROM temp.batch_grams")
-        first = 1  # rowid of the next slice's first transition
         for grams in _grams(bodies, ns.order, sign):
-            width, rows = 4 * grams.k, len(grams.next)
-            old = np.zeros(rows, dtype=np.int64)
-            for i in range(0, rows, _SLICE):
-                j = min(rows, i + _SLICE)
+            width, size = 4 * grams.k, len(grams.next)
+            old = np.zeros(size, dtype=np.int64)
+            for i in range(0, size, _SLICE):
+                j = min(size, i + _SLICE)
                 contexts = grams.contexts[grams.group[i:j]].tobytes()
-                values = (grams.next[i:j] << 31) | (grams.n[i:j] + 2**30)
-                await db.execute(
-                    "INSERT INTO temp.batch_grams (rowid, ctx, next, n) "
-                    "SELECT ?1 + key, substr(?2, key * ?3 + 1, ?3), value >> 31, "
-                    "(value & 2147483647) - 1073741824 FROM json_each(?4)",
-                    (first + i, contexts, width, json.dumps(values.tolist())),
+                values = _json_ints(
+                    (grams.next[i:j].astype(np.int64) << 31) | (grams.n[i:j] + 2**30)
                 )
-                # The counts these transitions have now (those that exist).
-                rows_now = await db.execute_fetchall(
-                    "SELECT json_group_array(b.rowid), json_group_array(t.count) "
-                    "FROM temp.batch_grams b JOIN transitions t "
-                    "ON t.ns = ?1 AND t.ctx = b.ctx AND t.next = b.next "
-                    "WHERE b.rowid BETWEEN ?2 AND ?3",
-                    (ns.id, first + i, first + j - 1),
+                args = (ns.id, contexts, width, values)
+                # The counts these transitions have now (those that exist), then the new.
+                at, counts = conn.execute(
+                    f"SELECT json_group_array(j.key), json_group_array(t.count) {rows}", args
+                ).fetchone()
+                old[_ints(at) + i] = _ints(counts)
+                conn.execute(
+                    "INSERT INTO transitions (ns, ctx, next, count) "
+                    "SELECT ?1, substr(?2, key * ?3 + 1, ?3), value >> 31, "
+                    "(value & 2147483647) - 1073741824 FROM json_each(?4) WHERE true "
+                    "ON CONFLICT (ns, ctx, next) DO UPDATE SET count = count + excluded.count",
+                    args,
                 )
-                at, counts = next(iter(rows_now))
-                old[np.array(json.loads(at), dtype=np.int64) - first] = json.loads(counts)
-            first += rows
+            new = old + grams.n
+            if sign < 0:
+                gone = np.flatnonzero(new <= 0)
+                contexts = grams.contexts[grams.group[gone]].tobytes()
+                conn.executemany(
+                    "DELETE FROM transitions WHERE ns = ? AND ctx = ? AND next = ?",
+                    [
+                        (ns.id, contexts[width * r : width * (r + 1)], int(t))
+                        for r, t in enumerate(grams.next[gone])
+                    ],
+                )
             # Count classes move set-wise: every candidate whose count changes leaves the
             # class of its old count and joins the class of its new one. Moves that cancel
             # out within a context are dropped; a class emptied by them is deleted by the
             # trigger classes_empty.
-            new = old + grams.n
-            leave, join = old > 0, new > 0
-            key = np.concatenate(
-                [(grams.group[leave] << 32) | old[leave], (grams.group[join] << 32) | new[join]]
-            )
-            step = np.concatenate([np.full(int(leave.sum()), -1.0), np.full(int(join.sum()), 1.0)])
-            moves, where = np.unique(key, return_inverse=True)
-            sizes = np.rint(np.bincount(where.ravel(), weights=step)).astype(np.int64)
-            moves, sizes = moves[sizes != 0], sizes[sizes != 0]
+            moves, sizes = _class_moves(grams.group, old, new)
+            del old, new
             for i in range(0, len(moves), _SLICE):
                 part = moves[i : i + _SLICE]
-                contexts = grams.contexts[part >> 32].tobytes()
+                contexts = grams.contexts[part >> 32].tobytes()  # part: context << 32 | count
                 values = ((part & 0xFFFFFFFF) << 32) | (sizes[i : i + _SLICE] + 2**31)
-                await db.execute(
+                conn.execute(
                     "INSERT INTO classes (ns, ctx, count, size) "
                     "SELECT ?1, substr(?2, key * ?3 + 1, ?3), value >> 32, "
                     "(value & 4294967295) - 2147483648 FROM json_each(?4) WHERE true "
                     "ON CONFLICT (ns, ctx, count) DO UPDATE SET size = size + excluded.size",
-                    (ns.id, contexts, width, json.dumps(values.tolist())),
+                    (ns.id, contexts, width, _json_ints(values)),
                 )
-        await db.execute(
-            "INSERT INTO transitions (ns, ctx, next, count) "
-            "SELECT ?, ctx, next, n FROM temp.batch_grams WHERE true "
-            "ON CONFLICT (ns, ctx, next) DO UPDATE SET count = count + excluded.count",
-            (ns.id,),
-        )
         if sign < 0:
-            await db.execute(
-                "DELETE FROM transitions WHERE ns = ?1 AND count <= 0 "
-                "AND (ctx, next) IN (SELECT ctx, next FROM temp.batch_grams)",
-                (ns.id,),
-            )
             words = Counter(chain.from_iterable(map(unpack, bodies)))
-            await db.executemany(
+            conn.executemany(
                 "UPDATE vocab SET count = count - ? WHERE id = ?",
                 [(n, t) for t, n in words.items()],
             )
-            await db.executemany(
-                "DELETE FROM vocab WHERE id = ? AND count <= 0", [(t,) for t in words]
-            )
+            conn.executemany("DELETE FROM vocab WHERE id = ? AND count <= 0", [(t,) for t in words])
 
     # ------------------------------------------------------------------ forgetting
 
@@ -546,24 +608,26 @@ class Store:
         forgotten = 0
         for batch in _chunks(ids, 5_000):
             async with self._transaction() as db:
-                blobs: list[tuple[int, bytes]] = []
-                for part in _chunks(batch):
-                    marks = _marks(len(part))
-                    sql = f"SELECT id, tokens FROM messages WHERE ns = ? AND id IN ({marks})"
-                    async with db.execute(sql, (ns.id, *part)) as cur:
-                        blobs.extend([(int(i), bytes(b)) async for i, b in cur])
-                if not blobs:
-                    continue
-                await self._apply(db, ns, [b for _, b in blobs], -1)
-                await db.executemany(
-                    "DELETE FROM anchors WHERE ns = ? AND gram = ? AND msg = ?",
-                    [(ns.id, g, mid) for mid, b in blobs for g in _anchors(b)],
-                )
-                await db.executemany(
-                    "DELETE FROM messages WHERE ns = ? AND id = ?", [(ns.id, m) for m, _ in blobs]
-                )
-                forgotten += len(blobs)
+                forgotten += await _in_writer_thread(db, self._forget_batch, ns, batch)
         return forgotten
+
+    def _forget_batch(self, conn: sqlite3.Connection, ns: Namespace, ids: Sequence[int]) -> int:
+        sql = (
+            "SELECT id, tokens FROM messages WHERE ns = ? "
+            "AND id IN (SELECT value FROM json_each(?))"
+        )
+        blobs = [(int(i), bytes(b)) for i, b in conn.execute(sql, (ns.id, json.dumps(ids)))]
+        if not blobs:
+            return 0
+        self._apply(conn, ns, [b for _, b in blobs], -1)
+        conn.executemany(
+            "DELETE FROM anchors WHERE ns = ? AND gram = ? AND msg = ?",
+            [(ns.id, g, mid) for mid, b in blobs for g in _anchors(b)],
+        )
+        conn.executemany(
+            "DELETE FROM messages WHERE ns = ? AND id = ?", [(ns.id, m) for m, _ in blobs]
+        )
+        return len(blobs)
 
     async def purge(self, ns: Namespace) -> int:
         """Delete everything learned in a namespace (the namespace itself stays)."""
@@ -698,6 +762,57 @@ class Store:
         async with self._reader.execute("SELECT tokens FROM messages WHERE ns = ?", (ns.id,)) as c:
             sequences = [unpack(bytes(blob)) for (blob,) in await c.fetchall()]
         return stored, contribution(sequences, ns.order)
+
+    async def check(self, ns: Namespace, *, recount: bool = True) -> list[str]:
+        """What is inconsistent in a namespace's model: an empty list when nothing is.
+
+        The count classes must be exactly the histogram of every context's transition
+        counts (sampling reads the classes), and every count positive. With ``recount``,
+        the transitions and word counts must also be exactly what the stored messages
+        contribute; that part holds the whole model in memory, like :meth:`recount`.
+        """
+        problems: list[str] = []
+        sql = (
+            "WITH h AS MATERIALIZED (SELECT ctx, count, COUNT(*) AS n FROM transitions "
+            "WHERE ns = ?1 GROUP BY ctx, count) "
+            "SELECT h.ctx, h.count, h.n, c.size FROM h LEFT JOIN classes c "
+            "ON c.ns = ?1 AND c.ctx = h.ctx AND c.count = h.count WHERE c.size IS NOT h.n "
+            "UNION ALL SELECT c.ctx, c.count, 0, c.size FROM classes c WHERE c.ns = ?1 "
+            "AND NOT EXISTS (SELECT 1 FROM h WHERE h.ctx = c.ctx AND h.count = c.count) "
+            "LIMIT 20"
+        )
+        for ctx, count, n, size in await self._reader.execute_fetchall(sql, (ns.id,)):
+            problems.append(
+                f"context {unpack(bytes(ctx))}: {n} candidates seen {count} times, "
+                f"but its count class says {size or 0}"
+            )
+        sql = "SELECT COUNT(*) FROM transitions WHERE ns = ? AND count <= 0"
+        if bad := await _scalar(self._reader, sql, ns.id):
+            problems.append(f"{bad} transitions have a count of 0 or less")
+        if recount:
+            stored, expected = await self.recount(ns)
+            wrong = sorted(k for k in stored.keys() | expected.keys() if stored[k] != expected[k])
+            if wrong:
+                problems.append(
+                    f"{len(wrong)} transition counts differ from what the stored messages "
+                    f"contribute, e.g. {[(k, stored[k], expected[k]) for k in wrong[:3]]}"
+                )
+            words: Counter[int] = Counter()
+            sql = "SELECT tokens FROM messages WHERE ns = ?"
+            for (blob,) in await self._reader.execute_fetchall(sql, (ns.id,)):
+                words.update(unpack(bytes(blob)))
+            sql = "SELECT id, count FROM vocab WHERE ns = ?"
+            rows = await self._reader.execute_fetchall(sql, (ns.id,))
+            vocab = {int(i): int(c) for i, c in rows}
+            wrong_words = sorted(
+                t for t in words.keys() | vocab.keys() if words[t] != vocab.get(t, 0)
+            )
+            if wrong_words:
+                problems.append(
+                    f"{len(wrong_words)} word counts differ from the stored messages, e.g. "
+                    f"{[(t, vocab.get(t), words[t]) for t in wrong_words[:3]]}"
+                )
+        return problems
 
 
 async def _scalar(db: aiosqlite.Connection, sql: str, *args: Any) -> Any:
