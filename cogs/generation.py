@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["Generation", "GenerationCog", "vocabulary_autocomplete"]
 
 EMBED_DESCRIPTION = 4096
+FIELD_VALUE = 1024
 Temperature = app_commands.Range[float, 0.0, MAX_TEMPERATURE]
 DEFAULT_TEMPS = ",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES)
 
@@ -35,14 +36,18 @@ def footer(g: Generation, source: str) -> str:
     )
 
 
-def ansi_trace(g: Generation) -> str:
-    """The trace as an ``ansi`` block: likely words green, unlikely ones red."""
-    lines = []
-    for line, step in zip(trace_lines(g), g.steps, strict=False):
-        colour = 32 if step.prob >= 0.3 else 33 if step.prob >= 0.05 else 31
-        lines.append(f"\u001b[{colour}m{line}\u001b[0m")
-    lines.append(trace_lines(g)[-1])
-    return "```ansi\n" + inert("\n".join(lines), 3900) + "\n```"
+def ansi_trace(g: Generation, limit: int) -> str:
+    """The trace as an ``ansi`` block (likely words green, unlikely ones red) of at most
+    ``limit`` characters; lines are dropped from the end so the fence always closes."""
+    *steps, total = trace_lines(g)
+    lines = [
+        f"\u001b[{32 if s.prob >= 0.3 else 33 if s.prob >= 0.05 else 31}m{inert(line)}\u001b[0m"
+        for line, s in zip(steps, g.steps, strict=True)
+    ]
+    fence = "```ansi\n{}\n```"
+    while lines and len(fence.format("\n".join([*lines, total]))) > limit:
+        lines.pop()
+    return fence.format("\n".join([*lines, total]))
 
 
 async def vocabulary_autocomplete(
@@ -115,17 +120,12 @@ class GenerationCog(commands.Cog, name="Generation"):
         embed = discord.Embed(description=inert(g.text, 1000) or "…", colour=0x5865F2)
         embed.set_footer(text=footer(g, source))
         if show_work:
-            embed.add_field(
-                name=f"How likely each word was (perplexity {g.perplexity:.2f})",
-                value=shorten(ansi_trace(g), 1024)
-                if len(ansi_trace(g)) <= 1024
-                else "```\n" + inert("\n".join(trace_lines(g)[-1:]), 1000) + "\n```",
-                inline=False,
-            )
-            if len(ansi_trace(g)) > 1024:
-                embed.description = shorten(
-                    (embed.description or "") + "\n" + ansi_trace(g), EMBED_DESCRIPTION
-                )
+            name = f"How likely each word was (perplexity {g.perplexity:.2f})"
+            trace = ansi_trace(g, EMBED_DESCRIPTION - 1100)
+            if len(trace) <= FIELD_VALUE:
+                embed.add_field(name=name, value=trace, inline=False)
+            else:  # a long trace goes where there is room for it
+                embed.description = f"{embed.description}\n**{name}**\n{trace}"
         await interaction.followup.send(embed=embed)
 
     @app_commands.command(

@@ -65,34 +65,37 @@ class Guilds:
             chatter={int(c): float(ch) for c, _, ch in channels if ch > 0},
         )
 
-    async def _write(self, sql: str, *args: Any) -> None:
+    async def _write(self, guild: int, sql: str, *args: Any) -> None:
+        """Change a server's row, creating it first (settings start at their defaults)."""
         async with self._store._transaction() as db:
-            await db.execute("INSERT OR IGNORE INTO guilds (id) VALUES (?)", (args[-1],))
+            await db.execute("INSERT OR IGNORE INTO guilds (id) VALUES (?)", (guild,))
             await db.execute(sql, args)
 
     async def set_listening(self, guild: int, channel: int, listen: bool) -> None:
-        async with self._store._transaction() as db:
-            await db.execute("INSERT OR IGNORE INTO guilds (id) VALUES (?)", (guild,))
-            await db.execute(
-                "INSERT INTO channels (guild, channel, listen) VALUES (?, ?, ?) "
-                "ON CONFLICT (guild, channel) DO UPDATE SET listen = excluded.listen",
-                (guild, channel, int(listen)),
-            )
+        await self._write(
+            guild,
+            "INSERT INTO channels (guild, channel, listen) VALUES (?, ?, ?) "
+            "ON CONFLICT (guild, channel) DO UPDATE SET listen = excluded.listen",
+            guild,
+            channel,
+            int(listen),
+        )
 
     async def set_chatter(self, guild: int, channel: int, chance: float) -> None:
-        async with self._store._transaction() as db:
-            await db.execute("INSERT OR IGNORE INTO guilds (id) VALUES (?)", (guild,))
-            await db.execute(
-                "INSERT INTO channels (guild, channel, chatter) VALUES (?, ?, ?) "
-                "ON CONFLICT (guild, channel) DO UPDATE SET chatter = excluded.chatter",
-                (guild, channel, chance),
-            )
+        await self._write(
+            guild,
+            "INSERT INTO channels (guild, channel, chatter) VALUES (?, ?, ?) "
+            "ON CONFLICT (guild, channel) DO UPDATE SET chatter = excluded.chatter",
+            guild,
+            channel,
+            chance,
+        )
 
     async def set_consent_mode(self, guild: int, mode: ConsentMode) -> None:
-        await self._write("UPDATE guilds SET consent = ? WHERE id = ?", mode, guild)
+        await self._write(guild, "UPDATE guilds SET consent = ? WHERE id = ?", mode, guild)
 
     async def set_retention(self, guild: int, days: int | None) -> None:
-        await self._write("UPDATE guilds SET retention_days = ? WHERE id = ?", days, guild)
+        await self._write(guild, "UPDATE guilds SET retention_days = ? WHERE id = ?", days, guild)
 
     async def member_consent(self, guild: int) -> dict[int, MemberConsent]:
         rows = await self._rows("SELECT user, consent FROM members WHERE guild = ?", guild)
@@ -117,9 +120,8 @@ class Guilds:
             )
 
     async def mark_removed(self, guild: int, removed: bool) -> None:
-        await self._write(
-            "UPDATE guilds SET removed_at = ? WHERE id = ?", time.time() if removed else None, guild
-        )
+        removed_at = time.time() if removed else None
+        await self._write(guild, "UPDATE guilds SET removed_at = ? WHERE id = ?", removed_at, guild)
 
     async def removed_before(self, timestamp: float) -> list[int]:
         rows = await self._rows(
