@@ -401,6 +401,50 @@ async def test_namespaces_are_isolated(store: Store) -> None:
     assert {n.name for n in await store.namespaces()} >= {"alpha", "beta"}
 
 
+async def test_a_purge_cut_short_is_finished_when_the_store_opens(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "purging.db"
+    store = await open_store(path)
+    try:
+        names = ("purged", "dropped", "kept")
+        spaces = [await store.namespace(name) for name in names]
+        for i, ns in enumerate(spaces):
+            lines = [f"words of {ns.name} number {i}", "and more"]
+            await store.learn(ns, [Incoming(j, tokenize(line)) for j, line in enumerate(lines)])
+        kept_before = await spelled_counts(store, spaces[2])
+    finally:
+        await store.close()
+    # What a crash leaves behind: the request committed, the deletion rolled back (the
+    # real kill is tests/test_crash.py::test_kill_during_purge).
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE namespaces SET purging = 1 WHERE name = 'purged'")
+        db.execute("UPDATE namespaces SET purging = 2 WHERE name = 'dropped'")
+    db.close()
+
+    caplog.set_level("WARNING", logger="bot.store.core")
+    store = await open_store(path)
+    try:
+        by_name = {ns.name: ns for ns in await store.namespaces()}
+        assert "dropped" not in by_name
+        assert await store.is_empty(by_name["purged"])
+        assert await spelled_counts(store, by_name["kept"]) == kept_before
+        await assert_consistent(store, by_name["kept"])
+    finally:
+        await store.close()
+    finished = [r.getMessage() for r in caplog.records if "cut short" in r.getMessage()]
+    assert len(finished) == 2 and all("2 messages" in line for line in finished), finished
+    with sqlite3.connect(path) as db:
+        counts = {
+            table: db.execute(f"SELECT COUNT(*) FROM {table} WHERE ns = ?", (spaces[1].id,))
+            .fetchone()[0]
+            for table in ("vocab", "transitions", "classes", "messages", "anchors")
+        }
+        assert db.execute("SELECT COUNT(*) FROM namespaces WHERE purging > 0").fetchone()[0] == 0
+    db.close()
+    assert set(counts.values()) == {0}, counts
+
+
 async def test_forgetting_in_one_namespace_leaves_the_other_alone(store: Store) -> None:
     alpha = await store.namespace("alpha")
     beta = await store.namespace("beta")

@@ -80,6 +80,7 @@ log = logging.getLogger(__name__)
 
 ANCHOR = 5  # tokens per anchor window; a copy of 2*ANCHOR words always contains one
 _CHUNK = 500  # ids per IN (...) list
+_PURGE, _DROP = 1, 2  # namespaces.purging: what a recorded purge must finish
 
 
 Transitions = Counter[tuple[int, ...]]
@@ -338,7 +339,13 @@ class Store:
         except BaseException:
             await writer.close()
             raise
-        return cls(file, writer, reader)
+        store = cls(file, writer, reader)
+        try:
+            await store._resume_purges()
+        except BaseException:
+            await store.close()
+            raise
+        return store
 
     @staticmethod
     async def _configure(db: aiosqlite.Connection) -> None:
@@ -631,18 +638,38 @@ class Store:
 
     async def purge(self, ns: Namespace) -> int:
         """Delete everything learned in a namespace (the namespace itself stays)."""
-        async with self._transaction() as db:
-            n = await _scalar(db, "SELECT COUNT(*) FROM messages WHERE ns = ?", ns.id)
-            for table in ("classes", "transitions", "vocab", "messages", "anchors"):
-                await db.execute(f"DELETE FROM {table} WHERE ns = ?", (ns.id,))
-        return int(n)
+        return await self._purge(ns.id, _PURGE)
 
     async def drop_namespace(self, ns: Namespace) -> int:
         """Purge a namespace and remove its name (an uploaded corpus being deleted)."""
-        n = await self.purge(ns)
+        return await self._purge(ns.id, _DROP)
+
+    async def _purge(self, ns_id: int, mode: int) -> int:
+        # The request is committed before the deletion starts, so a crash in the middle
+        # (which rolls the deletion back) leaves a record that open() finishes: someone
+        # asked for their data to go, and it must go even if nobody asks twice.
         async with self._transaction() as db:
-            await db.execute("DELETE FROM namespaces WHERE id = ?", (ns.id,))
-        return n
+            await db.execute(
+                "UPDATE namespaces SET purging = max(purging, ?) WHERE id = ?", (mode, ns_id)
+            )
+        async with self._transaction() as db:
+            n = await _scalar(db, "SELECT COUNT(*) FROM messages WHERE ns = ?", ns_id)
+            for table in ("classes", "transitions", "vocab", "messages", "anchors"):
+                await db.execute(f"DELETE FROM {table} WHERE ns = ?", (ns_id,))
+            if mode == _DROP:
+                await db.execute("DELETE FROM namespaces WHERE id = ?", (ns_id,))
+            else:
+                await db.execute("UPDATE namespaces SET purging = 0 WHERE id = ?", (ns_id,))
+        return int(n)
+
+    async def _resume_purges(self) -> None:
+        async with self._writer.execute(
+            "SELECT id, name, purging FROM namespaces WHERE purging > 0"
+        ) as cur:
+            pending = [(int(i), str(name), int(mode)) for i, name, mode in await cur.fetchall()]
+        for ns_id, name, mode in pending:
+            n = await self._purge(ns_id, mode)
+            log.warning("finished the purge of %s cut short by a crash: %d messages", name, n)
 
     # ------------------------------------------------------------------ reading
 

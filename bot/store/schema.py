@@ -106,5 +106,9 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE messages ADD COLUMN thread INTEGER;
     CREATE INDEX messages_thread ON messages (ns, thread) WHERE thread IS NOT NULL;
     """,
+    # 3: a purge is first recorded, then done; one cut short by a crash is finished on open
+    """
+    ALTER TABLE namespaces ADD COLUMN purging INTEGER NOT NULL DEFAULT 0;  -- 1 purge, 2 drop
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
