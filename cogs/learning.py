@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -22,7 +24,7 @@ from discord.ext import commands, tasks
 
 from bot.generate import Options, generate
 from bot.model import EmptyModel
-from bot.store import Incoming
+from bot.store import Incoming, LearnResult, Namespace
 from bot.store.guilds import Backfill, GuildConfig, MemberConsent
 from bot.tokenize import tokenize
 
@@ -67,6 +69,10 @@ class Learning(commands.Cog):
         self._backfills: dict[tuple[int, int], asyncio.Task[Backfill]] = {}
         self._catch_up: asyncio.Task[None] | None = None
         self._flushes: set[asyncio.Task[int]] = set()
+        #: Wall-clock seconds for retention and the removed-server grace period. Tests
+        #: replace it to move days ahead instead of waiting (message ages come from their
+        #: snowflakes, so only "now" needs moving).
+        self.now: Callable[[], float] = time.time
 
     async def cog_load(self) -> None:
         self.flusher.start()
@@ -290,7 +296,7 @@ class Learning(commands.Cog):
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:
-        await self.bot.guild_config.mark_removed(guild.id, True)
+        await self.bot.guild_config.mark_removed(guild.id, True, at=self.now())
         log.info(
             "removed from guild %s: its data will be deleted in %d days",
             guild.id,
@@ -305,14 +311,14 @@ class Learning(commands.Cog):
     async def housekeeping(self) -> None:
         """Retention: forget messages past a server's limit; delete servers long gone."""
         grace = self.bot.settings.removed_guild_grace_days * 86400
-        for guild_id in await self.bot.guild_config.removed_before(time.time() - grace):
+        for guild_id in await self.bot.guild_config.removed_before(self.now() - grace):
             ns = await self.bot.namespace(guild_id)
             await self.bot.store.purge(ns)
             await self.bot.guild_config.delete_guild(guild_id)
             log.info("deleted the data of guild %s after the grace period", guild_id)
         for guild_id, days in await self.bot.guild_config.with_retention():
             ns = await self.bot.namespace(guild_id)
-            n = await self.bot.store.forget_older_than(ns, time.time() - days * 86400)
+            n = await self.bot.store.forget_older_than(ns, self.now() - days * 86400)
             if n:
                 log.info(
                     "retention: forgot %d messages older than %d days in %s", n, days, guild_id
@@ -363,16 +369,8 @@ class Learning(commands.Cog):
             if not page:
                 break
             batch = [self.incoming(m) for m in page if await self.eligible(m)]
-            result = await self.bot.store.learn(ns, [m for m in batch if m.tokens])
-            b = replace(
-                b,
-                before=min(m.id for m in page),
-                remaining=b.remaining - len(page),
-                read=b.read + len(page),
-                learned=b.learned + result.learned,
-                skipped=b.skipped + len(page) - result.learned,
-            )
-            await config.save_backfill(b)
+            advance = partial(after_page, b, min(m.id for m in page), len(page))
+            b = await self._learn_page(ns, [m for m in batch if m.tokens], advance)
             if progress and time.monotonic() - last_report >= PROGRESS_EVERY:
                 last_report = time.monotonic()
                 await progress(b, b.read / max(1e-9, last_report - started))
@@ -382,6 +380,30 @@ class Learning(commands.Cog):
             await progress(b, b.read / max(1e-9, time.monotonic() - started))
         log.info("backfill of %s done: read %d, learned %d", channel_id, b.read, b.learned)
         return b
+
+    async def _learn_page(
+        self, ns: Namespace, batch: list[Incoming], advance: Callable[[int], Backfill]
+    ) -> Backfill:
+        """Learn one page of a backfill and save the position after it, in one transaction:
+        a crash leaves both or neither, so no page is counted twice or skipped."""
+
+        def save(conn: sqlite3.Connection, result: LearnResult) -> None:
+            self.bot.guild_config.write_backfill(conn, advance(result.learned))
+
+        result = await self.bot.store.learn(ns, batch, also=save)
+        return advance(result.learned)
+
+
+def after_page(b: Backfill, oldest: int, read: int, learned: int) -> Backfill:
+    """The backfill's position once a page of ``read`` messages down to ``oldest`` is done."""
+    return replace(
+        b,
+        before=oldest,
+        remaining=b.remaining - read,
+        read=b.read + read,
+        learned=b.learned + learned,
+        skipped=b.skipped + read - learned,
+    )
 
 
 async def setup(bot: MarkovBot) -> None:

@@ -23,7 +23,7 @@ import pytest
 from bot.generate import Options, explain_context, generate
 from bot.model import END_LABEL, EmptyModel, MemoryModel, UnknownStart, unpack
 from bot.sampling import classes_from_counts
-from bot.store import Incoming, Namespace, Store
+from bot.store import Incoming, LearnResult, Namespace, Store
 from bot.store.schema import MIGRATIONS, SCHEMA_VERSION
 from bot.tokenize import tokenize
 
@@ -436,8 +436,9 @@ async def test_a_purge_cut_short_is_finished_when_the_store_opens(
     assert len(finished) == 2 and all("2 messages" in line for line in finished), finished
     with sqlite3.connect(path) as db:
         counts = {
-            table: db.execute(f"SELECT COUNT(*) FROM {table} WHERE ns = ?", (spaces[1].id,))
-            .fetchone()[0]
+            table: db.execute(
+                f"SELECT COUNT(*) FROM {table} WHERE ns = ?", (spaces[1].id,)
+            ).fetchone()[0]
             for table in ("vocab", "transitions", "classes", "messages", "anchors")
         }
         assert db.execute("SELECT COUNT(*) FROM namespaces WHERE purging > 0").fetchone()[0] == 0
@@ -716,3 +717,31 @@ async def test_sigkill_mid_import_leaves_whole_batches(tmp_path: Path, delay: fl
         await store.close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_bookkeeping_commits_with_the_batch_or_not_at_all(store: Store) -> None:
+    ns = await store.namespace("pages")
+    saved = "SELECT value FROM meta WHERE key = 'page'"
+
+    def record(conn: sqlite3.Connection, result: LearnResult) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('page', ?)", (result.learned,)
+        )
+
+    result = await store.learn(ns, [Incoming(1, ["one", "page"])], also=record)
+    assert result.learned == 1
+    assert await store._one(saved) == "1"
+
+    def fail(conn: sqlite3.Connection, result: LearnResult) -> None:
+        record(conn, result)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(sqlite3.OperationalError):
+        await store.learn(ns, [Incoming(2, ["another", "page"]), Incoming(3, ["x"])], also=fail)
+    assert await store._one(saved) == "1"
+    assert await store.known_messages(ns, [1, 2, 3]) == {1}
+    assert await store.autocomplete(ns, "anoth") == []
+    await assert_consistent(store, ns)
+    # A page with nothing learnable still saves its bookkeeping (the position moves on).
+    assert (await store.learn(ns, [], also=record)).learned == 0
+    assert await store._one(saved) == "0"

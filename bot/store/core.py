@@ -434,12 +434,35 @@ class Store:
 
     # ------------------------------------------------------------------ learning
 
-    async def learn(self, ns: Namespace, batch: Sequence[Incoming]) -> LearnResult:
-        """Learn a batch of messages in one transaction; ids already learned are skipped."""
-        if not batch:
+    async def learn(
+        self,
+        ns: Namespace,
+        batch: Sequence[Incoming],
+        *,
+        also: Callable[[sqlite3.Connection, LearnResult], None] | None = None,
+    ) -> LearnResult:
+        """Learn a batch of messages in one transaction; ids already learned are skipped.
+
+        ``also(connection, result)`` runs in the same transaction (in the writer's thread),
+        so a caller's bookkeeping, such as a backfill's saved position, commits with the
+        counts it describes or not at all.
+        """
+        if not batch and also is None:
             return LearnResult(0, 0, 0, 0)
         async with self._transaction() as db:
-            return await _in_writer_thread(db, self._learn, ns, batch)
+            return await _in_writer_thread(db, self._learn_and, ns, batch, also)
+
+    def _learn_and(
+        self,
+        conn: sqlite3.Connection,
+        ns: Namespace,
+        batch: Sequence[Incoming],
+        also: Callable[[sqlite3.Connection, LearnResult], None] | None,
+    ) -> LearnResult:
+        result = self._learn(conn, ns, batch) if batch else LearnResult(0, 0, 0, 0)
+        if also is not None:
+            also(conn, result)
+        return result
 
     # The write path runs as one job in the writer connection's own thread: SQLite works
     # without the GIL, so the event loop (tokenizing the next batch of an import, or

@@ -6,6 +6,7 @@ a purge or a "forget me" can change configuration and counts in one place.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -119,9 +120,14 @@ class Guilds:
                 "DELETE FROM backfills WHERE guild = ? AND channel = ?", (guild, channel)
             )
 
-    async def mark_removed(self, guild: int, removed: bool) -> None:
-        removed_at = time.time() if removed else None
+    async def mark_removed(self, guild: int, removed: bool, at: float | None = None) -> None:
+        """Start (at ``at``, default now) or cancel the grace period before deletion."""
+        removed_at = (time.time() if at is None else at) if removed else None
         await self._write(guild, "UPDATE guilds SET removed_at = ? WHERE id = ?", removed_at, guild)
+
+    async def known(self) -> set[int]:
+        """Every server with a settings row (listening, consent, retention, or removal)."""
+        return {int(r[0]) for r in await self._rows("SELECT id FROM guilds")}
 
     async def removed_before(self, timestamp: float) -> list[int]:
         rows = await self._rows(
@@ -184,20 +190,12 @@ class Guilds:
 
     async def save_backfill(self, b: Backfill) -> None:
         async with self._store._transaction() as db:
-            await db.execute(
-                "UPDATE backfills SET before = ?, remaining = ?, read = ?, learned = ?, "
-                "skipped = ?, done = ? WHERE guild = ? AND channel = ?",
-                (
-                    b.before,
-                    b.remaining,
-                    b.read,
-                    b.learned,
-                    b.skipped,
-                    int(b.done),
-                    b.guild,
-                    b.channel,
-                ),
-            )
+            await db.execute(_SAVE_BACKFILL, _backfill_row(b))
+
+    @staticmethod
+    def write_backfill(conn: sqlite3.Connection, b: Backfill) -> None:
+        """Save ``b`` on a connection already in a transaction (the one learning its page)."""
+        conn.execute(_SAVE_BACKFILL, _backfill_row(b))
 
     # ------------------------------------------------------------------ meta
 
@@ -212,6 +210,16 @@ class Guilds:
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+
+_SAVE_BACKFILL = (
+    "UPDATE backfills SET before = ?, remaining = ?, read = ?, learned = ?, skipped = ?, "
+    "done = ? WHERE guild = ? AND channel = ?"
+)
+
+
+def _backfill_row(b: Backfill) -> tuple[Any, ...]:
+    return (b.before, b.remaining, b.read, b.learned, b.skipped, int(b.done), b.guild, b.channel)
 
 
 def _backfill(row: Any) -> Backfill:
