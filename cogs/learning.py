@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import sqlite3
 import time
@@ -28,7 +29,7 @@ from bot.store import Incoming, LearnResult, Namespace
 from bot.store.guilds import Backfill, GuildConfig, MemberConsent
 from bot.tokenize import tokenize
 
-from .common import inert
+from .common import UPLOAD_PREFIX, inert, upload_namespace_name
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
@@ -69,10 +70,12 @@ class Learning(commands.Cog):
         self._backfills: dict[tuple[int, int], asyncio.Task[Backfill]] = {}
         self._catch_up: asyncio.Task[None] | None = None
         self._flushes: set[asyncio.Task[int]] = set()
+        self._flush_failing = False  # the last write of the queue failed (logged once)
         #: Wall-clock seconds for retention and the removed-server grace period. Tests
         #: replace it to move days ahead instead of waiting (message ages come from their
         #: snowflakes, so only "now" needs moving).
         self.now: Callable[[], float] = time.time
+        self._housekeeping_lock = asyncio.Lock()
 
     async def cog_load(self) -> None:
         self.flusher.start()
@@ -198,31 +201,58 @@ class Learning(commands.Cog):
         self._pending.setdefault(message.guild.id, {})[message.id] = item
         # One size-triggered flush at a time: while it waits for the lock or writes, more
         # messages queue up for the next one (a task per message here made ~12,500 flush
-        # calls, nearly all empty, in 15 s at ~1,600 messages/s: bench/load.py).
-        if not self._flushes and sum(map(len, self._pending.values())) >= FLUSH_MESSAGES:
+        # calls, nearly all empty, in 15 s at ~1,600 messages/s: bench/load.py). While the
+        # database refuses writes (locked, full), only the 1-second flusher retries.
+        if (
+            not self._flushes
+            and not self._flush_failing
+            and sum(map(len, self._pending.values())) >= FLUSH_MESSAGES
+        ):
             task = asyncio.get_running_loop().create_task(self.flush())
             self._flushes.add(task)  # keep a reference until it is done
             task.add_done_callback(self._flushes.discard)
 
     async def flush(self) -> int:
-        """Write every queued message; one transaction per server."""
+        """Write every queued message; one transaction per server.
+
+        A message leaves the queue only once written: a batch the database refuses (locked,
+        disk full) stays queued for the next tick, and a delete or an edit that arrives
+        while a batch is being written still finds the message in the queue. A failure is
+        logged once until a write succeeds again, not once a second.
+        """
         async with self._flush_lock:
-            pending, self._pending = self._pending, {}
             learned = 0
-            for guild_id, messages in pending.items():
-                ns = await self.bot.namespace(guild_id)
-                try:
-                    result = await self.bot.store.learn(ns, list(messages.values()))
-                except Exception:
-                    log.exception(
-                        "learning %d messages in guild %s failed; will retry",
-                        len(messages),
-                        guild_id,
-                    )
-                    for mid, m in messages.items():
-                        self._pending.setdefault(guild_id, {}).setdefault(mid, m)
+            wrote = failed = False
+            for guild_id, messages in list(self._pending.items()):
+                batch = dict(messages)
+                if not batch:
                     continue
+                try:
+                    ns = await self.bot.namespace(guild_id)
+                    result = await self.bot.store.learn(ns, list(batch.values()))
+                except Exception:
+                    failed = True
+                    if not self._flush_failing:
+                        self._flush_failing = True
+                        log.exception(
+                            "learning %d messages in guild %s failed; they stay queued and "
+                            "are retried every %.0f s (logged once until it works again)",
+                            len(batch),
+                            guild_id,
+                            FLUSH_SECONDS,
+                        )
+                    continue
+                wrote = True
                 learned += result.learned
+                queued = self._pending.get(guild_id, {})
+                for mid, item in batch.items():
+                    if queued.get(mid) is item:  # not replaced by an edit meanwhile
+                        del queued[mid]
+                if not queued:
+                    self._pending.pop(guild_id, None)
+            if wrote and not failed and self._flush_failing:
+                self._flush_failing = False
+                log.info("learning works again: the queued messages are written")
             return learned
 
     @tasks.loop(seconds=FLUSH_SECONDS)
@@ -309,20 +339,77 @@ class Learning(commands.Cog):
 
     @tasks.loop(hours=1)
     async def housekeeping(self) -> None:
-        """Retention: forget messages past a server's limit; delete servers long gone."""
-        grace = self.bot.settings.removed_guild_grace_days * 86400
-        for guild_id in await self.bot.guild_config.removed_before(self.now() - grace):
-            ns = await self.bot.namespace(guild_id)
-            await self.bot.store.purge(ns)
-            await self.bot.guild_config.delete_guild(guild_id)
-            log.info("deleted the data of guild %s after the grace period", guild_id)
-        for guild_id, days in await self.bot.guild_config.with_retention():
-            ns = await self.bot.namespace(guild_id)
-            n = await self.bot.store.forget_older_than(ns, self.now() - days * 86400)
-            if n:
+        """Retention: forget messages past a server's limit; delete servers long gone.
+
+        The lock keeps a run started by hand (the tests await this coroutine) from
+        interleaving with the loop's own run. A failed run (the database locked or full)
+        is logged and tried again an hour later: an exception escaping a ``tasks.loop``
+        would end it for good, and with it every later deletion."""
+        try:
+            await self._housekeep()
+        except Exception:
+            log.exception("housekeeping failed; it runs again in an hour")
+
+    async def _housekeep(self) -> None:
+        async with self._housekeeping_lock:
+            await self.reconcile_guilds()
+            grace = self.bot.settings.removed_guild_grace_days * 86400
+            for guild_id in await self.bot.guild_config.removed_before(self.now() - grace):
+                n = await self.delete_guild_data(guild_id)
                 log.info(
-                    "retention: forgot %d messages older than %d days in %s", n, days, guild_id
+                    "deleted the data of guild %s after the grace period (%d messages)",
+                    guild_id,
+                    n,
                 )
+            for guild_id, days in await self.bot.guild_config.with_retention():
+                ns = await self.bot.namespace(guild_id)
+                n = await self.bot.store.forget_older_than(ns, self.now() - days * 86400)
+                if n:
+                    log.info(
+                        "retention: forgot %d messages older than %d days in %s", n, days, guild_id
+                    )
+
+    @housekeeping.before_loop
+    async def _housekeeping_waits_until_ready(self) -> None:
+        """Which servers the bot is in is known only once connected (see reconcile_guilds)."""
+        await self.bot.wait_until_ready()
+
+    async def reconcile_guilds(self) -> None:
+        """Catch up on removals and invitations while the bot was offline (Discord sends no
+        event for them): a server with stored data that the bot is no longer in starts its
+        grace period now, and one it is in again is no longer due for deletion."""
+        if not self.bot.is_ready():  # before READY, self.bot.guilds is empty
+            return
+        config = self.bot.guild_config
+        present = {g.id for g in self.bot.guilds}
+        removed = set(await config.removed_before(math.inf))
+        for guild_id in removed & present:
+            await config.mark_removed(guild_id, False)
+        uploads = {
+            ns.name[len(UPLOAD_PREFIX) :].partition(":")[0]
+            for ns in await self.bot.store.namespaces()
+            if ns.name.startswith(UPLOAD_PREFIX)
+        }
+        known = await config.known() | {int(g) for g in uploads if g.isdigit()}
+        for guild_id in known - present - removed:
+            await config.mark_removed(guild_id, True, at=self.now())
+            log.info("not in guild %s any more: its data will be deleted later", guild_id)
+
+    async def delete_guild_data(self, guild_id: int) -> int:
+        """Everything stored about a server: its model, its uploaded corpora, its settings
+        and its members' consent. Returns how many learned messages were deleted."""
+        async with self._flush_lock:
+            self._pending.pop(guild_id, None)
+            n = await self.bot.store.purge(await self.bot.namespace(guild_id))
+        prefix = upload_namespace_name(guild_id, "")
+        for ns in await self.bot.store.namespaces():
+            if ns.name.startswith(prefix):
+                await self.bot.store.drop_namespace(ns)
+        await self.bot.guild_config.delete_guild(guild_id)
+        # The cached settings too: if the server invites the bot again, nothing is
+        # listened to and nobody has consented until they say so again.
+        self.invalidate(guild_id)
+        return n
 
     # ------------------------------------------------------------------ backfill
 

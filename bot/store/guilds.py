@@ -126,8 +126,12 @@ class Guilds:
         await self._write(guild, "UPDATE guilds SET removed_at = ? WHERE id = ?", removed_at, guild)
 
     async def known(self) -> set[int]:
-        """Every server with a settings row (listening, consent, retention, or removal)."""
-        return {int(r[0]) for r in await self._rows("SELECT id FROM guilds")}
+        """Every server these tables hold anything of (a member's consent alone counts)."""
+        rows = await self._rows(
+            "SELECT id FROM guilds UNION SELECT guild FROM channels "
+            "UNION SELECT guild FROM members UNION SELECT guild FROM backfills"
+        )
+        return {int(r[0]) for r in rows}
 
     async def removed_before(self, timestamp: float) -> list[int]:
         rows = await self._rows(
