@@ -2,15 +2,19 @@
 
 Errors a member can fix (a bad option, an unknown word, no permission, a cooldown) get one
 ephemeral sentence saying what to do; anything unexpected is logged with its context and
-answered with an apology, so no interaction is ever left "not responding".
+answered with an apology, so no interaction is ever left "not responding". A command still
+working ``ACK_AFTER`` seconds after it arrived (a write waiting for a locked database can wait
+5 s) is deferred by the tree, so its answer, or its error, can still be shown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
 import sqlite3
+from typing import Any, ClassVar
 
 import discord
 from discord import app_commands
@@ -23,6 +27,10 @@ __all__ = ["MarkovTree", "UserFacingError", "answer", "reply_to_error"]
 log = logging.getLogger(__name__)
 
 DEFERRED_MESSAGE = discord.InteractionResponseType.deferred_channel_message
+
+#: Discord forgets an interaction not acknowledged within 3 s of sending it; a command that
+#: has not answered after this long is deferred for it (the rest is the network's margin).
+ACK_AFTER = 2.0
 
 # Conditions that pass: another writer holding the lock, a full disk being cleaned up.
 _TRANSIENT = re.compile(r"locked|busy|disk is full|database or disk is full", re.IGNORECASE)
@@ -67,9 +75,24 @@ def explain_error(error: BaseException) -> str | None:
             return "This command works in servers, not in direct messages."
         case app_commands.TransformerError() | app_commands.CheckFailure():
             return str(error) or "That option isn't valid."
-        case sqlite3.OperationalError() if _TRANSIENT.search(str(error)):
-            log.error("database unavailable: %s", error)
-            return "My database is busy or full right now; please try again in a minute."
+    transient = _transient_database_error(error)
+    if transient is not None:
+        log.error("database unavailable: %s", transient)
+        return "My database is busy or full right now; please try again in a minute."
+    return None
+
+
+def _transient_database_error(error: BaseException) -> sqlite3.OperationalError | None:
+    """A locked or full database, also when it surfaced as a later error (SQLite rolls a
+    transaction back by itself on some "disk is full" errors, so the ROLLBACK that follows
+    fails with "no transaction is active", chained to the real cause)."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, sqlite3.OperationalError) and _TRANSIENT.search(str(cause)):
+            return cause
+        cause = cause.__cause__ or cause.__context__
     return None
 
 
@@ -92,7 +115,81 @@ async def reply_to_error(interaction: discord.Interaction, error: BaseException,
         log.warning("could not send the error reply for interaction %s", interaction.id)
 
 
+class _DeadlineResponse(discord.InteractionResponse[discord.Client]):
+    """``interaction.response`` of a slash command, with a deadline.
+
+    If the command has neither answered nor deferred ``ACK_AFTER`` seconds after it arrived,
+    this defers it ("thinking…", shown to the invoker only). The command's own ``defer``
+    then does nothing, and its ``send_message`` becomes the follow-up that replaces the
+    placeholder, with the visibility the command asked for.
+    """
+
+    __slots__ = ("_ack_lock", "_late", "_timer")
+
+    _late_acks: ClassVar[set[asyncio.Task[None]]] = set()  # referenced until done
+
+    def __init__(self, parent: discord.Interaction) -> None:
+        super().__init__(parent)
+        self._ack_lock = asyncio.Lock()
+        self._late = False
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(ACK_AFTER, self._start_late_ack)
+
+    def _start_late_ack(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._acknowledge_late())
+        self._late_acks.add(task)
+        task.add_done_callback(self._late_acks.discard)
+
+    async def _acknowledge_late(self) -> None:
+        async with self._ack_lock:
+            if self.is_done():
+                return
+            try:
+                await super().defer(ephemeral=True, thinking=True)
+            except Exception as e:  # expired, or the bot is shutting down
+                log.warning("could not defer slow interaction %s: %s", self._parent.id, e)
+                return
+            self._late = True
+        command = self._parent.command
+        log.warning(
+            "/%s has not answered after %.1f s; deferred it",
+            command.qualified_name if command else "?",
+            ACK_AFTER,
+        )
+
+    async def defer(self, *, ephemeral: bool = False, thinking: bool = False) -> Any:
+        async with self._ack_lock:
+            if not self._late:
+                result = await super().defer(ephemeral=ephemeral, thinking=thinking)
+                self._timer.cancel()
+                return result
+        return None  # deferred already: the command's follow-ups fill the placeholder
+
+    async def send_message(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._ack_lock:
+            if not self._late:
+                result = await super().send_message(*args, **kwargs)
+                self._timer.cancel()
+                return result
+        content = args[0] if args else kwargs.pop("content", None)
+        ephemeral = bool(kwargs.pop("ephemeral", False))
+        kwargs.pop("delete_after", None)  # follow-ups cannot expire
+        if not ephemeral:  # the placeholder is ephemeral; a public answer needs a new message
+            with contextlib.suppress(discord.HTTPException):
+                await self._parent.delete_original_response()
+        if content is not None:
+            kwargs["content"] = str(content)
+        await self._parent.followup.send(ephemeral=ephemeral, wait=True, **kwargs)
+        return None
+
+
 class MarkovTree(app_commands.CommandTree[discord.Client]):
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        if interaction.type is discord.InteractionType.application_command:
+            # discord.py pre-fills this cached slot itself for the command and namespace.
+            interaction._cs_response = _DeadlineResponse(interaction)  # type: ignore[attr-defined]
+        return True
+
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:

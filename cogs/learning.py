@@ -70,6 +70,7 @@ class Learning(commands.Cog):
         self._backfills: dict[tuple[int, int], asyncio.Task[Backfill]] = {}
         self._catch_up: asyncio.Task[None] | None = None
         self._flushes: set[asyncio.Task[int]] = set()
+        self._forgets: dict[int, set[int]] = {}  # deleted message ids not yet forgotten
         self._flush_failing = False  # the last write of the queue failed (logged once)
         #: Wall-clock seconds for retention and the removed-server grace period. Tests
         #: replace it to move days ahead instead of waiting (message ages come from their
@@ -132,8 +133,10 @@ class Learning(commands.Cog):
 
     @commands.Cog.listener()
     async def on_ready(self) -> None:
-        # on_ready fires again after reconnects; resumes replay missed events themselves.
-        if self._catch_up is None:
+        # on_ready fires again after a new session (an invalidated one, or a reconnect
+        # that could not resume), whose missed messages are not replayed: catch up again.
+        # Resumed sessions replay them and fire no on_ready.
+        if self._catch_up is None or self._catch_up.done():
             self._catch_up = asyncio.get_running_loop().create_task(self.catch_up())
 
     async def catch_up(self) -> None:
@@ -213,47 +216,57 @@ class Learning(commands.Cog):
             task.add_done_callback(self._flushes.discard)
 
     async def flush(self) -> int:
-        """Write every queued message; one transaction per server.
+        """Write what is queued: per server, its deletions first, then its new messages.
 
-        A message leaves the queue only once written: a batch the database refuses (locked,
-        disk full) stays queued for the next tick, and a delete or an edit that arrives
-        while a batch is being written still finds the message in the queue. A failure is
-        logged once until a write succeeds again, not once a second.
+        Work leaves the queues only once written: what the database refuses (locked, disk
+        full) stays queued for the next tick, so a delete during an outage is not lost and
+        a message deleted or edited while its batch is written is still found. A server
+        whose deletions fail learns nothing meanwhile (an edit's new text must not land
+        before the old one is gone). A failure is logged once until a write works again.
         """
         async with self._flush_lock:
             learned = 0
             wrote = failed = False
-            for guild_id, messages in list(self._pending.items()):
-                batch = dict(messages)
-                if not batch:
-                    continue
+            for guild_id in list(self._forgets.keys() | self._pending.keys()):
                 try:
-                    ns = await self.bot.namespace(guild_id)
-                    result = await self.bot.store.learn(ns, list(batch.values()))
+                    learned += await self._flush_guild(guild_id)
                 except Exception:
                     failed = True
                     if not self._flush_failing:
                         self._flush_failing = True
                         log.exception(
-                            "learning %d messages in guild %s failed; they stay queued and "
-                            "are retried every %.0f s (logged once until it works again)",
-                            len(batch),
+                            "writing the learning queue of guild %s failed; it stays queued "
+                            "and is retried every %.0f s (logged once until it works again)",
                             guild_id,
                             FLUSH_SECONDS,
                         )
                     continue
                 wrote = True
-                learned += result.learned
-                queued = self._pending.get(guild_id, {})
-                for mid, item in batch.items():
-                    if queued.get(mid) is item:  # not replaced by an edit meanwhile
-                        del queued[mid]
-                if not queued:
-                    self._pending.pop(guild_id, None)
             if wrote and not failed and self._flush_failing:
                 self._flush_failing = False
                 log.info("learning works again: the queued messages are written")
             return learned
+
+    async def _flush_guild(self, guild_id: int) -> int:
+        ns = await self.bot.namespace(guild_id)
+        doomed = self._forgets.get(guild_id)
+        if doomed:
+            ids = sorted(doomed)
+            await self.bot.store.forget(ns, ids)
+            doomed.difference_update(ids)  # ids added meanwhile stay for the next flush
+            if not doomed:
+                del self._forgets[guild_id]
+        batch = dict(self._pending.get(guild_id, {}))
+        if not batch:
+            return 0
+        result = await self.bot.store.learn(ns, list(batch.values()))
+        queued = self._pending.get(guild_id, {})
+        for mid, item in batch.items():
+            if queued.get(mid) is item:  # not replaced by an edit meanwhile
+                del queued[mid]
+        if not queued:
+            self._pending.pop(guild_id, None)
+        return result.learned
 
     @tasks.loop(seconds=FLUSH_SECONDS)
     async def flusher(self) -> None:
@@ -279,12 +292,12 @@ class Learning(commands.Cog):
     # ------------------------------------------------------------------ edits and deletes
 
     async def _forget(self, guild_id: int, ids: list[int]) -> None:
+        """Deleted messages go now, or with the next flush that works: never lost."""
         pending = self._pending.get(guild_id, {})
         for mid in ids:
             pending.pop(mid, None)
-        ns = await self.bot.namespace(guild_id)
-        async with self._flush_lock:
-            await self.bot.store.forget(ns, ids)
+        self._forgets.setdefault(guild_id, set()).update(ids)
+        await self.flush()
 
     @commands.Cog.listener()
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
@@ -301,6 +314,8 @@ class Learning(commands.Cog):
         """An edit replaces the message's old contribution with the new text."""
         if payload.guild_id is None or "content" not in payload.data:
             return
+        if payload.message.author.bot:
+            return  # bots (this one's replies included) are never learned: nothing to do
         await self._forget(payload.guild_id, [payload.message_id])
         if await self.eligible(payload.message):
             self.queue(payload.message)

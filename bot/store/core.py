@@ -399,7 +399,10 @@ class Store:
             try:
                 yield self._writer
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                # SQLite has already rolled back after some errors ("disk is full"); a
+                # second ROLLBACK would fail and hide the error that matters.
+                if self._writer.in_transaction:
+                    await self._writer.execute("ROLLBACK")
                 raise
             await self._writer.execute("COMMIT")
 
