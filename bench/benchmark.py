@@ -638,10 +638,11 @@ def report(r: dict[str, Any]) -> tuple[str, list[tuple[str, bool]]]:
         (
             "Learning (import_lines, file → store)",
             f"{learn['rate']:,.0f} tokens/s ({learn['seconds']:.1f} s)",
-            f"≥ {TARGET_LEARN:,} tokens/s",
+            "reported" if at_scale else f"≥ {TARGET_LEARN:,} tokens/s",
         )
     )
-    met.append(("learning ≥ 150,000 tokens/s", learn["rate"] >= TARGET_LEARN))
+    if not at_scale:  # the learning target is set for the 10M-token model
+        met.append(("learning ≥ 150,000 tokens/s", learn["rate"] >= TARGET_LEARN))
     if mk:
         rate = c.tokens / mk["seconds"]
         rows.append(

@@ -33,6 +33,7 @@ __all__ = [
     "ModelReader",
     "UnknownStart",
     "contribution",
+    "longest_copy_in",
     "longest_shared_run",
     "pack",
     "unpack",
@@ -156,19 +157,42 @@ def unpack(blob: bytes) -> list[int]:
 
 def longest_shared_run(a: Sequence[int], b: Sequence[int], at_least: int = 1) -> int:
     """Length of the longest run of consecutive tokens that ``a`` and ``b`` share, or 0 if
-    it is shorter than ``at_least``.
+    it is shorter than ``at_least``."""
+    return _longest_packed(pack(a), pack(b), max(1, at_least))
 
-    Binary search on the run length, each probe a set intersection of packed windows:
-    linear in the lengths rather than the quadratic textbook table.
+
+def longest_copy_in(tokens: Sequence[int], bodies: Iterable[bytes], at_least: int) -> int:
+    """The longest run of ``tokens`` found verbatim in one of ``bodies`` (packed messages),
+    or 0 if none is ``at_least`` long.
+
+    Each distinct body is first tested against the text's ``at_least``-token windows (one
+    set, built once): most bodies share only a few words and cost one pass over their bytes;
+    only a body that holds a window gets the exact length. Duplicates (the same message
+    posted many times) are tested once.
     """
-    pa, pb = pack(a), pack(b)
+    if at_least < 1 or len(tokens) < at_least:
+        return 0
+    text = pack(tokens)
+    width = 4 * at_least
+    windows = {text[i : i + width] for i in range(0, len(text) - width + 1, 4)}
+    best = 0
+    for body in set(bodies):
+        if any(body[i : i + width] in windows for i in range(0, len(body) - width + 1, 4)):
+            best = max(best, _longest_packed(text, body, at_least))
+    return best
+
+
+def _longest_packed(pa: bytes, pb: bytes, at_least: int) -> int:
+    """:func:`longest_shared_run` of packed sequences: a binary search on the run length,
+    each probe a set intersection of windows, so linear in the lengths rather than the
+    quadratic textbook table."""
 
     def shares(n: int) -> bool:
         width = 4 * n
         windows = {pb[i : i + width] for i in range(0, len(pb) - width + 1, 4)}
         return any(pa[i : i + width] in windows for i in range(0, len(pa) - width + 1, 4))
 
-    low, high = max(1, at_least), min(len(a), len(b))
+    low, high = at_least, min(len(pa), len(pb)) // 4
     if low > high or not shares(low):
         return 0
     while low < high:
@@ -255,4 +279,4 @@ class MemoryModel:
         return [self._words[t] for t in tokens]
 
     async def longest_copy(self, tokens: Sequence[int], at_least: int) -> int:
-        return max((longest_shared_run(tokens, m, at_least) for m in self._messages), default=0)
+        return longest_copy_in(tokens, map(pack, self._messages), at_least)

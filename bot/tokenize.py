@@ -9,6 +9,7 @@ link onto another word; code is dropped because it reads as noise once recombine
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 
 __all__ = ["MAX_TOKENS_PER_MESSAGE", "MAX_TOKEN_CHARS", "tokenize"]
@@ -45,6 +46,8 @@ _INVISIBLE = dict.fromkeys(
 )
 
 
+_JOINER = "\u200d"
+
 # Control characters never belong in chat text; the store also relies on them never
 # appearing in a token (its start and end markers are control characters).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -61,5 +64,12 @@ def _clean(text: str) -> str:
 def tokenize(text: str) -> list[str]:
     """Split one chat message into tokens; an empty list means nothing worth learning."""
     text = _INLINE_CODE.sub(" ", _FENCED_CODE.sub(" ", _clean(text)))
-    tokens = [t for t in _TOKEN.findall(text) if len(t) <= MAX_TOKEN_CHARS]
+    # Interned: a word said a million times is then one string, so a batch of messages
+    # waiting to be written holds its vocabulary, not every occurrence (bench/benchmark.py
+    # measures the peak memory of learning). A lone joiner is not a word.
+    tokens = [
+        sys.intern(t)
+        for t in _TOKEN.findall(text)
+        if len(t) <= MAX_TOKEN_CHARS and t.strip(_JOINER)
+    ]
     return tokens[:MAX_TOKENS_PER_MESSAGE]

@@ -60,7 +60,10 @@ def explain_error(error: BaseException) -> str | None:
     if isinstance(error, app_commands.CommandInvokeError):
         error = error.original
     match error:
-        case UserFacingError() | InvalidOption() | UnknownStart():
+        case InvalidOption() | UnknownStart():
+            # These quote what the member typed: shown as typed, not as markdown or mentions.
+            return discord.utils.escape_markdown(discord.utils.escape_mentions(str(error)))
+        case UserFacingError():
             return str(error)
         case EmptyModel():
             return (

@@ -31,9 +31,12 @@ class ForgetOffer(discord.ui.View):
         if interaction.user.id != self.owner:
             await interaction.response.send_message("This button isn't yours.", ephemeral=True)
             return
+        # Acknowledged first: the deletion may wait on a busy database longer than the
+        # 3 seconds Discord gives a button.
+        await interaction.response.defer()
         n = await self.cog.forget_member(interaction)
         self.stop()
-        await interaction.response.edit_message(
+        await interaction.edit_original_response(
             content=f"Forgot {n:,} of your messages. You are opted out.", view=None
         )
 

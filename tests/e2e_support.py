@@ -164,11 +164,12 @@ class E2E:
         return rec
 
     async def click(self, rec: InteractionRecord, custom_id: str, user: Any) -> InteractionRecord:
-        """Press a button on the message an interaction showed; waits for the bot's answer."""
+        """Press a button on the message an interaction showed; waits for the bot's answer
+        (for a deferred click, the edit that follows)."""
         message_id = rec.original_message_id
         assert message_id is not None, f"{rec} showed no message"
         click = await self.fake.click(message_id, custom_id, user)
-        await click.wait_response()
+        await click.wait_message()  # a deferred click: until its edit arrives
         self.check_deadline(click)
         return click
 

@@ -432,6 +432,11 @@ async def test_user_errors_get_a_clear_sentence(e2e: E2E, fake: FakeDiscord) -> 
         assert rec.content == "The start text has no words I could use (only code or symbols)."
         rec = await e2e.invoke(w.user_id, "markov-explain", {"word": "zebra"})
         assert rec.content == "I never learned “zebra”."
+        # What the member typed is quoted as typed: no markdown, no live-looking mention.
+        rec = await e2e.invoke(w.user_id, "markov", {"start": "**loud** __words__ @everyone"})
+        assert rec.content == (
+            "I never learned “\\*\\*loud\\*\\* \\_\\_words\\_\\_ @\u200beveryone”."
+        )
         # Out-of-range numbers never reach the bot: Discord validates registered ranges.
         for option, value in [("top_k", 10_001), ("top_p", 0), ("length", 101), ("temp", -1)]:
             with pytest.raises(FakeDiscordError, match="Discord enforces this"):

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Protocol
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.explain import Generation
 from bot.generate import (
@@ -34,6 +36,9 @@ from bot.model import (
     MemoryModel,
     ModelReader,
     UnknownStart,
+    longest_copy_in,
+    longest_shared_run,
+    pack,
 )
 from bot.sampling import MAX_LENGTH, InvalidOption
 from bot.store import Incoming, Namespace, Store
@@ -616,3 +621,36 @@ async def test_a_batch_learned_between_the_reads_of_a_step_is_read_again(tmp_pat
         assert g.steps[0].token == "world" and g.steps[0].prob == 1.0
     finally:
         await store.close()
+
+
+def brute_longest_run(a: Sequence[int], b: Sequence[int]) -> int:
+    """The textbook quadratic table: the reference for the windowed search."""
+    best = 0
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        row = [0] * (len(b) + 1)
+        for j, y in enumerate(b, 1):
+            if x == y:
+                row[j] = previous[j - 1] + 1
+                best = max(best, row[j])
+        previous = row
+    return best
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.lists(st.integers(3, 8), max_size=40),
+    messages=st.lists(st.lists(st.integers(3, 8), max_size=40), max_size=6),
+    at_least=st.integers(1, 12),
+)
+def test_longest_copy_matches_the_textbook_table(
+    text: list[int], messages: list[list[int]], at_least: int
+) -> None:
+    # Duplicated messages too: they are tested once and must give the same answer.
+    bodies = [pack(m) for m in messages + messages[:2]]
+    expected = max((brute_longest_run(text, m) for m in messages), default=0)
+    expected = expected if expected >= at_least else 0
+    assert longest_copy_in(text, bodies, at_least) == expected
+    for m in messages:
+        run = brute_longest_run(text, m)
+        assert longest_shared_run(text, m, at_least) == (run if run >= at_least else 0)

@@ -318,3 +318,14 @@ def test_idempotent_with_backticks_on_separate_lines() -> None:
 def test_idempotent_with_invisible_before_combining_mark() -> None:
     tokens = tokenize("e\u200b\u0301")
     assert tokenize(" ".join(tokens)) == tokens
+
+
+def test_a_lone_joiner_is_not_a_word_but_joined_emoji_stay_whole() -> None:
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    assert tokenize(f"hi {ZWJ} {ZWJ * 3} there {family}") == ["hi", "there", family]
+
+
+def test_equal_words_are_one_string() -> None:
+    """Interned, so a queued batch holds each word once (the memory of learning)."""
+    first, second = tokenize("hello there"), tokenize("".join(["hel", "lo"]) + " again")
+    assert first[0] is second[0]

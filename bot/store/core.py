@@ -58,7 +58,7 @@ from ..model import (
     MemoryModel,
     UnknownStart,
     contribution,
-    longest_shared_run,
+    longest_copy_in,
     pack,
     unpack,
 )
@@ -1030,5 +1030,4 @@ class StoreModel:
             "WHERE ns = ?1 AND gram IN (SELECT value FROM json_each(?2)) LIMIT 64)"
         )
         rows = await self._db.execute_fetchall(sql, (self.ns.id, grams))
-        runs = [longest_shared_run(tokens, unpack(bytes(r[0])), at_least) for r in rows]
-        return max(runs, default=0)
+        return longest_copy_in(tokens, (bytes(r[0]) for r in rows), at_least)
