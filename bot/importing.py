@@ -77,8 +77,13 @@ async def import_lines(
 
 
 async def corpus_namespace(store: Store, corpus: Corpus, order: int) -> Namespace:
-    """The shared, read-only model of a bundled corpus, built on first use."""
+    """The shared, read-only model of a bundled corpus, built on first use.
+
+    An import cut short (a crash, a full disk) is run again on the next use: learning is
+    idempotent by message id, so the batches already in are skipped, not counted twice.
+    """
     ns = await store.namespace(CORPUS_PREFIX + corpus.name, order)
-    if await store.is_empty(ns):
+    if not await store.is_complete(ns):
         await import_lines(store, ns, read_lines(corpus.path), corpus.file)
+        await store.mark_complete(ns)
     return ns

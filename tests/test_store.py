@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.corpora import CORPORA, read_lines
 from bot.generate import Options, explain_context, generate
-from bot.model import END_LABEL, EmptyModel, MemoryModel, UnknownStart, unpack
+from bot.importing import CORPUS_PREFIX, corpus_namespace, import_lines
+from bot.model import END_LABEL, TEACHING_ORDER, EmptyModel, MemoryModel, UnknownStart, unpack
 from bot.sampling import classes_from_counts
 from bot.store import Incoming, LearnResult, Namespace, Store
 from bot.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -745,3 +747,26 @@ async def test_bookkeeping_commits_with_the_batch_or_not_at_all(store: Store) ->
     # A page with nothing learnable still saves its bookkeeping (the position moves on).
     assert (await store.learn(ns, [], also=record)).learned == 0
     assert await store._one(saved) == "0"
+
+
+async def test_a_bundled_corpus_cut_short_is_completed_on_next_use(tmp_path: Path) -> None:
+    corpus = CORPORA["mother-goose"]
+    lines = list(read_lines(corpus.path))
+    store = await open_store(tmp_path / "partial.db")
+    try:
+        ns = await store.namespace(CORPUS_PREFIX + corpus.name, TEACHING_ORDER)
+        # What a crash after the first batches leaves: some lines in, not marked complete.
+        await import_lines(store, ns, lines[: len(lines) // 3], corpus.file, batch_lines=50)
+        assert not await store.is_complete(ns)
+        again = await corpus_namespace(store, corpus, TEACHING_ORDER)
+        assert again == ns and await store.is_complete(ns)
+        whole = await store.namespace("reference", TEACHING_ORDER)
+        await import_lines(store, whole, lines, corpus.file)
+        assert await spelled_counts(store, ns) == await spelled_counts(store, whole)
+        await assert_consistent(store, ns)
+        # Complete: the next use imports nothing.
+        before = (await store.stats(ns)).messages
+        await corpus_namespace(store, corpus, TEACHING_ORDER)
+        assert (await store.stats(ns)).messages == before
+    finally:
+        await store.close()

@@ -389,6 +389,8 @@ class Store:
             await self._reader.close()
             try:
                 await self._writer.execute("PRAGMA optimize")
+            except sqlite3.Error as e:  # only an optimisation: a full disk must not stop it
+                log.warning("PRAGMA optimize skipped on close: %s", e)
             finally:
                 await self._writer.close()
 
@@ -698,6 +700,15 @@ class Store:
             log.warning("finished the purge of %s cut short by a crash: %d messages", name, n)
 
     # ------------------------------------------------------------------ reading
+
+    async def is_complete(self, ns: Namespace) -> bool:
+        """Whether :meth:`mark_complete` was called: a bulk import that committed its last
+        batch (one cut short leaves some batches in, and must be run again)."""
+        return bool(await self._one("SELECT complete FROM namespaces WHERE id = ?", ns.id))
+
+    async def mark_complete(self, ns: Namespace) -> None:
+        async with self._transaction() as db:
+            await db.execute("UPDATE namespaces SET complete = 1 WHERE id = ?", (ns.id,))
 
     async def is_empty(self, ns: Namespace) -> bool:
         return await self._one("SELECT 1 FROM messages WHERE ns = ? LIMIT 1", ns.id) is None

@@ -106,9 +106,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE messages ADD COLUMN thread INTEGER;
     CREATE INDEX messages_thread ON messages (ns, thread) WHERE thread IS NOT NULL;
     """,
-    # 3: a purge is first recorded, then done; one cut short by a crash is finished on open
+    # 3: a purge is first recorded, then done; one cut short by a crash is finished on open.
+    # A bundled corpus is complete only once its whole import committed.
     """
     ALTER TABLE namespaces ADD COLUMN purging INTEGER NOT NULL DEFAULT 0;  -- 1 purge, 2 drop
+    ALTER TABLE namespaces ADD COLUMN complete INTEGER NOT NULL DEFAULT 0;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
