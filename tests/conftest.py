@@ -11,7 +11,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,15 @@ def settings(db_path: Path) -> Settings:
 @pytest.fixture
 def e2e(fake: FakeDiscord, world: BasicWorld, settings: Settings) -> E2E:
     return E2E(fake, world, settings)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """run_bot configures the root logger (as a program should); undo it after the test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)

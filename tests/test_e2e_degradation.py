@@ -27,7 +27,7 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -134,18 +134,6 @@ async def answered_politely(rec: InteractionRecord, timeout: float = 10.0) -> No
     await rec.wait_message(timeout=timeout)
     assert rec.content == BUSY_REPLY
     assert rec.ephemeral
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """run_bot configures the root logger (as a program should); undo it after the test."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
 
 
 # ---------------------------------------------------------------------- database locked

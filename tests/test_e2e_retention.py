@@ -92,6 +92,15 @@ def days_ago(fake: FakeDiscord, days: float) -> int:
     return fake.world.ids.at(when)
 
 
+def second_server(fake: FakeDiscord, member: int) -> tuple[dict[str, Any], int, int]:
+    """Another server, "Elsewhere", with a #general and ``member`` in it: (guild, its id,
+    the channel's id)."""
+    other = fake.add_guild("Elsewhere")
+    channel = int(fake.add_text_channel(other["id"], "general")["id"])
+    fake.add_member(other["id"], member)
+    return other, int(other["id"]), channel
+
+
 def words_of(texts: Iterable[str]) -> set[str]:
     return {t for text in texts for t in tokenize(text)}
 
@@ -265,9 +274,7 @@ async def test_housekeeping_survives_a_locked_database(
 async def test_retention_applies_per_server(e2e: E2E, fake: FakeDiscord) -> None:
     """One server's limit never forgets another server's messages of the same age."""
     w = e2e.world
-    other = fake.add_guild("Elsewhere")
-    there = int(fake.add_text_channel(other["id"], "general")["id"])
-    fake.add_member(other["id"], w.user_id)
+    other, _, there = second_server(fake, w.user_id)
     async with e2e.start() as bot:
         cog, _ = await with_clock(bot)
         await e2e.enable_learning(w.user_id)
@@ -425,10 +432,7 @@ async def test_removed_server_is_kept_for_the_grace_period_then_deleted(
 ) -> None:
     w = e2e.world
     here = w.guild_id
-    other = fake.add_guild("Elsewhere")
-    there_guild = int(other["id"])
-    there = int(fake.add_text_channel(there_guild, "general")["id"])
-    fake.add_member(there_guild, w.user_id)
+    other, there_guild, there = second_server(fake, w.user_id)
     settings = load_settings(
         {
             "MARKOV_DB": str(e2e.settings.db_path),
@@ -525,10 +529,7 @@ async def test_removal_and_reinvitation_while_offline(e2e: E2E, fake: FakeDiscor
     compares the servers it is in with the servers it has data of."""
     w = e2e.world
     here = w.guild_id
-    other = fake.add_guild("Elsewhere")
-    there_guild = int(other["id"])
-    there = int(fake.add_text_channel(there_guild, "general")["id"])
-    fake.add_member(there_guild, w.user_id)
+    other, there_guild, there = second_server(fake, w.user_id)
     grace = e2e.settings.removed_guild_grace_days
     assert grace == 30  # the default
     db = e2e.settings.db_path

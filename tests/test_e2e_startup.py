@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Iterator
 
 import discord
 import pytest
@@ -153,18 +151,6 @@ async def test_login_failure_and_missing_intent_surface_from_start(
 
 
 # ---------------------------------------------------------------------- run_bot
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """run_bot configures the root logger (as a program should); undo it after the test."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
 
 
 def test_run_bot_without_token_prints_one_line(
