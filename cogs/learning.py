@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 1.0
 FLUSH_MESSAGES = 500
+#: Messages held while the database refuses writes: ~100 s of a very busy server, a day of
+#: a quiet one, some 30 MB.
+QUEUE_LIMIT = 100_000
 REPLY_COOLDOWN = 5.0  # seconds between mention replies in one channel
 CATCH_UP_LIMIT = 1_000  # messages per channel read after a restart
 CHATTER_COOLDOWN = 60.0  # seconds between unprompted messages in one channel
@@ -72,6 +75,8 @@ class Learning(commands.Cog):
         self._flushes: set[asyncio.Task[int]] = set()
         self._forgets: dict[int, set[int]] = {}  # deleted message ids not yet forgotten
         self._flush_failing = False  # the last write of the queue failed (logged once)
+        self.queue_limit = QUEUE_LIMIT
+        self._queue_full = False  # messages were turned away (logged once)
         #: Wall-clock seconds for retention and the removed-server grace period. Tests
         #: replace it to move days ahead instead of waiting (message ages come from their
         #: snowflakes, so only "now" needs moving).
@@ -201,16 +206,24 @@ class Learning(commands.Cog):
         item = self.incoming(message)
         if not item.tokens:
             return
+        queued = sum(map(len, self._pending.values()))
+        if queued >= self.queue_limit:
+            # Only while the database refuses writes for long (a full disk): memory stays
+            # bounded, and a backfill can learn these messages later.
+            if not self._queue_full:
+                self._queue_full = True
+                log.warning(
+                    "learning queue full (%d messages waiting for the database): new "
+                    "messages are not learned until writing works again",
+                    queued,
+                )
+            return
         self._pending.setdefault(message.guild.id, {})[message.id] = item
         # One size-triggered flush at a time: while it waits for the lock or writes, more
         # messages queue up for the next one (a task per message here made ~12,500 flush
         # calls, nearly all empty, in 15 s at ~1,600 messages/s: bench/load.py). While the
         # database refuses writes (locked, full), only the 1-second flusher retries.
-        if (
-            not self._flushes
-            and not self._flush_failing
-            and sum(map(len, self._pending.values())) >= FLUSH_MESSAGES
-        ):
+        if not self._flushes and not self._flush_failing and queued + 1 >= FLUSH_MESSAGES:
             task = asyncio.get_running_loop().create_task(self.flush())
             self._flushes.add(task)  # keep a reference until it is done
             task.add_done_callback(self._flushes.discard)
@@ -244,6 +257,7 @@ class Learning(commands.Cog):
                 wrote = True
             if wrote and not failed and self._flush_failing:
                 self._flush_failing = False
+                self._queue_full = False
                 log.info("learning works again: the queued messages are written")
             return learned
 

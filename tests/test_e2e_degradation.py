@@ -328,6 +328,42 @@ async def test_disk_full_keeps_the_queue_and_answers_politely(
         assert rec.content.startswith(f"Listening in <#{random['id']}>")
 
 
+async def test_a_long_outage_bounds_the_queue_and_says_so(
+    e2e: E2E, fake: FakeDiscord, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While writes keep failing the queue stops growing at its limit (memory stays
+    bounded), once logged; when writing works again, learning goes on as before."""
+    caplog.set_level(logging.INFO)
+    w = e2e.world
+    async with e2e.start() as bot:
+        await e2e.enable_learning(w.user_id)
+        learning = bot.get_cog("Learning")
+        assert learning is not None
+        learning.queue_limit = 3  # type: ignore[attr-defined]
+        await pin_database_size(bot)
+        # The first needs new pages to be stored, so every write of the queue fails.
+        texts = [" ".join(f"word{i}" for i in range(300))]
+        texts += [f"outage message number{i} with several words{i}" for i in range(4)]
+        sent = await e2e.say(w.channel_id, w.user_id, *texts)
+        await eventually(
+            lambda: asyncio.sleep(0, records(caplog, "cogs.learning")),
+            what="the failed flush to be logged",
+        )
+        full = [
+            r
+            for r in records(caplog, "cogs.learning", logging.WARNING)
+            if r.getMessage().startswith("learning queue full (3 messages")
+        ]
+        assert len(full) == 1
+
+        await pin_database_size(bot, 2**30)
+        await e2e.wait_learned(bot, sent[:3], flush=False)
+        assert await e2e.known(bot, ids_of(sent[3:])) == set()
+        after = await e2e.say(w.channel_id, w.user_id, "after the outage")
+        await e2e.wait_learned(bot, after, flush=False)
+        await e2e.assert_model(bot, [*texts[:3], "after the outage"])
+
+
 # ---------------------------------------------------------------------- gateway drops
 
 
