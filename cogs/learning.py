@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 from discord.ext import commands, tasks
@@ -74,6 +74,8 @@ class Learning(commands.Cog):
         self._catch_up: asyncio.Task[None] | None = None
         self._flushes: set[asyncio.Task[int]] = set()
         self._forgets: dict[int, set[int]] = {}  # deleted message ids not yet forgotten
+        # Deleted channels and threads ("channel" | "thread", id) not yet forgotten.
+        self._gone: dict[int, set[tuple[Literal["channel", "thread"], int]]] = {}
         self._flush_failing = False  # the last write of the queue failed (logged once)
         self.queue_limit = QUEUE_LIMIT
         self._queue_full = False  # messages were turned away (logged once)
@@ -240,7 +242,7 @@ class Learning(commands.Cog):
         async with self._flush_lock:
             learned = 0
             wrote = failed = False
-            for guild_id in list(self._forgets.keys() | self._pending.keys()):
+            for guild_id in list(self._gone.keys() | self._forgets.keys() | self._pending.keys()):
                 try:
                     learned += await self._flush_guild(guild_id)
                 except Exception:
@@ -263,6 +265,18 @@ class Learning(commands.Cog):
 
     async def _flush_guild(self, guild_id: int) -> int:
         ns = await self.bot.namespace(guild_id)
+        gone = self._gone.get(guild_id, set())
+        for kind, place in sorted(gone):
+            if kind == "channel":
+                n = await self.bot.store.forget_channel(ns, place)
+                await self.bot.guild_config.forget_channel_config(guild_id, place)
+                self.invalidate(guild_id)
+            else:
+                n = await self.bot.store.forget_thread(ns, place)
+            gone.discard((kind, place))
+            log.info("%s %s deleted: forgot %d messages", kind, place, n)
+        if not gone:
+            self._gone.pop(guild_id, None)
         doomed = self._forgets.get(guild_id)
         if doomed:
             ids = sorted(doomed)
@@ -336,22 +350,23 @@ class Learning(commands.Cog):
 
     @commands.Cog.listener()
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
-        ns = await self.bot.namespace(channel.guild.id)
-        async with self._flush_lock:
-            n = await self.bot.store.forget_channel(ns, channel.id)
-        await self.bot.guild_config.forget_channel_config(channel.guild.id, channel.id)
-        self.invalidate(channel.guild.id)
-        log.info("channel %s deleted: forgot %d messages", channel.id, n)
+        self._forget_place(channel.guild.id, "channel", channel.id)
+        await self.flush()
 
     @commands.Cog.listener()
     async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
-        pending = self._pending.get(payload.guild_id, {})
-        for mid in [mid for mid, m in pending.items() if m.thread == payload.thread_id]:
+        self._forget_place(payload.guild_id, "thread", payload.thread_id)
+        await self.flush()
+
+    def _forget_place(self, guild_id: int, kind: Literal["channel", "thread"], place: int) -> None:
+        """A deleted channel or thread: its queued messages are dropped now, its learned
+        ones go with the next flush that works (Discord sends no per-message deletes).
+        A thread's messages carry their parent as ``channel``, so a channel takes its
+        threads along."""
+        pending = self._pending.get(guild_id, {})
+        for mid in [mid for mid, m in pending.items() if getattr(m, kind) == place]:
             del pending[mid]
-        ns = await self.bot.namespace(payload.guild_id)
-        async with self._flush_lock:
-            n = await self.bot.store.forget_thread(ns, payload.thread_id)
-        log.info("thread %s deleted: forgot %d messages", payload.thread_id, n)
+        self._gone.setdefault(guild_id, set()).add((kind, place))
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:

@@ -364,6 +364,37 @@ async def test_a_long_outage_bounds_the_queue_and_says_so(
         await e2e.assert_model(bot, [*texts[:3], "after the outage"])
 
 
+async def test_channels_and_threads_deleted_during_an_outage_are_forgotten_after(
+    e2e: E2E, fake: FakeDiscord, db_path: Path
+) -> None:
+    """Discord sends no per-message deletes for a deleted channel or thread: if the
+    database is locked at that moment, the deletion waits in the queue, and a message of
+    that channel still queued is never learned."""
+    w = e2e.world
+    second = int(fake.add_text_channel(w.guild_id, "second")["id"])
+    async with e2e.start() as bot:
+        await e2e.enable_learning(w.user_id)
+        await e2e.enable_learning(w.user_id, channel=second)
+        keep = await e2e.say(w.channel_id, w.user_id, "general words stay")
+        gone = await e2e.say(second, w.user_id, "second words go")
+        gone += await e2e.say(w.thread_id, w.user_id, "thread words go")
+        await e2e.wait_learned(bot, keep + gone)
+
+        await bot.store._writer.execute("PRAGMA busy_timeout = 200")  # fail fast, not in 5 s
+        async with write_locked(db_path):
+            queued = await e2e.say(second, w.user_id, "queued words never learned")
+            await fake.delete_channel(second)
+            await fake.delete_channel(w.thread_id)
+            await asyncio.sleep(0.5)  # the deletions' flush fails meanwhile
+            assert await e2e.known(bot, ids_of(gone)) == set(ids_of(gone))
+
+        await e2e.wait_forgotten(bot, gone, timeout=5)
+        await e2e.flush(bot)
+        assert await e2e.known(bot, ids_of(queued)) == set()
+        await e2e.assert_model(bot, ["general words stay"])
+        assert (await bot.guild_config.config(w.guild_id)).listened == frozenset({w.channel_id})
+
+
 # ---------------------------------------------------------------------- gateway drops
 
 
