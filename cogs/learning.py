@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.ext import commands, tasks
@@ -28,6 +28,7 @@ from bot.model import EmptyModel
 from bot.store import Incoming, LearnResult, Namespace
 from bot.store.guilds import Backfill, GuildConfig, MemberConsent
 from bot.tokenize import tokenize
+from bot.write_queue import WriteQueue
 
 from .common import UPLOAD_PREFIX, inert, upload_namespace_name
 
@@ -39,10 +40,6 @@ __all__ = ["Learning"]
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 1.0
-FLUSH_MESSAGES = 500
-#: Messages held while the database refuses writes: ~100 s of a very busy server, a day of
-#: a quiet one, some 30 MB.
-QUEUE_LIMIT = 100_000
 REPLY_COOLDOWN = 5.0  # seconds between mention replies in one channel
 CATCH_UP_LIMIT = 1_000  # messages per channel read after a restart
 CHATTER_COOLDOWN = 60.0  # seconds between unprompted messages in one channel
@@ -67,18 +64,10 @@ class Learning(commands.Cog):
     def __init__(self, bot: MarkovBot) -> None:
         self.bot = bot
         self._guilds: dict[int, _Guild] = {}
-        self._pending: dict[int, dict[int, Incoming]] = {}
-        self._flush_lock = asyncio.Lock()
+        self.writes = WriteQueue(bot.store, bot.namespace, self._channel_gone)
         self._last_reply: dict[int, float] = {}
         self._backfills: dict[tuple[int, int], asyncio.Task[Backfill]] = {}
         self._catch_up: asyncio.Task[None] | None = None
-        self._flushes: set[asyncio.Task[int]] = set()
-        self._forgets: dict[int, set[int]] = {}  # deleted message ids not yet forgotten
-        # Deleted channels and threads ("channel" | "thread", id) not yet forgotten.
-        self._gone: dict[int, set[tuple[Literal["channel", "thread"], int]]] = {}
-        self._flush_failing = False  # the last write of the queue failed (logged once)
-        self.queue_limit = QUEUE_LIMIT
-        self._queue_full = False  # messages were turned away (logged once)
         #: Wall-clock seconds for retention and the removed-server grace period. Tests
         #: replace it to move days ahead instead of waiting (message ages come from their
         #: snowflakes, so only "now" needs moving).
@@ -206,95 +195,12 @@ class Learning(commands.Cog):
     def queue(self, message: discord.Message) -> None:
         assert message.guild is not None
         item = self.incoming(message)
-        if not item.tokens:
-            return
-        queued = sum(map(len, self._pending.values()))
-        if queued >= self.queue_limit:
-            # Only while the database refuses writes for long (a full disk): memory stays
-            # bounded, and a backfill can learn these messages later.
-            if not self._queue_full:
-                self._queue_full = True
-                log.warning(
-                    "learning queue full (%d messages waiting for the database): new "
-                    "messages are not learned until writing works again",
-                    queued,
-                )
-            return
-        self._pending.setdefault(message.guild.id, {})[message.id] = item
-        # One size-triggered flush at a time: while it waits for the lock or writes, more
-        # messages queue up for the next one (a task per message here made ~12,500 flush
-        # calls, nearly all empty, in 15 s at ~1,600 messages/s: bench/load.py). While the
-        # database refuses writes (locked, full), only the 1-second flusher retries.
-        if not self._flushes and not self._flush_failing and queued + 1 >= FLUSH_MESSAGES:
-            task = asyncio.get_running_loop().create_task(self.flush())
-            self._flushes.add(task)  # keep a reference until it is done
-            task.add_done_callback(self._flushes.discard)
+        if item.tokens:
+            self.writes.add(message.guild.id, item)
 
     async def flush(self) -> int:
-        """Write what is queued: per server, its deletions first, then its new messages.
-
-        Work leaves the queues only once written: what the database refuses (locked, disk
-        full) stays queued for the next tick, so a delete during an outage is not lost and
-        a message deleted or edited while its batch is written is still found. A server
-        whose deletions fail learns nothing meanwhile (an edit's new text must not land
-        before the old one is gone). A failure is logged once until a write works again.
-        """
-        async with self._flush_lock:
-            learned = 0
-            wrote = failed = False
-            for guild_id in list(self._gone.keys() | self._forgets.keys() | self._pending.keys()):
-                try:
-                    learned += await self._flush_guild(guild_id)
-                except Exception:
-                    failed = True
-                    if not self._flush_failing:
-                        self._flush_failing = True
-                        log.exception(
-                            "writing the learning queue of guild %s failed; it stays queued "
-                            "and is retried every %.0f s (logged once until it works again)",
-                            guild_id,
-                            FLUSH_SECONDS,
-                        )
-                    continue
-                wrote = True
-            if wrote and not failed and self._flush_failing:
-                self._flush_failing = False
-                self._queue_full = False
-                log.info("learning works again: the queued messages are written")
-            return learned
-
-    async def _flush_guild(self, guild_id: int) -> int:
-        ns = await self.bot.namespace(guild_id)
-        gone = self._gone.get(guild_id, set())
-        for kind, place in sorted(gone):
-            if kind == "channel":
-                n = await self.bot.store.forget_channel(ns, place)
-                await self.bot.guild_config.forget_channel_config(guild_id, place)
-                self.invalidate(guild_id)
-            else:
-                n = await self.bot.store.forget_thread(ns, place)
-            gone.discard((kind, place))
-            log.info("%s %s deleted: forgot %d messages", kind, place, n)
-        if not gone:
-            self._gone.pop(guild_id, None)
-        doomed = self._forgets.get(guild_id)
-        if doomed:
-            ids = sorted(doomed)
-            await self.bot.store.forget(ns, ids)
-            doomed.difference_update(ids)  # ids added meanwhile stay for the next flush
-            if not doomed:
-                del self._forgets[guild_id]
-        batch = dict(self._pending.get(guild_id, {}))
-        if not batch:
-            return 0
-        result = await self.bot.store.learn(ns, list(batch.values()))
-        queued = self._pending.get(guild_id, {})
-        for mid, item in batch.items():
-            if queued.get(mid) is item:  # not replaced by an edit meanwhile
-                del queued[mid]
-        if not queued:
-            self._pending.pop(guild_id, None)
-        return result.learned
+        """Write what is queued now (before a purge, at shutdown; tests)."""
+        return await self.writes.flush()
 
     @tasks.loop(seconds=FLUSH_SECONDS)
     async def flusher(self) -> None:
@@ -321,10 +227,7 @@ class Learning(commands.Cog):
 
     async def _forget(self, guild_id: int, ids: list[int]) -> None:
         """Deleted messages go now, or with the next flush that works: never lost."""
-        pending = self._pending.get(guild_id, {})
-        for mid in ids:
-            pending.pop(mid, None)
-        self._forgets.setdefault(guild_id, set()).update(ids)
+        self.writes.forget(guild_id, ids)
         await self.flush()
 
     @commands.Cog.listener()
@@ -350,23 +253,18 @@ class Learning(commands.Cog):
 
     @commands.Cog.listener()
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
-        self._forget_place(channel.guild.id, "channel", channel.id)
+        self.writes.forget_place(channel.guild.id, ("channel", channel.id))
         await self.flush()
 
     @commands.Cog.listener()
     async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
-        self._forget_place(payload.guild_id, "thread", payload.thread_id)
+        self.writes.forget_place(payload.guild_id, ("thread", payload.thread_id))
         await self.flush()
 
-    def _forget_place(self, guild_id: int, kind: Literal["channel", "thread"], place: int) -> None:
-        """A deleted channel or thread: its queued messages are dropped now, its learned
-        ones go with the next flush that works (Discord sends no per-message deletes).
-        A thread's messages carry their parent as ``channel``, so a channel takes its
-        threads along."""
-        pending = self._pending.get(guild_id, {})
-        for mid in [mid for mid, m in pending.items() if getattr(m, kind) == place]:
-            del pending[mid]
-        self._gone.setdefault(guild_id, set()).add((kind, place))
+    async def _channel_gone(self, guild_id: int, channel_id: int) -> None:
+        """A deleted channel's messages are forgotten: its settings go too."""
+        await self.bot.guild_config.forget_channel_config(guild_id, channel_id)
+        self.invalidate(guild_id)
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:
@@ -442,8 +340,7 @@ class Learning(commands.Cog):
     async def delete_guild_data(self, guild_id: int) -> int:
         """Everything stored about a server: its model, its uploaded corpora, its settings
         and its members' consent. Returns how many learned messages were deleted."""
-        async with self._flush_lock:
-            self._pending.pop(guild_id, None)
+        async with self.writes.paused(guild_id):
             n = await self.bot.store.purge(await self.bot.namespace(guild_id))
         prefix = upload_namespace_name(guild_id, "")
         for ns in await self.bot.store.namespaces():

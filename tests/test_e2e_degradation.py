@@ -227,7 +227,7 @@ async def test_locked_database_reads_go_on_writes_get_a_polite_reply_nothing_is_
             assert error.getMessage() == "database unavailable: database is locked"
             # The batch waits for the opt-out's turn, then out its own busy timeout.
             [failed] = await eventually(
-                lambda: asyncio.sleep(0, records(caplog, "cogs.learning")),
+                lambda: asyncio.sleep(0, records(caplog, "bot.write_queue")),
                 timeout=8,
                 what="the failed write of the queue to be logged",
             )
@@ -245,10 +245,10 @@ async def test_locked_database_reads_go_on_writes_get_a_polite_reply_nothing_is_
         await eventually(forgotten, what="the message deleted during the outage to go")
         await e2e.assert_model(bot, ["the dog sat on the log"])
         assert await e2e.known(bot, [int(deleted["id"]), *ids_of(before)]) == set()
-        assert len(records(caplog, "cogs.learning")) == 1
+        assert len(records(caplog, "bot.write_queue")) == 1
         assert any(
             r.getMessage().startswith("learning works again")
-            for r in records(caplog, "cogs.learning", logging.INFO)
+            for r in records(caplog, "bot.write_queue", logging.INFO)
         )
         rec = await e2e.invoke(w.user_id, "markov-privacy status")
         assert "your choice: **opted in**" in rec.content
@@ -295,11 +295,11 @@ async def test_disk_full_keeps_the_queue_and_answers_politely(
 
         queued = await e2e.say(w.channel_id, w.user_id, many_words, "the dog sat on the log")
         await eventually(
-            lambda: asyncio.sleep(0, records(caplog, "cogs.learning")),
+            lambda: asyncio.sleep(0, records(caplog, "bot.write_queue")),
             what="the failed flush to be logged",
         )
         await asyncio.sleep(2.2)  # two more ticks of the 1-second flusher, both failing
-        [failure] = records(caplog, "cogs.learning")
+        [failure] = records(caplog, "bot.write_queue")
         assert failure.exc_info and "database or disk is full" in str(failure.exc_info[1])
         assert await e2e.known(bot, ids_of(queued)) == set()
 
@@ -323,7 +323,7 @@ async def test_disk_full_keeps_the_queue_and_answers_politely(
             bot, ["the cat sat on the mat", many_words, "the dog sat on the log"]
         )
         assert await bot.store.check(await e2e.ns(bot)) == []
-        assert len(records(caplog, "cogs.learning")) == 1
+        assert len(records(caplog, "bot.write_queue")) == 1
         rec = await e2e.invoke(w.admin_id, "markov-admin listen", {"channel": random})
         assert rec.content.startswith(f"Listening in <#{random['id']}>")
 
@@ -339,19 +339,19 @@ async def test_a_long_outage_bounds_the_queue_and_says_so(
         await e2e.enable_learning(w.user_id)
         learning = bot.get_cog("Learning")
         assert learning is not None
-        learning.queue_limit = 3  # type: ignore[attr-defined]
+        learning.writes.limit = 3  # type: ignore[attr-defined]
         await pin_database_size(bot)
         # The first needs new pages to be stored, so every write of the queue fails.
         texts = [" ".join(f"word{i}" for i in range(300))]
         texts += [f"outage message number{i} with several words{i}" for i in range(4)]
         sent = await e2e.say(w.channel_id, w.user_id, *texts)
         await eventually(
-            lambda: asyncio.sleep(0, records(caplog, "cogs.learning")),
+            lambda: asyncio.sleep(0, records(caplog, "bot.write_queue")),
             what="the failed flush to be logged",
         )
         full = [
             r
-            for r in records(caplog, "cogs.learning", logging.WARNING)
+            for r in records(caplog, "bot.write_queue", logging.WARNING)
             if r.getMessage().startswith("learning queue full (3 messages")
         ]
         assert len(full) == 1
