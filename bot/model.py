@@ -34,7 +34,6 @@ __all__ = [
     "UnknownStart",
     "contribution",
     "longest_copy_in",
-    "longest_shared_run",
     "pack",
     "unpack",
 ]
@@ -155,12 +154,6 @@ def unpack(blob: bytes) -> list[int]:
     return list(struct.unpack(f"<{len(blob) // 4}I", blob))
 
 
-def longest_shared_run(a: Sequence[int], b: Sequence[int], at_least: int = 1) -> int:
-    """Length of the longest run of consecutive tokens that ``a`` and ``b`` share, or 0 if
-    it is shorter than ``at_least``."""
-    return _longest_packed(pack(a), pack(b), max(1, at_least))
-
-
 def longest_copy_in(tokens: Sequence[int], bodies: Iterable[bytes], at_least: int) -> int:
     """The longest run of ``tokens`` found verbatim in one of ``bodies`` (packed messages),
     or 0 if none is ``at_least`` long.
@@ -183,9 +176,9 @@ def longest_copy_in(tokens: Sequence[int], bodies: Iterable[bytes], at_least: in
 
 
 def _longest_packed(pa: bytes, pb: bytes, at_least: int) -> int:
-    """:func:`longest_shared_run` of packed sequences: a binary search on the run length,
-    each probe a set intersection of windows, so linear in the lengths rather than the
-    quadratic textbook table."""
+    """The longest run two packed sequences share, if ``at_least`` long (else 0): a
+    binary search on the run length, each probe a set intersection of windows, so linear
+    in the lengths rather than the quadratic textbook table."""
 
     def shares(n: int) -> bool:
         width = 4 * n

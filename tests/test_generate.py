@@ -37,7 +37,6 @@ from bot.model import (
     ModelReader,
     UnknownStart,
     longest_copy_in,
-    longest_shared_run,
     pack,
 )
 from bot.sampling import MAX_LENGTH, InvalidOption
@@ -653,4 +652,4 @@ def test_longest_copy_matches_the_textbook_table(
     assert longest_copy_in(text, bodies, at_least) == expected
     for m in messages:
         run = brute_longest_run(text, m)
-        assert longest_shared_run(text, m, at_least) == (run if run >= at_least else 0)
+        assert longest_copy_in(text, [pack(m)], at_least) == (run if run >= at_least else 0)
