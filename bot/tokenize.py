@@ -45,7 +45,7 @@ _INVISIBLE = dict.fromkeys(
     ]
 )
 
-
+# Kept for emoji sequences, but a token of joiners alone is not a word.
 _JOINER = "\u200d"
 
 # Control characters never belong in chat text; the store also relies on them never
@@ -66,7 +66,7 @@ def tokenize(text: str) -> list[str]:
     text = _INLINE_CODE.sub(" ", _FENCED_CODE.sub(" ", _clean(text)))
     # Interned: a word said a million times is then one string, so a batch of messages
     # waiting to be written holds its vocabulary, not every occurrence (bench/benchmark.py
-    # measures the peak memory of learning). A lone joiner is not a word.
+    # measures the peak memory of learning).
     tokens = [
         sys.intern(t)
         for t in _TOKEN.findall(text)

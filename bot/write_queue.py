@@ -60,7 +60,10 @@ class WriteQueue:
         return sum(map(len, self._messages.values()))
 
     def add(self, guild_id: int, item: Incoming) -> None:
-        """Queue a message to learn (an edit replaces the queued text of its id)."""
+        """Queue a message to learn (an edit replaces the queued text of its id); one
+        without words is nothing to learn."""
+        if not item.tokens:
+            return
         queued = len(self)
         if queued >= self.limit:
             # Only while the database refuses writes for long: memory stays bounded, and

@@ -24,6 +24,7 @@ from bot.store.guilds import Backfill
 from .common import require_admin, upload_namespace_name, uploaded_corpora
 from .errors import UserFacingError
 from .learning import PROGRESS_EVERY
+from .views import OwnedView
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
@@ -40,19 +41,20 @@ CORPUS_NAME = re.compile(r"[a-z0-9_-]{1,32}")
 TextLike = discord.TextChannel
 
 
-class PurgeConfirm(discord.ui.View):
+class PurgeConfirm(OwnedView):
     """A second click, by the same admin, before everything is deleted."""
 
+    refusal = "This isn't your confirmation."
+    admins_may_press = False
+
     def __init__(self, cog: AdminCog, owner: int) -> None:
-        super().__init__(timeout=60)
+        super().__init__(owner, timeout=60)
         self.cog = cog
-        self.owner = owner
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if interaction.user.id != self.owner:
-            await interaction.response.send_message("This isn't your confirmation.", ephemeral=True)
+        if not await super().interaction_check(interaction):
             return False
-        require_admin(interaction)
+        require_admin(interaction)  # still an admin when confirming
         return True
 
     @discord.ui.button(label="Delete everything learned here", style=discord.ButtonStyle.danger)

@@ -40,6 +40,14 @@ def upload_namespace_name(guild_id: int, name: str) -> str:
     return f"{UPLOAD_PREFIX}{guild_id}:{name}"
 
 
+def upload_owner(namespace: str) -> int | None:
+    """The server an uploaded corpus's namespace belongs to (None for any other name)."""
+    if not namespace.startswith(UPLOAD_PREFIX):
+        return None
+    guild = namespace[len(UPLOAD_PREFIX) :].partition(":")[0]
+    return int(guild) if guild.isdigit() else None
+
+
 def corpus_namespace_name(guild_id: int, corpus: str) -> str:
     """Where a corpus option's model lives: shared for bundled ones, per server for uploads."""
     if corpus in CORPORA:
@@ -48,7 +56,7 @@ def corpus_namespace_name(guild_id: int, corpus: str) -> str:
 
 
 async def uploaded_corpora(bot: MarkovBot, guild_id: int) -> list[str]:
-    prefix = f"{UPLOAD_PREFIX}{guild_id}:"
+    prefix = upload_namespace_name(guild_id, "")
     return [
         n.name[len(prefix) :] for n in await bot.store.namespaces() if n.name.startswith(prefix)
     ]

@@ -121,7 +121,8 @@ class GenerationCog(commands.Cog, name="Generation"):
         embed.set_footer(text=footer(g, source))
         if show_work:
             name = f"How likely each word was (perplexity {g.perplexity:.2f})"
-            trace = ansi_trace(g, EMBED_DESCRIPTION - 1100)
+            # Room left in the description after the text (at most 1,000) and the heading.
+            trace = ansi_trace(g, EMBED_DESCRIPTION - 1000 - 100)
             if len(trace) <= FIELD_VALUE:
                 embed.add_field(name=name, value=trace, inline=False)
             else:  # a long trace goes where there is room for it

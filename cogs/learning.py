@@ -30,7 +30,7 @@ from bot.store.guilds import Backfill, GuildConfig, MemberConsent
 from bot.tokenize import tokenize
 from bot.write_queue import WriteQueue
 
-from .common import UPLOAD_PREFIX, inert, upload_namespace_name
+from .common import inert, upload_namespace_name, upload_owner
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
@@ -156,13 +156,17 @@ class Learning(commands.Cog):
                 except discord.HTTPException as e:
                     log.warning("catch-up of channel %s failed: %s", channel_id, e)
                     continue
-                result = await self.bot.store.learn(ns, [m for m in batch if m.tokens])
+                # Through the write queue, like live messages: kept if the database is
+                # busy right now, and never learned twice.
+                for item in batch:
+                    self.writes.add(guild.id, item)
                 log.info(
-                    "caught up channel %s in guild %s: %d new messages learned",
+                    "caught up channel %s in guild %s: %d messages posted while away",
                     channel_id,
                     guild.id,
-                    result.learned,
+                    len(batch),
                 )
+        await self.flush()
 
     # ------------------------------------------------------------------ live messages
 
@@ -194,9 +198,7 @@ class Learning(commands.Cog):
 
     def queue(self, message: discord.Message) -> None:
         assert message.guild is not None
-        item = self.incoming(message)
-        if item.tokens:
-            self.writes.add(message.guild.id, item)
+        self.writes.add(message.guild.id, self.incoming(message))
 
     async def flush(self) -> int:
         """Write what is queued now (before a purge, at shutdown; tests)."""
@@ -327,12 +329,8 @@ class Learning(commands.Cog):
         removed = set(await config.removed_before(math.inf))
         for guild_id in removed & present:
             await config.mark_removed(guild_id, False)
-        uploads = {
-            ns.name[len(UPLOAD_PREFIX) :].partition(":")[0]
-            for ns in await self.bot.store.namespaces()
-            if ns.name.startswith(UPLOAD_PREFIX)
-        }
-        known = await config.known() | {int(g) for g in uploads if g.isdigit()}
+        owners = {upload_owner(ns.name) for ns in await self.bot.store.namespaces()}
+        known = await config.known() | {g for g in owners if g is not None}
         for guild_id in known - present - removed:
             await config.mark_removed(guild_id, True, at=self.now())
             log.info("not in guild %s any more: its data will be deleted later", guild_id)
@@ -378,8 +376,8 @@ class Learning(commands.Cog):
         limit: int,
         progress: Callable[[Backfill, float], Awaitable[None]] | None,
     ) -> Backfill:
-        """Read history newest to oldest, 100 messages a page; the position is saved after
-        every page, so a restart resumes below the last page read."""
+        """Read history newest to oldest, 100 messages a page; the position is saved with
+        every page, so a restart resumes below the last page learned."""
         await self.bot.wait_until_ready()  # a resumed backfill starts before the gateway
         config = self.bot.guild_config
         b = await config.start_backfill(guild_id, channel_id, limit)
@@ -398,7 +396,7 @@ class Learning(commands.Cog):
                 break
             batch = [self.incoming(m) for m in page if await self.eligible(m)]
             advance = partial(after_page, b, min(m.id for m in page), len(page))
-            b = await self._learn_page(ns, [m for m in batch if m.tokens], advance)
+            b = await self._learn_page(ns, batch, advance)  # the store skips empty ones
             if progress and time.monotonic() - last_report >= PROGRESS_EVERY:
                 last_report = time.monotonic()
                 await progress(b, b.read / max(1e-9, last_report - started))

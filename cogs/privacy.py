@@ -8,6 +8,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from .views import OwnedView
+
 if TYPE_CHECKING:
     from bot.app import MarkovBot
 
@@ -16,21 +18,20 @@ if TYPE_CHECKING:
 __all__ = ["PrivacyCog"]
 
 
-class ForgetOffer(discord.ui.View):
+class ForgetOffer(OwnedView):
     """After opting out, one click also erases what was already learned."""
 
+    refusal = "This button isn't yours."
+    admins_may_press = False
+
     def __init__(self, cog: PrivacyCog, owner: int) -> None:
-        super().__init__(timeout=300)
+        super().__init__(owner, timeout=300)
         self.cog = cog
-        self.owner = owner
 
     @discord.ui.button(label="Also forget my messages", style=discord.ButtonStyle.danger)
     async def forget(
         self, interaction: discord.Interaction, _: discord.ui.Button[ForgetOffer]
     ) -> None:
-        if interaction.user.id != self.owner:
-            await interaction.response.send_message("This button isn't yours.", ephemeral=True)
-            return
         # Acknowledged first: the deletion may wait on a busy database longer than the
         # 3 seconds Discord gives a button.
         await interaction.response.defer()

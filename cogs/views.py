@@ -19,6 +19,8 @@ class OwnedView(discord.ui.View):
     demo shouldn't be able to hijack it. On timeout the buttons are greyed out in place."""
 
     refusal = "Only the person who asked (or an admin) can press these."
+    #: False for a choice that is the owner's alone (deleting their own data, a purge).
+    admins_may_press = True
 
     def __init__(self, owner: int, timeout: float) -> None:
         super().__init__(timeout=timeout)
@@ -28,7 +30,9 @@ class OwnedView(discord.ui.View):
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         member = interaction.user
         if member.id == self.owner or (
-            isinstance(member, discord.Member) and member.guild_permissions.manage_guild
+            self.admins_may_press
+            and isinstance(member, discord.Member)
+            and member.guild_permissions.manage_guild
         ):
             return True
         await interaction.response.send_message(self.refusal, ephemeral=True)

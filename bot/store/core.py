@@ -16,14 +16,14 @@ Layout, and why:
   read classes, so their cost does not grow with the number of candidates. Transitions
   have no index but their key (one would double the cost of learning): the few contexts
   with more than ``_SMALL`` candidates are walked in key order to find a candidate.
-* ``anchors`` indexes (a hash of) every fifth 5-token window of each message. Any verbatim run of 10
-  words from a message contains one whole anchor, so the originality check looks up a few
-  anchors instead of scanning the corpus.
+* ``anchors`` indexes (a hash of) every fifth 5-token window of each message. Any
+  verbatim run of 10 words from a message contains one whole anchor, so the originality
+  check looks up a few anchors instead of scanning the corpus.
 
 Writes go through one connection in batched transactions (WAL), each batch one job in
 that connection's thread, reads through another, so a long import never blocks a reply
-and a reply never sees half a batch. A process killed
-mid-batch leaves the last committed state.
+and a reply never sees half a batch. A process killed mid-batch leaves the last
+committed state.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ANCHOR = 5  # tokens per anchor window; a copy of 2*ANCHOR words always contains one
-_CHUNK = 500  # ids per IN (...) list
+# Which of a list of message ids (a JSON array) are stored: one statement for any number.
+_KNOWN_IDS = "SELECT id FROM messages WHERE ns = ? AND id IN (SELECT value FROM json_each(?))"
 _PURGE, _DROP = 1, 2  # namespaces.purging: what a recorded purge must finish
 
 
@@ -133,7 +134,7 @@ class Stats:
     database_bytes: int
 
 
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
@@ -149,10 +150,6 @@ def _anchors(body: bytes) -> list[int]:
     if len(body) < 2 * step:
         return []  # too short to hold a copy-length run
     return [_anchor(body[i : i + step]) for i in range(0, len(body) - step + 1, step)]
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 _SLICE = 20_000  # transitions per statement when learning
@@ -476,8 +473,7 @@ class Store:
     def _learn(
         self, conn: sqlite3.Connection, ns: Namespace, batch: Sequence[Incoming]
     ) -> LearnResult:
-        sql = "SELECT id FROM messages WHERE ns = ? AND id IN (SELECT value FROM json_each(?))"
-        rows = conn.execute(sql, (ns.id, json.dumps([m.id for m in batch])))
+        rows = conn.execute(_KNOWN_IDS, (ns.id, json.dumps([m.id for m in batch])))
         known = {int(r[0]) for r in rows}
         fresh: dict[int, Incoming] = {}
         empty = duplicates = 0
@@ -725,12 +721,8 @@ class Store:
         return int(await self._one(sql, ns.id, author))
 
     async def known_messages(self, ns: Namespace, ids: Sequence[int]) -> set[int]:
-        known: set[int] = set()
-        for part in _chunks(list(ids)):
-            sql = f"SELECT id FROM messages WHERE ns = ? AND id IN ({_marks(len(part))})"
-            async with self._reader.execute(sql, (ns.id, *part)) as cur:
-                known.update([int(r[0]) async for r in cur])
-        return known
+        rows = await self._reader.execute_fetchall(_KNOWN_IDS, (ns.id, json.dumps(list(ids))))
+        return {int(r[0]) for r in rows}
 
     async def autocomplete(self, ns: Namespace, prefix: str, limit: int = 25) -> list[str]:
         """Learned words starting with ``prefix`` (any case), most frequent first."""
@@ -816,16 +808,21 @@ class Store:
     async def recount(self, ns: Namespace) -> tuple[Transitions, Transitions]:
         """(stored transition counts, counts recomputed from the stored messages).
 
-        Equal in a consistent database; used by tests and by ``markov-bot check``.
+        Equal in a consistent database; used by tests and by :meth:`check`.
         """
+        return await self._stored_transitions(ns), contribution(await self._sequences(ns), ns.order)
+
+    async def _stored_transitions(self, ns: Namespace) -> Transitions:
         stored: Transitions = Counter()
         sql = "SELECT ctx, next, count FROM transitions WHERE ns = ?"
-        async with self._reader.execute(sql, (ns.id,)) as cur:
-            for key, nxt, count in await cur.fetchall():
-                stored[(*unpack(bytes(key)), int(nxt))] = int(count)
-        async with self._reader.execute("SELECT tokens FROM messages WHERE ns = ?", (ns.id,)) as c:
-            sequences = [unpack(bytes(blob)) for (blob,) in await c.fetchall()]
-        return stored, contribution(sequences, ns.order)
+        for key, nxt, count in await self._reader.execute_fetchall(sql, (ns.id,)):
+            stored[(*unpack(bytes(key)), int(nxt))] = int(count)
+        return stored
+
+    async def _sequences(self, ns: Namespace) -> list[list[int]]:
+        """Every stored message's token ids."""
+        sql = "SELECT tokens FROM messages WHERE ns = ?"
+        return [unpack(bytes(b)) for (b,) in await self._reader.execute_fetchall(sql, (ns.id,))]
 
     async def check(self, ns: Namespace, *, recount: bool = True) -> list[str]:
         """What is inconsistent in a namespace's model: an empty list when nothing is.
@@ -854,17 +851,16 @@ class Store:
         if bad := await _scalar(self._reader, sql, ns.id):
             problems.append(f"{bad} transitions have a count of 0 or less")
         if recount:
-            stored, expected = await self.recount(ns)
+            sequences = await self._sequences(ns)  # read once for both checks below
+            stored = await self._stored_transitions(ns)
+            expected = contribution(sequences, ns.order)
             wrong = sorted(k for k in stored.keys() | expected.keys() if stored[k] != expected[k])
             if wrong:
                 problems.append(
                     f"{len(wrong)} transition counts differ from what the stored messages "
                     f"contribute, e.g. {[(k, stored[k], expected[k]) for k in wrong[:3]]}"
                 )
-            words: Counter[int] = Counter()
-            sql = "SELECT tokens FROM messages WHERE ns = ?"
-            for (blob,) in await self._reader.execute_fetchall(sql, (ns.id,)):
-                words.update(unpack(bytes(blob)))
+            words = Counter(chain.from_iterable(sequences))
             sql = "SELECT id, count FROM vocab WHERE ns = ?"
             rows = await self._reader.execute_fetchall(sql, (ns.id,))
             vocab = {int(i): int(c) for i, c in rows}
