@@ -129,6 +129,12 @@ class E2E:
         self.world = world
         self.settings = settings
 
+    def member(self, name: str) -> int:
+        """A new user who is a member of the world's guild; returns their id."""
+        user = int(self.fake.add_user(name)["id"])
+        self.fake.add_member(self.world.guild_id, user)
+        return user
+
     # ------------------------------------------------------------------ the bot
 
     def start(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from tests.e2e_support import E2E, eventually, ids_of
-from tests.fake_discord import FakeDiscord
+from tests.fake_discord import BasicWorld, FakeDiscord, InteractionRecord
 
 
 def seed(fake: FakeDiscord, channel: int, alice: int, bob: int, n: int) -> list[dict]:
@@ -19,22 +19,26 @@ def seed(fake: FakeDiscord, channel: int, alice: int, bob: int, n: int) -> list[
     )
 
 
+async def start_backfill(fake: FakeDiscord, w: BasicWorld, limit: int) -> InteractionRecord:
+    """The admin runs ``/markov-admin backfill`` on the world's channel."""
+    return await fake.invoke(
+        w.guild_id,
+        w.channel_id,
+        w.admin_id,
+        "markov-admin backfill",
+        {"channel": w.channel_id, "limit": limit},
+    )
+
+
 async def test_backfill_reports_progress_and_learns_the_newest_messages(
     e2e: E2E, fake: FakeDiscord
 ) -> None:
     w = e2e.world
-    bob = int(fake.add_user("bob")["id"])
-    fake.add_member(w.guild_id, bob)
+    bob = e2e.member("bob")
     history = seed(fake, w.channel_id, w.user_id, bob, 250)
     async with e2e.start() as bot:
         await e2e.enable_learning(w.user_id)
-        rec = await fake.invoke(
-            w.guild_id,
-            w.channel_id,
-            w.admin_id,
-            "markov-admin backfill",
-            {"channel": w.channel_id, "limit": 200},
-        )
+        rec = await start_backfill(fake, w, 200)
         await rec.wait_response()
         e2e.check_deadline(rec)
         assert rec.ephemeral
@@ -66,13 +70,7 @@ async def test_backfill_reports_progress_and_learns_the_newest_messages(
         await e2e.assert_model(bot, [m["content"] for m in alices[:-1]])
 
         # A second run over the same history learns nothing twice.
-        again = await fake.invoke(
-            w.guild_id,
-            w.channel_id,
-            w.admin_id,
-            "markov-admin backfill",
-            {"channel": w.channel_id, "limit": 250},
-        )
+        again = await start_backfill(fake, w, 250)
         await fake.wait_for(lambda: " done " in again.content, what="the second backfill")
         # The 50 older messages hold 45 of alice's; the 199 newer ones are known already.
         assert "done 249 read, 45 learned, 204 skipped" in again.content
@@ -106,13 +104,7 @@ async def test_backfill_resumes_after_a_restart_without_learning_twice(
     history_path = rf"/channels/{w.channel_id}/messages"
     async with e2e.start() as bot:
         await e2e.enable_learning(w.user_id)
-        rec = await fake.invoke(
-            w.guild_id,
-            w.channel_id,
-            w.admin_id,
-            "markov-admin backfill",
-            {"channel": w.channel_id, "limit": 250},
-        )
+        rec = await start_backfill(fake, w, 250)
         await rec.wait_response()
         # The first page is answered; the second one is held up by a long rate limit,
         # and the bot is stopped while it waits.

@@ -69,8 +69,7 @@ async def test_markov_footer_and_same_seed_same_text(e2e: E2E) -> None:
 
 async def test_markov_user_and_channel_options(e2e: E2E, fake: FakeDiscord) -> None:
     w = e2e.world
-    bob = int(fake.add_user("bob")["id"])
-    fake.add_member(w.guild_id, bob)
+    bob = e2e.member("bob")
     async with e2e.start() as bot:
         await taught(e2e, bot)
         refused = await e2e.invoke(bob, "markov", {"user": bob})
@@ -158,8 +157,7 @@ async def test_explain_numbers_match_a_hand_calculation_and_buttons_redraw_in_pl
     e2e: E2E, fake: FakeDiscord
 ) -> None:
     w = e2e.world
-    bob = int(fake.add_user("bob")["id"])
-    fake.add_member(w.guild_id, bob)
+    bob = e2e.member("bob")
     after_the = {"cat": 2, "mat": 1, "dog": 1}  # "the cat" ×2, "the mat", "the dog"
     async with e2e.start() as bot:
         await taught(e2e, bot)
@@ -446,8 +444,7 @@ async def test_user_errors_get_a_clear_sentence(e2e: E2E, fake: FakeDiscord) -> 
 async def test_user_errors_after_a_public_defer_are_ephemeral(e2e: E2E, fake: FakeDiscord) -> None:
     """/markov defers publicly ("thinking…"); an error must not land in that public message."""
     w = e2e.world
-    bob = int(fake.add_user("bob")["id"])
-    fake.add_member(w.guild_id, bob)
+    bob = e2e.member("bob")
     async with e2e.start() as bot:
         await taught(e2e, bot)
         for command, options in [

@@ -114,8 +114,7 @@ async def test_consent_modes_and_privacy_status(e2e: E2E, fake: FakeDiscord) -> 
 
 async def test_optout_stops_learning_and_its_button_forgets(e2e: E2E, fake: FakeDiscord) -> None:
     w = e2e.world
-    bob = int(fake.add_user("bob")["id"])
-    fake.add_member(w.guild_id, bob)
+    bob = e2e.member("bob")
     bob_texts = ["the cat sat on the mat", "bob likes the mat"]
     async with e2e.start() as bot:
         await e2e.enable_learning(w.user_id, bob)
@@ -150,8 +149,7 @@ async def test_optout_stops_learning_and_its_button_forgets(e2e: E2E, fake: Fake
 
 async def test_forget_removes_exactly_one_members_contribution(e2e: E2E, fake: FakeDiscord) -> None:
     w = e2e.world
-    bob = int(fake.add_user("bob")["id"])
-    fake.add_member(w.guild_id, bob)
+    bob = e2e.member("bob")
     bob_texts = ["the cat sat on the mat", "the dog sat on the log", "a cat is a cat"]
     alice_texts = ["the cat sat on the log too", "the dog and the cat", "zebras only alice says"]
     async with e2e.start() as bot:
@@ -184,8 +182,7 @@ async def test_forget_removes_exactly_one_members_contribution(e2e: E2E, fake: F
 
 async def test_edits_and_deletes_of_cached_messages(e2e: E2E, fake: FakeDiscord) -> None:
     w = e2e.world
-    bob = int(fake.add_user("bob")["id"])
-    fake.add_member(w.guild_id, bob)
+    bob = e2e.member("bob")
     async with e2e.start() as bot:
         await e2e.enable_learning(w.user_id)
         keep = await e2e.say(w.channel_id, w.user_id, "the quick brown fox")

@@ -18,8 +18,7 @@ def sentence(embed: dict) -> str:
 
 async def test_step_by_step_generation(e2e: E2E, fake: FakeDiscord) -> None:
     w = e2e.world
-    bob = int(fake.add_user("bob")["id"])
-    fake.add_member(w.guild_id, bob)
+    bob = e2e.member("bob")
     async with e2e.start() as bot:
         await taught(e2e, bot)
         rec = await e2e.invoke(w.user_id, "markov-step", {"start": "the", "temp": 1.0, "seed": 5})
