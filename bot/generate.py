@@ -24,7 +24,7 @@ from .sampling import (
     validate_top_k,
     validate_top_p,
 )
-from .tokenize import tokenize
+from .tokenize import join_words, tokenize
 
 __all__ = [
     "COPY_RUN",
@@ -207,7 +207,7 @@ async def _spell_generation(
         for p in picks
     ]
     return Generation(
-        text=" ".join(words),
+        text=join_words(words),
         tokens=words,
         steps=tuple(steps),
         seed=seed,

@@ -22,6 +22,7 @@ from bot.generate import choose_next, explain_tokens, start_words
 from bot.model import BOS, EOS, EmptyModel, ModelReader
 from bot.present import shorten, temperature_label
 from bot.sampling import MAX_LENGTH, MAX_TEMPERATURE
+from bot.tokenize import join_words
 
 from .common import CorpusName, corpus_autocomplete, inert, model_for
 from .generation import Temperature, vocabulary_autocomplete
@@ -61,7 +62,7 @@ def _bar(prob: float, width: int = 10) -> str:
 
 
 def step_embed(state: StepState, e: Explanation | None) -> discord.Embed:
-    sentence = " ".join(state.words) or "(start of a message)"
+    sentence = join_words(state.words) or "(start of a message)"
     if state.ended:
         sentence += " ⏹"
     embed = discord.Embed(

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.tokenize import MAX_TOKEN_CHARS, MAX_TOKENS_PER_MESSAGE, tokenize
+from bot.tokenize import MAX_TOKEN_CHARS, MAX_TOKENS_PER_MESSAGE, join_words, tokenize
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -123,6 +123,94 @@ def test_a_lone_angle_bracket_is_its_own_token_so_markers_cannot_be_typed() -> N
     # "<end>" is how the end marker is shown; typed text must never produce that token.
     assert tokenize("<end> <start>") == ["<", "end>", "<", "start>"]
     assert tokenize("<3") == ["<", "3"]
+
+
+# ---------------------------------------------------------------------------- no spaces
+
+# One everyday sentence per script written without spaces between words, with words a
+# reader of the language would pick out of it.
+SPACELESS_SENTENCES = [
+    pytest.param("今日はいい天気ですね。明日も晴れるといいな", ["今日", "天気", "明日"], id="ja"),
+    pytest.param("我们今天去公园散步，天气很好。", ["我们", "今天", "公园", "天气"], id="zh"),
+    pytest.param("วันนี้อากาศดีมากเราจะไปเที่ยวทะเล", ["อากาศ", "เที่ยว", "ทะเล"], id="th"),
+    pytest.param("ខ្ញុំចង់ទៅផ្សារថ្ងៃនេះ", ["ខ្ញុំ", "ផ្សារ"], id="km"),
+    pytest.param("ມື້ນີ້ອາກາດດີຫຼາຍ", ["ອາກາດ", "ຫຼາຍ"], id="lo"),
+]
+
+
+@pytest.mark.parametrize(("sentence", "words"), SPACELESS_SENTENCES)
+def test_scripts_without_spaces_are_cut_into_words(sentence: str, words: list[str]) -> None:
+    tokens = tokenize(sentence)
+    assert len(tokens) >= 4, tokens
+    for word in words:
+        assert word in tokens, (word, tokens)
+    # Nothing lost or added: the words are the sentence, cut.
+    assert "".join(tokens) == sentence
+
+
+@pytest.mark.parametrize(("sentence", "words"), SPACELESS_SENTENCES)
+def test_rejoined_words_have_no_spaces_inserted(sentence: str, words: list[str]) -> None:
+    assert join_words(tokenize(sentence)) == sentence
+
+
+def test_the_japanese_example_from_the_issue() -> None:
+    tokens = tokenize("今日はいい天気ですね。明日も晴れるといいな")
+    assert len(tokens) >= 5
+    assert tokens[:4] == ["今日", "は", "いい", "天気"]
+    assert "。" in tokens  # the full stop is its own token, so a chain can end a sentence
+
+
+def test_latin_words_beside_spaceless_words_keep_their_spaces() -> None:
+    text = "ok 今日はいい天気 lol, see you 明日"
+    tokens = tokenize(text)
+    assert tokens == ["ok", "今日", "は", "いい", "天気", "lol,", "see", "you", "明日"]
+    assert join_words(tokens) == text
+
+
+def test_glued_latin_and_emoji_are_separated_from_spaceless_words() -> None:
+    assert tokenize("hello世界😀") == ["hello", "世界", "😀"]
+    assert join_words(["hello", "世界", "😀"]) == "hello 世界 😀"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<@123>今日は", ["<@123>", "今日", "は"]),
+        ("今日<:pog:123>", ["今日", "<:pog:123>"]),
+        ("天気 https://example.com/今日は", ["天気", "https://example.com/今日は"]),
+    ],
+)
+def test_mentions_emoji_and_urls_stay_whole_among_spaceless_words(
+    text: str, expected: list[str]
+) -> None:
+    assert tokenize(text) == expected
+
+
+def test_a_long_spaceless_message_is_learned_not_dropped_as_one_overlong_word() -> None:
+    sentence = "今日はいい天気ですね。" * 30
+    assert len(sentence) > MAX_TOKEN_CHARS
+    tokens = tokenize(sentence)
+    assert tokens.count("天気") == 30
+    assert join_words(tokens) == sentence
+
+
+def test_characters_beyond_the_basic_plane_are_cut_at_the_right_place() -> None:
+    # ICU counts UTF-16 units; U+20BB7 is two of them and must still come out whole.
+    tokens = tokenize("\U00020bb7野家で食べた")
+    assert "".join(tokens) == "\U00020bb7野家で食べた"
+    assert all(t for t in tokens)
+
+
+def test_korean_keeps_its_spaces_and_is_not_segmented() -> None:
+    assert tokenize("오늘 날씨가 좋네요") == ["오늘", "날씨가", "좋네요"]
+    assert join_words(["오늘", "날씨가", "좋네요"]) == "오늘 날씨가 좋네요"
+
+
+def test_join_words_puts_single_spaces_between_other_words() -> None:
+    assert join_words(["Little", "darling,", "<@1>", "https://x.y/z"]) == (
+        "Little darling, <@1> https://x.y/z"
+    )
+    assert join_words([]) == ""
 
 
 # ---------------------------------------------------------------------------- code
@@ -329,3 +417,47 @@ def test_equal_words_are_one_string() -> None:
     """Interned, so a queued batch holds each word once (the memory of learning)."""
     first, second = tokenize("hello there"), tokenize("".join(["hel", "lo"]) + " again")
     assert first[0] is second[0]
+
+
+# Mixed text as people write it: runs of spaceless scripts and Latin words, a space
+# between two pieces unless both are from a spaceless script.
+_SPACELESS_RANGES = [
+    (0x0E01, 0x0E3A),  # Thai
+    (0x0E81, 0x0EDF),  # Lao
+    (0x1780, 0x17DD),  # Khmer
+    (0x3001, 0x303F),  # CJK punctuation (U+3000 is a space)
+    (0x3041, 0x30FF),  # kana
+    (0x4E00, 0x9FFF),  # ideographs
+    (0xFF01, 0xFF5E),  # full-width forms
+    (0x20000, 0x2A6DF),  # ideographs beyond the basic plane
+]
+spaceless_run = st.lists(
+    st.one_of(*(st.integers(a, b).map(chr) for a, b in _SPACELESS_RANGES)),
+    min_size=1,
+    max_size=12,
+).map("".join)
+latin_word = st.from_regex(r"[A-Za-z][A-Za-z,.!?']{0,6}", fullmatch=True)
+
+
+def _written(pieces: list[tuple[bool, str]]) -> str:
+    text, before_spaceless = "", False
+    for spaceless, piece in pieces:
+        if text and not (spaceless and before_spaceless):
+            text += " "
+        text += piece
+        before_spaceless = spaceless
+    return unicodedata.normalize("NFC", text)
+
+
+mixed_text = st.lists(
+    st.one_of(spaceless_run.map(lambda r: (True, r)), latin_word.map(lambda w: (False, w))),
+    max_size=10,
+).map(_written)
+
+
+@FUZZ
+@given(mixed_text)
+def test_mixed_text_round_trips_through_tokenize_and_join(text: str) -> None:
+    tokens = tokenize(text)
+    assert join_words(tokens) == text
+    assert tokenize(join_words(tokens)) == tokens
