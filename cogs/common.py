@@ -83,8 +83,22 @@ async def corpus_autocomplete(
 
 
 _INVITE = re.compile(r"(discord(?:app)?\.(?:gg|com/invite)/)", re.IGNORECASE)
-_MASKED_LINK = re.compile(r"\[([^\]]*)\]\((<?https?://[^)]*>?)\)")
-_URL = re.compile(r"(https?://\S+)")
+# A URL may hold balanced parentheses (Wikipedia's "Foo_(bar)"); an unbalanced ")" ends it,
+# as it closes the masked link or the sentence's own parenthesis around it.
+_URL_BODY = r"https?://(?:[^\s<>()]|\([^\s<>()]*\))+"
+_LINK = re.compile(
+    rf"\[(?P<label>[^\]]*)\]\(<?(?P<masked>{_URL_BODY})>?\)"
+    rf"|<(?P<wrapped>{_URL_BODY})>"
+    rf"|(?P<bare>{_URL_BODY})"
+)
+
+
+def _inert_link(match: re.Match[str]) -> str:
+    """A masked link shown as ``label (<url>)``, any other link as ``<url>``: the URL whole
+    and visible, and never unfurled into an embed."""
+    if match["masked"] is not None:
+        return f"{_LINK.sub(_inert_link, match['label'])} (<{match['masked']}>)"
+    return f"<{match['wrapped'] or match['bare']}>"
 
 
 def inert(text: str, limit: int = MESSAGE_LIMIT) -> str:
@@ -94,9 +108,8 @@ def inert(text: str, limit: int = MESSAGE_LIMIT) -> str:
     user/role mentions, invites and masked links from *looking* live in the channel.
     """
     text = discord.utils.escape_mentions(text)
-    text = _MASKED_LINK.sub(lambda m: f"{m.group(1)} ({m.group(2).strip('<>')})", text)
     text = _INVITE.sub(lambda m: m.group(1).replace("/", "/\u200b"), text)
-    text = _URL.sub(r"<\1>", text)  # no embeds unfurling from generated text
+    text = _LINK.sub(_inert_link, text)
     return shorten(text, limit)
 
 

@@ -527,6 +527,25 @@ async def test_learned_mentions_come_out_inert(e2e: E2E, fake: FakeDiscord) -> N
         fake.assert_no_mentions_allowed()
 
 
+async def test_learned_links_and_spaceless_words_come_out_as_discord_shows_them(
+    e2e: E2E,
+) -> None:
+    w = e2e.world
+    texts = [
+        "[click me](https://example.com/x) or [Foo](https://en.wikipedia.org/wiki/Foo_(bar))",
+        "今日はいい天気ですね。明日も晴れるといいな",
+    ]
+    async with e2e.start() as bot:
+        await taught(e2e, bot, texts)
+        rec = await e2e.invoke(w.user_id, "markov", {"start": "[click", "temp": 0})
+        assert embed_of(rec)["description"] == (
+            "click me (<https://example.com/x>) or Foo (<https://en.wikipedia.org/wiki/Foo_(bar)>)"
+        )
+        # Learned as words (so "天気" can start a message), written back without spaces.
+        rec = await e2e.invoke(w.user_id, "markov", {"start": "天気", "temp": 0})
+        assert embed_of(rec)["description"] == "天気ですね。明日も晴れるといいな"
+
+
 # ---------------------------------------------------------------------- two servers
 
 
