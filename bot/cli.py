@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from importlib.resources import as_file
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +169,8 @@ async def _ensure_learned(store: Store, ns: Namespace, args: argparse.Namespace)
             args,
             f"Nothing learned yet: learning the bundled corpus {DEFAULT_CORPUS.title!r} first…",
         )
-        totals = await _learn_file(store, ns, DEFAULT_CORPUS.path, progress=not args.json)
+        with as_file(DEFAULT_CORPUS.path) as path:  # a real file even from a zipped install
+            totals = await _learn_file(store, ns, path, progress=not args.json)
         _say(args, f"Learned {totals.learned:,} lines ({totals.tokens:,} words).\n")
 
 
