@@ -144,16 +144,30 @@ def _full_classes(e: Explanation) -> tuple[CountClass, ...]:
     return ()
 
 
+def _cut_offs(e: Explanation) -> str:
+    """ "top-k 3, top-p 0.9" (or ""): named wherever the tempered numbers are, since with a
+    cut-off they differ from the plain softmax at T even at T = 1."""
+    cuts = []
+    if e.top_k:
+        cuts.append(f"top-k {e.top_k}")
+    if e.top_p:
+        cuts.append(f"top-p {e.top_p:g}")
+    return ", ".join(cuts)
+
+
+def _setting(e: Explanation) -> str:
+    cuts = _cut_offs(e)
+    return f"T = {temperature_label(e.temperature)}" + (f", {cuts}" if cuts else "")
+
+
 def _title(e: Explanation) -> str:
-    t = temperature_label(e.temperature)
     if e.context == (START_LABEL,):
-        return f"How does a message start?  ·  T = {t}"
+        return f"How does a message start?  ·  {_setting(e)}"
     context = shorten(" ".join(shorten(w, 20) for w in e.context), 40)
-    return f"What comes after “{chart_label(context, 40)}”?  ·  T = {t}"
+    return f"What comes after “{chart_label(context, 40)}”?  ·  {_setting(e)}"
 
 
 def _subtitle(e: Explanation) -> str:
-    t = temperature_label(e.temperature)
     seen = (
         f"{e.candidates:,} candidate{'s' if e.candidates != 1 else ''} "
         f"seen {e.total:,} time{'s' if e.total != 1 else ''}"
@@ -162,7 +176,7 @@ def _subtitle(e: Explanation) -> str:
     return (
         f"{seen}{backed}\n"
         f"T = 1: entropy {e.entropy_t1:.2f} bits ≈ {_choices(e.perplexity_t1)} effective "
-        f"choices   →   T = {t}: {e.entropy_t:.2f} bits ≈ {_choices(e.perplexity_t)}"
+        f"choices   →   {_setting(e)}: {e.entropy_t:.2f} bits ≈ {_choices(e.perplexity_t)}"
     )
 
 
@@ -186,13 +200,9 @@ def _footer(e: Explanation, drawn: Sequence[Row]) -> str:
             f"{_share(hidden_p)} of the probability at T = 1 and {_share(hidden_prob)} "
             f"at T = {t}."
         )
-    cuts = []
-    if e.top_k:
-        cuts.append(f"top-k {e.top_k}")
-    if e.top_p:
-        cuts.append(f"top-p {e.top_p:g}")
+    cuts = _cut_offs(e)
     if cuts:
-        notes.append(f"Then {' and '.join(cuts)}, renormalised.")
+        notes.append(f"Then {cuts.replace(', ', ' and ')}, renormalised.")
     formula = (
         "At T = 0 every draw takes the most frequent candidate: the limit of T → 0."
         if e.temperature == 0
@@ -213,7 +223,8 @@ def _bars(ax: Axes, e: Explanation, rows: Sequence[Row]) -> None:
         edgecolor=INK,
         linewidth=0.8,
     )
-    tempered_label = f"at T = {temperature_label(e.temperature)}"
+    tempered_label = f"at {_setting(e)}"
+    learned_label = "learned (T = 1" + (", no cut-off)" if _cut_offs(e) else ")")
     tempered = ax.bar(
         [x + width / 2 for x in positions],
         [r.prob for r in rows],
@@ -268,7 +279,7 @@ def _bars(ax: Axes, e: Explanation, rows: Sequence[Row]) -> None:
     # Proxies rather than the containers: a hatched <end> bar must not make the legend's
     # colour swatches look hatched too.
     handles = [
-        Patch(facecolor=LEARNED_COLOUR, edgecolor=INK, label="learned (T = 1)"),
+        Patch(facecolor=LEARNED_COLOUR, edgecolor=INK, label=learned_label),
         Patch(facecolor=TEMPERED_COLOUR, edgecolor=INK, label=tempered_label),
     ]
     if any(is_end):
@@ -308,8 +319,12 @@ def _temperatures(
     ax.set_ylim(0, max(highest, 0.01) * 1.1)
     _percent_axis(ax, bins=3)  # a short panel: few gridlines
     ax.tick_params(axis="y", labelsize=12)
-    ax.tick_params(axis="x", labelbottom=False)
-    cut = " (same cut-offs)" if e.top_k or e.top_p else ""
+    # The lower panel is read on its own too: its words are labelled like the bars above.
+    ax.tick_params(axis="x", labelbottom=True, labelsize=12)
+    for tick in ax.get_xticklabels():
+        tick.update(_plain())
+    cuts = _cut_offs(e)
+    cut = f" (same cut-offs: {cuts})" if cuts else ""
     ax.set_title(
         f"The same candidates at other temperatures{cut}", fontsize=14, loc="left", color=INK
     )

@@ -10,12 +10,15 @@ import argparse
 import asyncio
 import json
 import logging
+import secrets
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from importlib.resources import as_file
 from pathlib import Path
 from typing import Any
 
-from .corpora import DEFAULT_CORPUS, read_lines
+from .corpora import CORPORA, DEFAULT_CORPUS, read_lines
+from .explain import Explanation
 from .generate import (
     DEFAULT_TEMPERATURES,
     Options,
@@ -24,9 +27,10 @@ from .generate import (
     generate,
     parse_temperatures,
 )
-from .importing import ImportTotals, import_lines
-from .model import MAX_ORDER, TEACHING_ORDER, EmptyModel, UnknownStart
+from .importing import ImportTotals, corpus_namespace, import_lines
+from .model import MAX_ORDER, TEACHING_ORDER, EmptyModel, ModelReader, UnknownStart
 from .present import (
+    candidate_lines,
     explanation_json,
     explanation_summary,
     explanation_table,
@@ -36,6 +40,7 @@ from .present import (
 )
 from .sampling import InvalidOption
 from .settings import Settings, SettingsError, load_settings
+from .stepper import Stepper
 from .store import Namespace, Store
 
 __all__ = ["main"]
@@ -86,8 +91,16 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("files", nargs="+", type=Path)
     c.add_argument("--no-progress", action="store_true")
 
+    def corpus(c: argparse.ArgumentParser) -> None:
+        c.add_argument(
+            "--corpus",
+            choices=sorted(CORPORA),
+            help="read a bundled corpus instead of --namespace (as the corpus: option does)",
+        )
+
     c = command("markov", "generate text")
     c.add_argument("start", nargs="*", help="words to start from")
+    corpus(c)
     sampling(c)
     c.add_argument("--length", type=int, default=30, help="maximum words (1–100)")
     c.add_argument("--seed", type=int, default=None, help="repeat an earlier output exactly")
@@ -96,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = command("explain", "show how the next word is chosen after WORDS")
     c.add_argument("words", nargs="*", help="the context (empty: how messages start)")
+    corpus(c)
     sampling(c)
     c.add_argument("--rows", type=int, default=10, help="candidates to list (default 10)")
     c.add_argument("--all", action="store_true", help="list every candidate")
@@ -103,9 +117,22 @@ def _parser() -> argparse.ArgumentParser:
 
     c = command("compare", "the same start and seed at several temperatures")
     c.add_argument("start", nargs="*")
+    corpus(c)
     c.add_argument("--temps", default=",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES))
     c.add_argument("--seed", type=int, default=None)
     c.add_argument("--length", type=int, default=30)
+
+    c = command("step", "build a sentence one word at a time, as /markov-step does")
+    c.add_argument("start", nargs="*", help="words to start from")
+    corpus(c)
+    c.add_argument("--temp", type=_temperature, default=1.0, help="temperature for Sample")
+    c.add_argument("--seed", type=int, default=None, help="seed of the draws")
+    c.add_argument(
+        "--keys",
+        default=None,
+        help="press these keys and stop instead of asking (for scripts): "
+        + ", ".join(f"{k} {what}" for k, (what, _) in STEP_KEYS.items()),
+    )
 
     command("stats", "what the model has learned")
 
@@ -168,7 +195,8 @@ async def _ensure_learned(store: Store, ns: Namespace, args: argparse.Namespace)
             args,
             f"Nothing learned yet: learning the bundled corpus {DEFAULT_CORPUS.title!r} first…",
         )
-        totals = await _learn_file(store, ns, DEFAULT_CORPUS.path, progress=not args.json)
+        with as_file(DEFAULT_CORPUS.path) as path:  # a real file even from a zipped install
+            totals = await _learn_file(store, ns, path, progress=not args.json)
         _say(args, f"Learned {totals.learned:,} lines ({totals.tokens:,} words).\n")
 
 
@@ -214,8 +242,16 @@ async def _learn(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[
     return out
 
 
-async def _markov(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
+async def _model(store: Store, ns: Namespace, args: argparse.Namespace) -> ModelReader:
+    """The model a generating command reads: a bundled corpus, or the namespace (learning the
+    default corpus into it first when it is empty)."""
+    if args.corpus:
+        return store.reader(await corpus_namespace(store, CORPORA[args.corpus], TEACHING_ORDER))
     await _ensure_learned(store, ns, args)
+    return store.reader(ns)
+
+
+async def _markov(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
     options = Options(
         temperature=args.temp,
         length=args.length,
@@ -224,7 +260,7 @@ async def _markov(store: Store, ns: Namespace, args: argparse.Namespace) -> dict
         top_p=args.top_p,
         originality=not args.no_originality,
     )
-    g = await generate(store.reader(ns), args.start, options)
+    g = await generate(await _model(store, ns, args), args.start, options)
     if not args.json:
         print(g.text)
         print(f"  T = {temperature_label(g.temperature)}, seed {g.seed}, context {g.order} words")
@@ -234,9 +270,9 @@ async def _markov(store: Store, ns: Namespace, args: argparse.Namespace) -> dict
 
 
 async def _explain(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
-    await _ensure_learned(store, ns, args)
+    model = await _model(store, ns, args)
     e = await explain_context(
-        store.reader(ns),
+        model,
         args.words,
         args.temp,
         args.top_k,
@@ -249,7 +285,7 @@ async def _explain(store: Store, ns: Namespace, args: argparse.Namespace) -> dic
         chart_source = e
         if args.all or args.json:
             chart_source = await explain_context(
-                store.reader(ns), args.words, args.temp, args.top_k, args.top_p, rows=12
+                model, args.words, args.temp, args.top_k, args.top_p, rows=12
             )
         args.chart.write_bytes(await asyncio.to_thread(explanation_chart, chart_source))
     if not args.json:
@@ -261,17 +297,77 @@ async def _explain(store: Store, ns: Namespace, args: argparse.Namespace) -> dic
 
 
 async def _compare(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
-    await _ensure_learned(store, ns, args)
+    model = await _model(store, ns, args)
     temps = parse_temperatures(args.temps)
-    results = await compare(
-        store.reader(ns), args.start, temps, Options(length=args.length, seed=args.seed)
-    )
+    results = await compare(model, args.start, temps, Options(length=args.length, seed=args.seed))
     if not args.json:
         print(f"Seed {results[0].seed}; only the temperature changes:")
         for g in results:
             print(f"\nT = {temperature_label(g.temperature):<10} (perplexity {g.perplexity:.2f})")
             print(f"  {g.text}")
     return {"seed": results[0].seed, "results": [generation_json(g) for g in results]}
+
+
+#: The stepper's keys, named as its Discord buttons are.
+STEP_KEYS: dict[str, tuple[str, Callable[[Stepper], Awaitable[object] | None]]] = {
+    "s": ("Sample", Stepper.sample),
+    "g": ("Greedy", Stepper.greedy),
+    "b": ("Back", Stepper.back),
+    "c": ("T × 0.5", Stepper.colder),
+    "w": ("T × 2", Stepper.warmer),
+    "q": ("quit", lambda _: None),
+}
+STEP_ROWS = 8
+
+
+def _show_step(stepper: Stepper, e: Explanation | None) -> None:
+    sentence = stepper.sentence or "(start of a message)"
+    print(
+        f"\nT = {temperature_label(stepper.temperature)} · {sentence}"
+        + (" ⏹" if stepper.ended else "")
+    )
+    if stepper.notes:
+        print(f"  last step: {stepper.notes[-1]}")
+    if e is not None:
+        print("\n".join("  " + line for line in candidate_lines(e)))
+
+
+async def _step(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    stepper = await Stepper.begin(
+        await _model(store, ns, args), " ".join(args.start) or None, args.temp, seed
+    )
+    keys = iter(args.keys.lower()) if args.keys is not None else None
+    prompt = "[s]ample [g]reedy [b]ack [c]older [w]armer [q]uit> "
+    while True:
+        if not args.json:
+            _show_step(stepper, await stepper.candidates(STEP_ROWS))
+        if keys is None:
+            try:  # a thread: the prompt must not block the loop reading the database
+                key = (await asyncio.to_thread(input, prompt)).strip().lower()[:1]
+            except EOFError:
+                break
+        else:
+            key = next(keys, "q")
+        if key == "q":
+            break
+        if key not in STEP_KEYS:
+            _say(args, f"  unknown key {key!r}: one of {', '.join(STEP_KEYS)}")
+            continue
+        if key in "sg" and not stepper.can_advance:
+            _say(args, "  the sentence has ended: [b]ack or [q]uit")
+            continue
+        result = STEP_KEYS[key][1](stepper)
+        if result is not None:
+            await result
+    return {
+        "seed": stepper.seed,
+        "temperature": stepper.temperature,
+        "text": stepper.sentence,
+        "words": stepper.words,
+        "ended": stepper.ended,
+        "steps": stepper.notes,
+    }
 
 
 async def _stats(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
@@ -318,6 +414,7 @@ _COMMANDS: dict[str, Callable[[Store, Namespace, argparse.Namespace], Awaitable[
     "markov": _markov,
     "explain": _explain,
     "compare": _compare,
+    "step": _step,
     "stats": _stats,
     "forget": _forget,
 }

@@ -1,18 +1,21 @@
 """The bundled corpora: public-domain and openly licensed texts every model can start from.
 
-They live in the repository's ``corpora/`` folder (provenance and licences in its README),
-one utterance per line, which is also the format ``markov-bot learn`` reads.
+They are package data (``bot/corpus_texts/``, which the repository's top-level ``corpora/``
+points to; provenance and licences in its README), read through :mod:`importlib.resources`
+so an installed wheel finds them as a checkout does. One utterance per line, which is also the
+format ``markov-bot learn`` reads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 __all__ = ["CORPORA", "CORPUS_DIR", "DEFAULT_CORPUS", "Corpus", "read_lines"]
 
-CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpora"
+CORPUS_DIR: Traversable = files(__package__ or "bot") / "corpus_texts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +26,7 @@ class Corpus:
     licence: str
 
     @property
-    def path(self) -> Path:
+    def path(self) -> Traversable:
         return CORPUS_DIR / self.file
 
 
@@ -56,7 +59,7 @@ CORPORA: dict[str, Corpus] = {
 DEFAULT_CORPUS = CORPORA["burns"]
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, str]]:
+def read_lines(path: Traversable) -> Iterator[tuple[int, str]]:
     """(line number, text) of each non-empty line; one line is one message."""
     with path.open(encoding="utf-8", errors="strict") as f:
         for number, line in enumerate(f, start=1):

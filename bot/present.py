@@ -13,9 +13,11 @@ from .explain import Explanation, Generation, sequence_scores
 from .model import END_LABEL
 
 __all__ = [
+    "candidate_lines",
     "explanation_json",
     "explanation_table",
     "generation_json",
+    "probability_bar",
     "shorten",
     "temperature_label",
     "trace_lines",
@@ -146,4 +148,19 @@ def trace_lines(g: Generation, token_width: int = 16) -> list[str]:
         )
     log_prob, perplexity = sequence_scores(g.steps)
     lines.append(f"log-probability {log_prob:.2f}, perplexity {perplexity:.2f} per token")
+    return lines
+
+
+def probability_bar(prob: float, width: int = 10) -> str:
+    filled = round(prob * width)
+    return "█" * filled + "·" * (width - filled)
+
+
+def candidate_lines(e: Explanation, token_width: int = 18) -> list[str]:
+    """The stepper's view of the next word: a bar, the probability and the word per row."""
+    lines = [
+        f"{probability_bar(r.prob)} {r.prob:6.1%}  {shorten(r.token, token_width)}" for r in e.rows
+    ]
+    if e.others:
+        lines.append(f"{'':10} {e.others_prob:6.1%}  … {e.others} others")
     return lines

@@ -104,6 +104,24 @@ async def test_one_pair_of_bars_per_candidate_with_the_right_heights(model: Memo
     assert texts[:2] == ["learned (T = 1)", "at T = 0.5"]
 
 
+async def test_cut_offs_are_named_where_their_numbers_are(model: MemoryModel) -> None:
+    """With top-k the tempered bars differ from softmax at T, even at T = 1: say so."""
+    e = await explain_context(model, "the", 1.0, top_k=2, top_p=0.9)
+    fig = render_figure(e)
+    main, small = fig.axes
+    legend = main.get_legend()
+    assert legend is not None
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert texts[:2] == ["learned (T = 1, no cut-off)", "at T = 1, top-k 2, top-p 0.9"]
+    assert "top-k 2, top-p 0.9" in fig.get_suptitle()
+    assert "top-k 2, top-p 0.9" in small.get_title(loc="left")
+    # The lower panel labels its words too, the same words as the bars above.
+    fig.canvas.draw()
+    lower = [t.get_text() for t in small.get_xticklabels() if t.get_visible()]
+    assert lower == [t.get_text() for t in main.get_xticklabels()]
+    assert lower[:2] == ["cat", END_LABEL]
+
+
 async def test_small_panel_recomputes_each_temperature_from_the_counts(
     model: MemoryModel,
 ) -> None:

@@ -163,3 +163,32 @@ def test_empty_model_learns_the_default_corpus_first(tmp_path: Path) -> None:
     # The classic demonstration: greedy-ish sampling at 0.1 loops on a phrase.
     words = texts[0].split()
     assert len(words) > len(set(words)) + 5
+
+
+def test_step_presses_keys_like_the_buttons(tmp_path: Path, lesson: Path) -> None:
+    out = cli_json(tmp_path, "step", "the", "--keys", "ggbq")
+    assert out["words"] == ["the", "cat"] and out["text"] == "the cat"
+    assert out["steps"] == ["took the top word “cat” — probability 50.0%, rank 1 of 3"]
+    # Seeded samples repeat; the terminal shows the candidates the buttons would.
+    first = cli_json(tmp_path, "step", "--seed", "4", "--keys", "ssss")
+    assert cli_json(tmp_path, "step", "--seed", "4", "--keys", "ssss") == first
+    shown = cli(tmp_path, "step", "the", "--keys", "cq")
+    assert shown.returncode == 0, shown.stderr
+    assert "50.0%  cat" in shown.stdout and "T = 0.5 · the" in shown.stdout
+
+
+def test_step_refuses_to_go_past_the_end(tmp_path: Path, lesson: Path) -> None:
+    out = cli(tmp_path, "step", "home", "--keys", "gsq")
+    assert out.returncode == 0, out.stderr
+    assert "the sentence has ended" in out.stdout
+
+
+def test_corpus_option_reads_a_bundled_corpus(tmp_path: Path) -> None:
+    g = cli_json(tmp_path, "markov", "the", "--corpus", "tiny-lesson", "--seed", "1")
+    assert g["text"].startswith("the ")
+    e = cli_json(tmp_path, "explain", "the", "--corpus", "tiny-lesson")
+    assert sum(c["count"] for c in e["candidates"]) > 0
+    # The CLI's own namespace was not filled with the default corpus.
+    assert cli_json(tmp_path, "stats")["messages"] == 0
+    bad = cli(tmp_path, "markov", "--corpus", "nope")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
