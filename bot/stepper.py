@@ -14,6 +14,7 @@ from .explain import Explanation
 from .generate import choose_next, explain_tokens, start_words
 from .model import BOS, EOS, EmptyModel, ModelReader
 from .sampling import MAX_LENGTH, MAX_TEMPERATURE, validate_temperature
+from .tokenize import join_words
 
 __all__ = ["Stepper"]
 
@@ -56,7 +57,7 @@ class Stepper:
 
     @property
     def sentence(self) -> str:
-        return " ".join(self.words)
+        return join_words(self.words)
 
     async def candidates(self, rows: int) -> Explanation | None:
         """The next word's distribution at the current temperature; None once ended."""
