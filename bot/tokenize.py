@@ -7,9 +7,10 @@ link onto another word; code is dropped because it reads as noise once recombine
 
 Japanese, Chinese, Thai, Khmer and Lao are written without spaces, so a whitespace split
 would make a whole sentence one "word". Runs of those scripts are cut into words by ICU's
-dictionary-based word break (PyICU). ICU was chosen over fugashi/MeCab (Japanese only),
-jieba (Chinese only) and pythainlp (Thai only) because one maintained engine, already a
-system library, covers all five; :func:`join_words` puts them back together without spaces.
+dictionary-based word break (PyICU's bindings, from the ``pyicu-wheels`` build that bundles
+ICU so pip needs no compiler). ICU was chosen over fugashi/MeCab (Japanese only), jieba
+(Chinese only) and pythainlp (Thai only) because one maintained engine covers all five;
+:func:`join_words` puts them back together without spaces.
 """
 
 from __future__ import annotations
