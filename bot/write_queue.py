@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Literal
 
 from .store import Incoming, Namespace, Store
+from .tasks import create_task
 
 __all__ = ["FLUSH_MESSAGES", "QUEUE_LIMIT", "Place", "WriteQueue"]
 
@@ -82,8 +83,8 @@ class WriteQueue:
         # calls, nearly all empty, in 15 s at ~1,600 messages/s: bench/load.py). While the
         # database refuses writes, only the caller's periodic flush retries.
         if not self._flushes and not self._failing and queued + 1 >= FLUSH_MESSAGES:
-            task = asyncio.get_running_loop().create_task(self.flush())
-            self._flushes.add(task)  # keep a reference until it is done
+            task = create_task(self.flush(), name="learning queue flush")
+            self._flushes.add(task)  # one at a time (see above)
             task.add_done_callback(self._flushes.discard)
 
     def forget(self, guild_id: int, ids: list[int]) -> None:

@@ -14,13 +14,14 @@ import contextlib
 import logging
 import re
 import sqlite3
-from typing import Any, ClassVar
+from typing import Any
 
 import discord
 from discord import app_commands
 
 from bot.model import EmptyModel, UnknownStart
 from bot.sampling import InvalidOption
+from bot.tasks import create_task
 
 __all__ = ["MarkovTree", "UserFacingError", "answer", "reply_to_error"]
 
@@ -129,8 +130,6 @@ class _DeadlineResponse(discord.InteractionResponse[discord.Client]):
 
     __slots__ = ("_ack_lock", "_late", "_timer")
 
-    _late_acks: ClassVar[set[asyncio.Task[None]]] = set()  # referenced until done
-
     def __init__(self, parent: discord.Interaction) -> None:
         super().__init__(parent)
         self._ack_lock = asyncio.Lock()
@@ -139,9 +138,7 @@ class _DeadlineResponse(discord.InteractionResponse[discord.Client]):
         self._timer = loop.call_later(ACK_AFTER, self._start_late_ack)
 
     def _start_late_ack(self) -> None:
-        task = asyncio.get_running_loop().create_task(self._acknowledge_late())
-        self._late_acks.add(task)
-        task.add_done_callback(self._late_acks.discard)
+        create_task(self._acknowledge_late(), name=f"late ack of {self._parent.id}")
 
     async def _acknowledge_late(self) -> None:
         async with self._ack_lock:

@@ -26,9 +26,7 @@ def chat_lines(n: int, seed: int = 7) -> list[str]:
     rng = random.Random(seed)
     vocabulary = [f"word{i}" for i in range(5_000)]
     weights = [1 / (i + 1) for i in range(len(vocabulary))]
-    return [
-        " ".join(rng.choices(vocabulary, weights, k=rng.randint(4, 16))) for _ in range(n)
-    ]
+    return [" ".join(rng.choices(vocabulary, weights, k=rng.randint(4, 16))) for _ in range(n)]
 
 
 async def test_channel_selections_leave_the_bot_free_to_answer(e2e: E2E, fake: FakeDiscord) -> None:
