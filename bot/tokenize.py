@@ -12,6 +12,8 @@ import re
 import sys
 import unicodedata
 
+from .text import storable
+
 __all__ = ["MAX_TOKENS_PER_MESSAGE", "MAX_TOKEN_CHARS", "tokenize"]
 
 #: Longer "words" are almost always pasted junk (hashes, base64); they are dropped.
@@ -63,6 +65,7 @@ def _clean(text: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Split one chat message into tokens; an empty list means nothing worth learning."""
+    text = storable(text)
     text = _INLINE_CODE.sub(" ", _FENCED_CODE.sub(" ", _clean(text)))
     # Interned: a word said a million times is then one string, so a batch of messages
     # waiting to be written holds its vocabulary, not every occurrence (bench/benchmark.py

@@ -22,6 +22,7 @@ from discord import app_commands
 from bot.model import EmptyModel, UnknownStart
 from bot.sampling import InvalidOption
 from bot.tasks import create_task
+from bot.text import storable
 
 __all__ = ["MarkovTree", "UserFacingError", "answer", "reply_to_error"]
 
@@ -183,8 +184,20 @@ class _DeadlineResponse(discord.InteractionResponse[discord.Client]):
         return None
 
 
+def _clean_options(data: Any) -> None:
+    """Every typed option value (nested under subcommands, the focused one of an
+    autocomplete too) made :func:`bot.text.storable`, in place."""
+    for option in (data or {}).get("options", ()):
+        if isinstance(option.get("value"), str):
+            option["value"] = storable(option["value"])
+        _clean_options(option)
+
+
 class MarkovTree(app_commands.CommandTree[discord.Client]):
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        # Before discord.py reads the options: commands and autocomplete see only text
+        # that can be stored and quoted back.
+        _clean_options(interaction.data)
         if interaction.type is discord.InteractionType.application_command:
             # discord.py pre-fills this cached slot itself for the command and namespace.
             interaction._cs_response = _DeadlineResponse(interaction)  # type: ignore[attr-defined]
