@@ -216,11 +216,13 @@ class MemoryModel:
         return self._order
 
     def learn(self, tokens: Sequence[str]) -> None:
-        if not tokens:
-            return
-        ids = [self._intern(t) for t in tokens]
-        self._messages.append(ids)
-        for key, n in contribution([ids], self._order).items():
+        self.learn_all([tokens])
+
+    def learn_all(self, messages: Iterable[Sequence[str]]) -> None:
+        """Learn messages in order; counted in one pass, much faster than one by one."""
+        batch = [[self._intern(t) for t in tokens] for tokens in messages if tokens]
+        self._messages.extend(batch)
+        for key, n in contribution(batch, self._order).items():
             row = self._counts.setdefault(pack(key[:-1]), {})
             row[key[-1]] = row.get(key[-1], 0) + n
 

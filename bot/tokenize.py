@@ -23,6 +23,8 @@ from collections.abc import Iterable
 
 import icu
 
+from .text import storable
+
 __all__ = ["MAX_TOKENS_PER_MESSAGE", "MAX_TOKEN_CHARS", "join_words", "tokenize"]
 
 #: Longer "words" are almost always pasted junk (hashes, base64); they are dropped.
@@ -150,6 +152,7 @@ def join_words(words: Iterable[str]) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Split one chat message into tokens; an empty list means nothing worth learning."""
+    text = storable(text)
     text = _INLINE_CODE.sub(" ", _FENCED_CODE.sub(" ", _clean(text)))
     found: Iterable[str] = _TOKEN.findall(text)
     # Checked once per message, so text without those scripts pays one regex search.

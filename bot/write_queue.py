@@ -4,6 +4,8 @@ threads, per server.
 Discord events must never wait on the database, and nothing they ask for may be lost when
 the database refuses writes for a while (locked by another process, disk full). So work
 leaves the queue only once committed, and a flush that fails leaves it for the next one.
+A batch refused for anything else is split until the message it trips on is found: that
+one is skipped (logged by id), the others are learned.
 Per server, deletions are written before new messages: an edit is a deletion plus a new
 text under the same id, and the new text must not land before the old one is gone.
 """
@@ -12,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Literal
 
 from .store import Incoming, Namespace, Store
+from .tasks import create_task
 
 __all__ = ["FLUSH_MESSAGES", "QUEUE_LIMIT", "Place", "WriteQueue"]
 
@@ -82,8 +86,8 @@ class WriteQueue:
         # calls, nearly all empty, in 15 s at ~1,600 messages/s: bench/load.py). While the
         # database refuses writes, only the caller's periodic flush retries.
         if not self._flushes and not self._failing and queued + 1 >= FLUSH_MESSAGES:
-            task = asyncio.get_running_loop().create_task(self.flush())
-            self._flushes.add(task)  # keep a reference until it is done
+            task = create_task(self.flush(), name="learning queue flush")
+            self._flushes.add(task)  # one at a time (see above)
             task.add_done_callback(self._flushes.discard)
 
     def forget(self, guild_id: int, ids: list[int]) -> None:
@@ -163,11 +167,55 @@ class WriteQueue:
         batch = dict(self._messages.get(guild_id, {}))
         if not batch:
             return 0
-        result = await self._store.learn(ns, list(batch.values()))
+        learned = await self._learn(guild_id, ns, list(batch.values()))
         queued = self._messages.get(guild_id, {})
         for mid, item in batch.items():
             if queued.get(mid) is item:  # not replaced by an edit meanwhile
                 del queued[mid]
         if not queued:
             self._messages.pop(guild_id, None)
-        return result.learned
+        return learned
+
+    async def _learn(self, guild_id: int, ns: Namespace, batch: list[Incoming]) -> int:
+        """Learn ``batch``; returns how many were learned. A refusal of the database itself
+        (see :func:`database_wide`) keeps the whole batch for the next flush. Any other
+        failure is one message's: the batch is halved until that message is alone, and it
+        is skipped. If every message of a batch fails alone, the fault was not theirs after
+        all, and they all stay queued."""
+        bad: list[tuple[Incoming, Exception]] = []
+        learned = await self._learn_split(ns, batch, bad)
+        if len(batch) > 1 and len(bad) == len(batch):
+            raise bad[0][1]
+        for item, error in bad:
+            log.error(
+                "message %s of guild %s cannot be stored (%s): skipped, the others are learned",
+                item.id,
+                guild_id,
+                type(error).__name__,
+            )
+        return learned
+
+    async def _learn_split(
+        self, ns: Namespace, batch: list[Incoming], bad: list[tuple[Incoming, Exception]]
+    ) -> int:
+        try:
+            return (await self._store.learn(ns, batch)).learned
+        except Exception as e:
+            if database_wide(e):
+                raise
+            if len(batch) == 1:
+                bad.append((batch[0], e))
+                return 0
+        half = len(batch) // 2
+        return await self._learn_split(ns, batch[:half], bad) + await self._learn_split(
+            ns, batch[half:], bad
+        )
+
+
+def database_wide(error: BaseException) -> bool:
+    """Whether a failed write is the database's (locked, busy, full, read-only, corrupt,
+    closed), not one message's: SQLite reports those as ``DatabaseError``s other than a
+    constraint or a value it cannot take."""
+    return isinstance(error, sqlite3.DatabaseError) and not isinstance(
+        error, sqlite3.IntegrityError | sqlite3.DataError
+    )

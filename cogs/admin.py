@@ -147,13 +147,18 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
         channels = ", ".join(f"<#{c}>" for c in sorted(config.listened)) or "none yet"
         chatter = ", ".join(f"<#{c}> {p:.0%}" for c, p in config.chatter.items()) or "off"
         retention = f"{config.retention_days} days" if config.retention_days else "keep"
+        backfills = await self.bot.guild_config.backfills(guild)
+        history = "\n".join(f"- <#{b.channel}> {backfill_state(b)}" for b in backfills[:10])
+        if len(backfills) > 10:
+            history += f"\n- and {len(backfills) - 10} more"
         await interaction.response.send_message(
             f"**Listening in:** {channels}\n"
             f"**Consent mode:** {config.consent} "
             f"({sum(v == 'in' for v in consents.values())} opted in, "
             f"{sum(v == 'out' for v in consents.values())} opted out)\n"
             f"**Learned:** {stats.messages:,} messages, {stats.tokens:,} words\n"
-            f"**Chatter:** {chatter} · **Retention:** {retention}",
+            f"**Chatter:** {chatter} · **Retention:** {retention}"
+            + (f"\n**Backfills:**\n{history}" if history else ""),
             ephemeral=True,
         )
 
@@ -219,12 +224,11 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
         await interaction.response.defer(ephemeral=True, thinking=True)
 
         async def report(b: Backfill, rate: float) -> None:
-            state = "done" if b.done else "reading…"
+            text = f"Backfill of {channel.mention} {backfill_state(b)} ({rate:.0f} messages/s)."
+            if b.failed:
+                text += " Fix that, then run `/markov-admin backfill` again to go on."
             try:
-                await interaction.edit_original_response(
-                    content=f"Backfill of {channel.mention} {state} {b.read:,} read, "
-                    f"{b.learned:,} learned, {b.skipped:,} skipped ({rate:.0f} messages/s)."
-                )
+                await interaction.edit_original_response(content=text)
             except discord.HTTPException:
                 log.debug("backfill progress edit failed (interaction expired?)")
 
@@ -319,6 +323,12 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
         n = await self.bot.store.purge(ns)
         log.info("purged guild %s: %d messages", guild, n)
         return n
+
+
+def backfill_state(b: Backfill) -> str:
+    """Where a backfill stands, for its progress message and the status."""
+    state = "done" if b.done else f"failed: {b.failed}." if b.failed else "reading…"
+    return f"{state} {b.read:,} read, {b.learned:,} learned, {b.skipped:,} skipped"
 
 
 async def setup(bot: MarkovBot) -> None:

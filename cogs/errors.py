@@ -14,13 +14,15 @@ import contextlib
 import logging
 import re
 import sqlite3
-from typing import Any, ClassVar
+from typing import Any
 
 import discord
 from discord import app_commands
 
 from bot.model import EmptyModel, UnknownStart
 from bot.sampling import InvalidOption
+from bot.tasks import create_task
+from bot.text import storable
 
 __all__ = ["MarkovTree", "UserFacingError", "answer", "reply_to_error"]
 
@@ -129,8 +131,6 @@ class _DeadlineResponse(discord.InteractionResponse[discord.Client]):
 
     __slots__ = ("_ack_lock", "_late", "_timer")
 
-    _late_acks: ClassVar[set[asyncio.Task[None]]] = set()  # referenced until done
-
     def __init__(self, parent: discord.Interaction) -> None:
         super().__init__(parent)
         self._ack_lock = asyncio.Lock()
@@ -139,9 +139,7 @@ class _DeadlineResponse(discord.InteractionResponse[discord.Client]):
         self._timer = loop.call_later(ACK_AFTER, self._start_late_ack)
 
     def _start_late_ack(self) -> None:
-        task = asyncio.get_running_loop().create_task(self._acknowledge_late())
-        self._late_acks.add(task)
-        task.add_done_callback(self._late_acks.discard)
+        create_task(self._acknowledge_late(), name=f"late ack of {self._parent.id}")
 
     async def _acknowledge_late(self) -> None:
         async with self._ack_lock:
@@ -186,8 +184,20 @@ class _DeadlineResponse(discord.InteractionResponse[discord.Client]):
         return None
 
 
+def _clean_options(data: Any) -> None:
+    """Every typed option value (nested under subcommands, the focused one of an
+    autocomplete too) made :func:`bot.text.storable`, in place."""
+    for option in (data or {}).get("options", ()):
+        if isinstance(option.get("value"), str):
+            option["value"] = storable(option["value"])
+        _clean_options(option)
+
+
 class MarkovTree(app_commands.CommandTree[discord.Client]):
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        # Before discord.py reads the options: commands and autocomplete see only text
+        # that can be stored and quoted back.
+        _clean_options(interaction.data)
         if interaction.type is discord.InteractionType.application_command:
             # discord.py pre-fills this cached slot itself for the command and namespace.
             interaction._cs_response = _DeadlineResponse(interaction)  # type: ignore[attr-defined]

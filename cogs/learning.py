@@ -27,6 +27,7 @@ from bot.generate import Options, generate
 from bot.model import EmptyModel
 from bot.store import Incoming, LearnResult, Namespace
 from bot.store.guilds import Backfill, GuildConfig, MemberConsent
+from bot.tasks import create_task, logged_failure
 from bot.tokenize import tokenize
 from bot.write_queue import WriteQueue
 
@@ -133,7 +134,7 @@ class Learning(commands.Cog):
         # that could not resume), whose missed messages are not replayed: catch up again.
         # Resumed sessions replay them and fire no on_ready.
         if self._catch_up is None or self._catch_up.done():
-            self._catch_up = asyncio.get_running_loop().create_task(self.catch_up())
+            self._catch_up = create_task(self.catch_up(), name="catch-up")
 
     async def catch_up(self) -> None:
         """Learn what was posted in listened channels while the bot was offline."""
@@ -178,12 +179,18 @@ class Learning(commands.Cog):
             return
         assert self.bot.user is not None
         if self.bot.user.mentioned_in(message) and not message.mention_everyone:
-            await self._speak(message, REPLY_COOLDOWN, reply=True)
+            create_task(
+                self._speak(message, REPLY_COOLDOWN, reply=True),
+                name=f"reply to message {message.id} in channel {message.channel.id}",
+            )
         else:
             state = await self.guild(message.guild.id)
             chance = state.config.chatter.get(parent_channel_id(message.channel), 0.0)
             if chance and random.random() < chance:
-                await self._speak(message, CHATTER_COOLDOWN, reply=False)
+                create_task(
+                    self._speak(message, CHATTER_COOLDOWN, reply=False),
+                    name=f"chatter in channel {message.channel.id}",
+                )
 
     @staticmethod
     def incoming(message: discord.Message) -> Incoming:
@@ -206,7 +213,8 @@ class Learning(commands.Cog):
 
     @tasks.loop(seconds=FLUSH_SECONDS)
     async def flusher(self) -> None:
-        await self.flush()
+        with logged_failure("flushing the learning queue", "; it is retried in a second"):
+            await self.flush()
 
     async def _speak(self, message: discord.Message, cooldown: float, reply: bool) -> None:
         assert message.guild is not None
@@ -289,10 +297,8 @@ class Learning(commands.Cog):
         interleaving with the loop's own run. A failed run (the database locked or full)
         is logged and tried again an hour later: an exception escaping a ``tasks.loop``
         would end it for good, and with it every later deletion."""
-        try:
+        with logged_failure("housekeeping", "; it runs again in an hour"):
             await self._housekeep()
-        except Exception:
-            log.exception("housekeeping failed; it runs again in an hour")
 
     async def _housekeep(self) -> None:
         async with self._housekeeping_lock:
@@ -363,8 +369,9 @@ class Learning(commands.Cog):
         running = self._backfills.get(key)
         if running is not None and not running.done():
             return running
-        task = asyncio.get_running_loop().create_task(
-            self._backfill(guild_id, channel_id, limit, progress)
+        task = create_task(
+            self._backfill(guild_id, channel_id, limit, progress),
+            name=f"backfill of channel {channel_id} in guild {guild_id}",
         )
         self._backfills[key] = task
         return task
@@ -377,17 +384,46 @@ class Learning(commands.Cog):
         progress: Callable[[Backfill, float], Awaitable[None]] | None,
     ) -> Backfill:
         """Read history newest to oldest, 100 messages a page; the position is saved with
-        every page, so a restart resumes below the last page learned."""
+        every page, so a restart resumes below the last page learned.
+
+        A backfill that cannot go on (no access, the channel deleted, anything else) is
+        saved as failed with the reason, reported, and logged once; it is not resumed on
+        the next start, only when an admin starts it again (from where it stopped)."""
         await self.bot.wait_until_ready()  # a resumed backfill starts before the gateway
         config = self.bot.guild_config
         b = await config.start_backfill(guild_id, channel_id, limit)
-        channel = self.bot.get_channel(channel_id)
-        if not isinstance(channel, discord.TextChannel | discord.Thread):
+        started = time.monotonic()
+        try:
+            b = await self._read_history(b, progress, started)
+        except Exception as e:
+            b = replace(b, failed=failure_reason(e))
+            log.warning(
+                "backfill of channel %s in guild %s failed: %s",
+                channel_id,
+                guild_id,
+                b.failed,
+                exc_info=not isinstance(e, discord.HTTPException),
+            )
+            await config.save_backfill(b)
+        else:
             b = replace(b, done=True)
             await config.save_backfill(b)
-            return b
-        ns = await self.bot.namespace(guild_id)
-        started = time.monotonic()
+            log.info("backfill of %s done: read %d, learned %d", channel_id, b.read, b.learned)
+        if progress:
+            await progress(b, b.read / max(1e-9, time.monotonic() - started))
+        return b
+
+    async def _read_history(
+        self,
+        b: Backfill,
+        progress: Callable[[Backfill, float], Awaitable[None]] | None,
+        started: float,
+    ) -> Backfill:
+        """The backfill's pages, until ``b.remaining`` are read or the history ends."""
+        channel = self.bot.get_channel(b.channel)
+        if not isinstance(channel, discord.TextChannel | discord.Thread):
+            raise LookupError("the channel no longer exists (or is not a text channel)")
+        ns = await self.bot.namespace(b.guild)
         last_report = 0.0
         while b.remaining > 0:
             before = discord.Object(id=b.before) if b.before else None
@@ -400,11 +436,6 @@ class Learning(commands.Cog):
             if progress and time.monotonic() - last_report >= PROGRESS_EVERY:
                 last_report = time.monotonic()
                 await progress(b, b.read / max(1e-9, last_report - started))
-        b = replace(b, done=True)
-        await config.save_backfill(b)
-        if progress:
-            await progress(b, b.read / max(1e-9, time.monotonic() - started))
-        log.info("backfill of %s done: read %d, learned %d", channel_id, b.read, b.learned)
         return b
 
     async def _learn_page(
@@ -418,6 +449,16 @@ class Learning(commands.Cog):
 
         result = await self.bot.store.learn(ns, batch, also=save)
         return advance(result.learned)
+
+
+def failure_reason(e: Exception) -> str:
+    """Why a backfill stopped, short enough for a reply: Discord's own words for an HTTP
+    error ("Missing Access (403)"), else the exception."""
+    if isinstance(e, discord.HTTPException):
+        what = e.text or e.response.reason or type(e).__name__
+        hint = " (I need View Channel and Read Message History there)" if e.status == 403 else ""
+        return f"{what} ({e.status}){hint}"
+    return str(e) or type(e).__name__
 
 
 def after_page(b: Backfill, oldest: int, read: int, learned: int) -> Backfill:

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 
+import pytest
+
 from tests.e2e_support import E2E, eventually, ids_of
-from tests.fake_discord import BasicWorld, FakeDiscord, InteractionRecord
+from tests.fake_discord import (
+    BOT_USER_ID,
+    PERM_VIEW_CHANNEL,
+    BasicWorld,
+    FakeDiscord,
+    InteractionRecord,
+)
 
 
 def seed(fake: FakeDiscord, channel: int, alice: int, bob: int, n: int) -> list[dict]:
@@ -141,3 +151,67 @@ async def test_backfill_resumes_after_a_restart_without_learning_twice(
         assert stats.messages == 250 == len(set(ids_of(history)))
         assert await e2e.known(bot, ids_of(history)) == set(ids_of(history))
         await e2e.assert_model(bot, [m["content"] for m in history])
+
+
+async def test_a_backfill_without_access_fails_visibly_and_waits_for_an_admin(
+    e2e: E2E, fake: FakeDiscord, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Discord answers 403 Missing Access for the history of a channel the bot may not
+    see: the admin's message says so, the status shows it, it is logged once with the
+    ids, and it is not tried again on the next start, only when an admin starts it again."""
+    w = e2e.world
+    history = seed(fake, w.channel_id, w.user_id, w.user_id, 30)
+    history_path = rf"/channels/{w.channel_id}/messages"
+    fake.set_overwrite(w.channel_id, BOT_USER_ID, deny=PERM_VIEW_CHANNEL, member=True)
+    async with e2e.start() as bot:
+        await e2e.enable_learning(w.user_id)
+        with caplog.at_level(logging.INFO):
+            rec = await start_backfill(fake, w, 100)
+            await rec.wait_response()
+            await fake.wait_for(lambda: "failed" in rec.content, what="the failure report")
+        (refused,) = [
+            r for r in fake.requests_matching("GET", history_path) if "after" not in r.query
+        ]
+        assert refused.status == 403
+        assert rec.content == (
+            f"Backfill of <#{w.channel_id}> failed: Missing Access (403) (I need View Channel "
+            "and Read Message History there). 0 read, 0 learned, 0 skipped (0 messages/s). "
+            "Fix that, then run `/markov-admin backfill` again to go on."
+        )
+        logged = [r for r in caplog.records if "backfill" in r.getMessage()]
+        assert [(r.levelno, r.getMessage()) for r in logged] == [
+            (
+                logging.WARNING,
+                f"backfill of channel {w.channel_id} in guild {w.guild_id} failed: "
+                "Missing Access (403) (I need View Channel and Read Message History there)",
+            )
+        ]
+        saved = await bot.guild_config.backfill(w.guild_id, w.channel_id)
+        assert saved is not None and not saved.done
+        assert saved.failed is not None and saved.failed.startswith("Missing Access (403)")
+
+        status = await e2e.invoke(w.admin_id, "markov-admin status")
+        assert f"**Backfills:**\n- <#{w.channel_id}> failed: Missing Access (403)" in (
+            status.content
+        )
+        before_restart = len(fake.requests)
+
+    async with e2e.start() as bot:
+        await asyncio.sleep(0.5)  # time a resumed backfill would have had to ask
+        again = [
+            r
+            for r in fake.requests[before_restart:]
+            if r.method == "GET" and re.fullmatch(history_path, r.path) and "after" not in r.query
+        ]
+        assert again == []
+        saved = await bot.guild_config.backfill(w.guild_id, w.channel_id)
+        assert saved is not None and saved.failed is not None
+
+        # Access given, the admin starts it again: it runs and the failure is cleared.
+        fake.set_overwrite(w.channel_id, BOT_USER_ID, allow=PERM_VIEW_CHANNEL, member=True)
+        rec = await start_backfill(fake, w, 100)
+        await fake.wait_for(lambda: " done " in rec.content, what="the second backfill")
+        assert "done 30 read, 30 learned, 0 skipped" in rec.content
+        saved = await bot.guild_config.backfill(w.guild_id, w.channel_id)
+        assert saved is not None and saved.done and saved.failed is None
+        assert await e2e.known(bot, ids_of(history)) == set(ids_of(history))

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.text import storable
 from bot.tokenize import MAX_TOKEN_CHARS, MAX_TOKENS_PER_MESSAGE, join_words, tokenize
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -461,3 +462,19 @@ def test_mixed_text_round_trips_through_tokenize_and_join(text: str) -> None:
     tokens = tokenize(text)
     assert join_words(tokens) == text
     assert tokenize(join_words(tokens)) == tokens
+
+
+def test_unencodable_code_points_become_the_replacement_character() -> None:
+    """Lone surrogates (a valid JSON escape) cannot be stored: they become U+FFFD, and
+    every token then encodes as UTF-8."""
+    tokens = tokenize("half \ud83d of an emoji, and \udfff alone; 😀 stays")
+    mark = "\ufffd"
+    assert tokens == ["half", mark, "of", "an", "emoji,", "and", mark, "alone;", "😀", "stays"]
+    for t in tokens:
+        t.encode("utf-8")
+
+
+def test_storable_leaves_encodable_text_alone() -> None:
+    text = "naïve café 😀 \U0010ffff"
+    assert storable(text) == text
+    assert storable("a\ud800b\udc00") == "a\ufffdb\ufffd"

@@ -38,7 +38,8 @@ import sqlite3
 import time
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from itertools import chain
@@ -219,6 +220,30 @@ def _anchor_rows(bodies: dict[int, bytes]) -> list[int]:
     pairs = np.array(grams, dtype=np.int64)
     flat: list[int] = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))].ravel().tolist()
     return flat
+
+
+#: Builds selections one at a time: the work is Python, holding the GIL, so each thread
+#: building one at once takes a share of it from the event loop (three at once held up
+#: an unrelated command for 2 s); queued, they leave the loop half of it.
+_BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="markov-selection")
+
+
+def _decode_bodies(rows: Iterable[Any]) -> tuple[list[list[int]], str]:
+    """Stored message bodies as token ids, newest first, and a JSON list of their words."""
+    sequences = [unpack(bytes(r[0])) for r in rows]
+    return sequences, json.dumps(sorted({t for s in sequences for t in s}))
+
+
+def _memory_model(order: int, sequences: list[list[int]], spelled: Iterable[Any]) -> MemoryModel:
+    """A model of ``sequences`` (newest first) learned oldest first, in words."""
+    names = {int(i): str(t) for i, t in spelled}
+    model = MemoryModel(order)
+    model.learn_all([names.get(t, "?") for t in seq] for seq in reversed(sequences))
+    return model
+
+
+#: The words of a JSON list of vocabulary ids (``+ns``: the id is the better index).
+_SPELL = "SELECT id, token FROM vocab WHERE +ns = ? AND id IN (SELECT value FROM json_each(?))"
 
 
 async def _in_writer_thread(db: aiosqlite.Connection, job: Callable[..., T], *args: Any) -> T:
@@ -787,7 +812,12 @@ class Store:
         channel: int | None = None,
         limit: int = 20_000,
     ) -> MemoryModel:
-        """A model of only one author's and/or one channel's most recent messages."""
+        """A model of only one author's and/or one channel's most recent messages.
+
+        The rows are read in one call of the reader connection; decoding them and building
+        the model (a second or more of Python for 20,000 messages) run in a worker thread:
+        on the event loop they would hold up every other interaction past Discord's 3
+        seconds, and in the reader's own thread every other read."""
         where, args = ["ns = ?"], [ns.id]
         if author is not None:
             where.append("author = ?")
@@ -796,14 +826,11 @@ class Store:
             where.append("channel = ?")
             args.append(channel)
         sql = f"SELECT tokens FROM messages WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
-        async with self._reader.execute(sql, (*args, limit)) as cur:
-            sequences = [unpack(bytes(r[0])) async for r in cur]
-        spelled = await self.reader(ns).spell(sorted({t for s in sequences for t in s}))
-        names = dict(zip(sorted({t for s in sequences for t in s}), spelled, strict=True))
-        model = MemoryModel(ns.order)
-        for seq in reversed(sequences):
-            model.learn([names[t] for t in seq])
-        return model
+        loop = asyncio.get_running_loop()
+        rows = await self._reader.execute_fetchall(sql, (*args, limit))
+        sequences, wanted = await loop.run_in_executor(_BUILDER, _decode_bodies, rows)
+        spelled = await self._reader.execute_fetchall(_SPELL, (ns.id, wanted))
+        return await loop.run_in_executor(_BUILDER, _memory_model, ns.order, sequences, spelled)
 
     async def recount(self, ns: Namespace) -> tuple[Transitions, Transitions]:
         """(stored transition counts, counts recomputed from the stored messages).
@@ -1019,8 +1046,7 @@ class StoreModel:
     async def spell(self, tokens: Sequence[int]) -> list[str]:
         names = {BOS: START_LABEL, EOS: END_LABEL}
         wanted = json.dumps(sorted({t for t in tokens if t not in names}))
-        sql = "SELECT id, token FROM vocab WHERE +ns = ? AND id IN (SELECT value FROM json_each(?))"
-        rows = await self._db.execute_fetchall(sql, (self.ns.id, wanted))
+        rows = await self._db.execute_fetchall(_SPELL, (self.ns.id, wanted))
         names.update((int(i), str(t)) for i, t in rows)
         return [names.get(t, "?") for t in tokens]
 

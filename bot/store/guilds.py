@@ -39,6 +39,7 @@ class Backfill:
     learned: int
     skipped: int
     done: bool
+    failed: str | None = None  # why it stopped for good (resumed only when started again)
 
 
 class Guilds:
@@ -160,7 +161,7 @@ class Guilds:
     # ------------------------------------------------------------------ backfill progress
 
     async def start_backfill(self, guild: int, channel: int, limit: int) -> Backfill:
-        """Begin, or resume where it stopped, the backfill of one channel."""
+        """Begin, or resume where it stopped (or failed), the backfill of one channel."""
         async with self._store._transaction() as db:
             await db.execute(
                 "INSERT INTO backfills (guild, channel, before, remaining) VALUES (?, ?, NULL, ?) "
@@ -169,7 +170,7 @@ class Guilds:
                 "before = CASE WHEN done THEN NULL ELSE before END, "
                 "read = CASE WHEN done THEN 0 ELSE read END, "
                 "learned = CASE WHEN done THEN 0 ELSE learned END, "
-                "skipped = CASE WHEN done THEN 0 ELSE skipped END, done = 0",
+                "skipped = CASE WHEN done THEN 0 ELSE skipped END, done = 0, failed = NULL",
                 (guild, channel, limit),
             )
         backfill = await self.backfill(guild, channel)
@@ -178,18 +179,20 @@ class Guilds:
 
     async def backfill(self, guild: int, channel: int) -> Backfill | None:
         rows = await self._rows(
-            "SELECT guild, channel, before, remaining, read, learned, skipped, done "
-            "FROM backfills WHERE guild = ? AND channel = ?",
+            f"{_BACKFILLS} WHERE guild = ? AND channel = ?",
             guild,
             channel,
         )
         return _backfill(rows[0]) if rows else None
 
+    async def backfills(self, guild: int) -> list[Backfill]:
+        """A server's backfills, finished, failed or running, by channel."""
+        rows = await self._rows(f"{_BACKFILLS} WHERE guild = ? ORDER BY channel", guild)
+        return [_backfill(r) for r in rows]
+
     async def unfinished_backfills(self) -> list[Backfill]:
-        rows = await self._rows(
-            "SELECT guild, channel, before, remaining, read, learned, skipped, done "
-            "FROM backfills WHERE done = 0"
-        )
+        """Backfills cut short by a stop, to resume on start; failed ones wait for an admin."""
+        rows = await self._rows(f"{_BACKFILLS} WHERE done = 0 AND failed IS NULL")
         return [_backfill(r) for r in rows]
 
     async def save_backfill(self, b: Backfill) -> None:
@@ -216,18 +219,31 @@ class Guilds:
             )
 
 
+_BACKFILLS = (
+    "SELECT guild, channel, before, remaining, read, learned, skipped, done, failed FROM backfills"
+)
 _SAVE_BACKFILL = (
     "UPDATE backfills SET before = ?, remaining = ?, read = ?, learned = ?, skipped = ?, "
-    "done = ? WHERE guild = ? AND channel = ?"
+    "done = ?, failed = ? WHERE guild = ? AND channel = ?"
 )
 
 
 def _backfill_row(b: Backfill) -> tuple[Any, ...]:
-    return (b.before, b.remaining, b.read, b.learned, b.skipped, int(b.done), b.guild, b.channel)
+    return (
+        b.before,
+        b.remaining,
+        b.read,
+        b.learned,
+        b.skipped,
+        int(b.done),
+        b.failed,
+        b.guild,
+        b.channel,
+    )
 
 
 def _backfill(row: Any) -> Backfill:
-    g, c, before, remaining, read, learned, skipped, done = row
+    g, c, before, remaining, read, learned, skipped, done, failed = row
     return Backfill(
         int(g),
         int(c),
@@ -237,4 +253,5 @@ def _backfill(row: Any) -> Backfill:
         int(learned),
         int(skipped),
         bool(done),
+        None if failed is None else str(failed),
     )

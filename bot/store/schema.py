@@ -112,5 +112,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE namespaces ADD COLUMN purging INTEGER NOT NULL DEFAULT 0;  -- 1 purge, 2 drop
     ALTER TABLE namespaces ADD COLUMN complete INTEGER NOT NULL DEFAULT 0;
     """,
+    # 4: a backfill that failed (no access, channel deleted) says why, and waits for an admin
+    # to start it again instead of failing anew on every start.
+    """
+    ALTER TABLE backfills ADD COLUMN failed TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
