@@ -63,6 +63,7 @@ from ..model import (
     unpack,
 )
 from ..sampling import CountClass
+from .errors import StoreError, newer_schema, open_error
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "Namespace",
     "Stats",
     "Store",
+    "StoreError",
     "StoreModel",
     "message_key",
 ]
@@ -320,20 +322,41 @@ class Store:
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> Store:
-        """Open (creating with owner-only permissions) and migrate the database."""
+        """Open (creating with owner-only permissions) and migrate the database.
+
+        A file that cannot serve as the database (not one, damaged, from a newer version,
+        not readable and writable) raises :class:`StoreError`, whose message is the one
+        line to show whoever runs the bot.
+        """
         file = Path(path)
+        try:
+            return await cls._open(file)
+        except (sqlite3.Error, OSError) as e:
+            problem = open_error(file, e)
+            if problem is None:
+                raise
+            raise problem from e
+
+    @classmethod
+    async def _open(cls, file: Path) -> Store:
         # Once at start-up, before the bot answers anything: a blocking check is harmless.
         if str(file) != ":memory:" and not file.exists():  # noqa: ASYNC240
             file.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(file, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
+        # A file SQLite cannot open at all fails here, not in aiosqlite's connect, which
+        # leaves its worker thread to report to an event loop that may be gone by then.
+        sqlite3.connect(file).close()
         writer = await aiosqlite.connect(file, isolation_level=None)
+        reader: aiosqlite.Connection | None = None
         try:
             await cls._configure(writer)
-            await cls._migrate(writer)
+            await cls._migrate(writer, file)
             reader = await aiosqlite.connect(file, isolation_level=None)
             await cls._configure(reader)
         except BaseException:
+            if reader is not None:
+                await reader.close()
             await writer.close()
             raise
         store = cls(file, writer, reader)
@@ -360,15 +383,12 @@ class Store:
         await db.execute("PRAGMA temp_store = FILE")
 
     @staticmethod
-    async def _migrate(db: aiosqlite.Connection) -> None:
+    async def _migrate(db: aiosqlite.Connection, file: Path) -> None:
         async with db.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
         version = int(row[0]) if row else 0
         if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"The database was written by a newer version (schema {version}); "
-                f"this one knows schema {SCHEMA_VERSION}."
-            )
+            raise newer_schema(file, version, SCHEMA_VERSION)
         for target in range(version + 1, SCHEMA_VERSION + 1):
             log.info("migrating database schema to version %d", target)
             await db.execute("BEGIN IMMEDIATE")
