@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-import sqlite3
 from typing import Any, ClassVar
 
 import discord
@@ -21,6 +19,7 @@ from discord import app_commands
 
 from bot.model import EmptyModel, UnknownStart
 from bot.sampling import InvalidOption
+from bot.store.errors import transient_cause
 
 __all__ = ["MarkovTree", "UserFacingError", "answer", "reply_to_error"]
 
@@ -31,9 +30,6 @@ DEFERRED_MESSAGE = discord.InteractionResponseType.deferred_channel_message
 #: Discord forgets an interaction not acknowledged within 3 s of sending it; a command that
 #: has not answered after this long is deferred for it (the rest is the network's margin).
 ACK_AFTER = 2.0
-
-# Conditions that pass: another writer holding the lock, a full disk being cleaned up.
-_TRANSIENT = re.compile(r"locked|busy|disk is full|database or disk is full", re.IGNORECASE)
 
 
 class UserFacingError(app_commands.AppCommandError):
@@ -78,24 +74,10 @@ def explain_error(error: BaseException) -> str | None:
             return "This command works in servers, not in direct messages."
         case app_commands.TransformerError() | app_commands.CheckFailure():
             return str(error) or "That option isn't valid."
-    transient = _transient_database_error(error)
+    transient = transient_cause(error)
     if transient is not None:
         log.error("database unavailable: %s", transient)
         return "My database is busy or full right now; please try again in a minute."
-    return None
-
-
-def _transient_database_error(error: BaseException) -> sqlite3.OperationalError | None:
-    """A locked or full database, also when it surfaced as a later error (SQLite rolls a
-    transaction back by itself on some "disk is full" errors, so the ROLLBACK that follows
-    fails with "no transaction is active", chained to the real cause)."""
-    seen: set[int] = set()
-    cause: BaseException | None = error
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, sqlite3.OperationalError) and _TRANSIENT.search(str(cause)):
-            return cause
-        cause = cause.__cause__ or cause.__context__
     return None
 
 
