@@ -29,6 +29,7 @@ committed state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import hashlib
 import json
@@ -84,6 +85,10 @@ ANCHOR = 5  # tokens per anchor window; a copy of 2*ANCHOR words always contains
 # Which of a list of message ids (a JSON array) are stored: one statement for any number.
 _KNOWN_IDS = "SELECT id FROM messages WHERE ns = ? AND id IN (SELECT value FROM json_each(?))"
 _PURGE, _DROP = 1, 2  # namespaces.purging: what a recorded purge must finish
+_BUSY_MS = 5000  # how long a write waits for another process's lock
+_WIPE_DELAY = 0.5  # seconds from a deletion to the checkpoint that wipes the WAL
+_WIPE_RETRY_MAX = 2.0  # seconds between attempts while a reader blocks the checkpoint
+_CHECKPOINT_BUSY_MS = 100
 
 
 Transitions = Counter[tuple[int, ...]]
@@ -317,6 +322,8 @@ class Store:
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
+        self._wiper: asyncio.Task[None] | None = None
+        self._wipe_wanted = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -374,8 +381,11 @@ class Store:
         # last few), at a fraction of FULL's cost.
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = NORMAL")
-        await db.execute("PRAGMA busy_timeout = 5000")
+        await db.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
         await db.execute("PRAGMA foreign_keys = ON")
+        # Deleted rows are overwritten with zeros, not just unlinked: forgotten words must
+        # leave the file (the WAL's older copies of the pages go with _wipe_soon).
+        await db.execute("PRAGMA secure_delete = ON")
         # 8 MB page cache per connection: the OS caches the file anyway, and a bigger cache
         # barely speeds up learning (measured: bench/benchmark.py) while it adds to the
         # process's memory. Temporary tables and sorts spill to a file, not to memory.
@@ -402,14 +412,81 @@ class Store:
                 raise
 
     async def close(self) -> None:
+        wiper, self._wiper = self._wiper, None
+        if wiper is not None and not wiper.done():
+            wiper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await wiper
         async with self._write_lock:
             await self._reader.close()
+            if self._wipe_wanted:  # another process may keep the WAL after we close
+                try:
+                    await self._truncate_wal()
+                except sqlite3.Error as e:
+                    log.warning("could not checkpoint the WAL on close: %s", e)
             try:
                 await self._writer.execute("PRAGMA optimize")
             except sqlite3.Error as e:  # only an optimisation: a full disk must not stop it
                 log.warning("PRAGMA optimize skipped on close: %s", e)
             finally:
                 await self._writer.close()
+
+    # ------------------------------------------------------------------ wiping the WAL
+
+    def _wipe_soon(self) -> None:
+        """After a deletion commits: the main file's pages are zeroed (secure_delete), but
+        the WAL still holds their earlier versions, forgotten words included, until it is
+        checkpointed and truncated. Done ``_WIPE_DELAY`` s later, so a burst of deletions
+        (a bulk delete arrives one message at a time) costs one checkpoint."""
+        self._wipe_wanted = True
+        if self._wiper is None or self._wiper.done():
+            self._wiper = asyncio.get_running_loop().create_task(self._wipe(), name="wipe-wal")
+            self._wiper.add_done_callback(_log_crash)
+
+    async def _wipe(self) -> None:
+        delay, blocked = _WIPE_DELAY, False
+        while self._wipe_wanted:
+            await asyncio.sleep(delay)
+            self._wipe_wanted = False
+            try:
+                done = await self._locked_truncate_wal()
+            except sqlite3.Error as e:
+                log.warning("checkpointing the WAL failed (%s); retrying", e)
+                done = False
+            if done:
+                delay = _WIPE_DELAY
+                if blocked:
+                    log.info("the WAL is checkpointed: deleted words are gone from the disk")
+                blocked = False
+                continue
+            # Another connection still reads an older snapshot: never skipped, retried.
+            self._wipe_wanted = True
+            if not blocked:
+                log.warning(
+                    "a reader of %s keeps the WAL from being truncated; deleted words stay "
+                    "in it until it can be (retrying)",
+                    self.path,
+                )
+            blocked, delay = True, min(2 * delay, _WIPE_RETRY_MAX)
+
+    async def _locked_truncate_wal(self) -> bool:
+        async with self._write_lock:
+            return await self._truncate_wal()
+
+    async def _truncate_wal(self) -> bool:
+        """Copy the WAL into the main file and empty it; False if a reader prevented it.
+
+        A short busy timeout: a reader in the way is waited for by the retry, not here,
+        where writers would wait too (the write lock is held).
+        """
+        db = self._writer
+        await db.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_BUSY_MS}")
+        try:
+            async with db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cur:
+                row = await cur.fetchone()
+        finally:
+            await db.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+        return row is not None and int(row[0]) == 0
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -660,6 +737,8 @@ class Store:
         for batch in _chunks(ids, 5_000):
             async with self._transaction() as db:
                 forgotten += await _in_writer_thread(db, self._forget_batch, ns, batch)
+        if forgotten:
+            self._wipe_soon()
         return forgotten
 
     def _forget_batch(self, conn: sqlite3.Connection, ns: Namespace, ids: Sequence[int]) -> int:
@@ -704,6 +783,7 @@ class Store:
                 await db.execute("DELETE FROM namespaces WHERE id = ?", (ns_id,))
             else:
                 await db.execute("UPDATE namespaces SET purging = 0 WHERE id = ?", (ns_id,))
+        self._wipe_soon()
         return int(n)
 
     async def _resume_purges(self) -> None:
@@ -893,6 +973,11 @@ class Store:
                     f"{[(t, vocab.get(t), words[t]) for t in wrong_words[:3]]}"
                 )
         return problems
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("task %s failed", task.get_name(), exc_info=error)
 
 
 async def _scalar(db: aiosqlite.Connection, sql: str, *args: Any) -> Any:
