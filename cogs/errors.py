@@ -18,10 +18,11 @@ import discord
 from discord import app_commands
 
 from bot.model import EmptyModel, UnknownStart
+from bot.present import shorten
 from bot.sampling import InvalidOption
 from bot.store.errors import transient_cause
 
-__all__ = ["MarkovTree", "UserFacingError", "answer", "reply_to_error"]
+__all__ = ["MarkovTree", "UserFacingError", "answer", "echo", "reply_to_error"]
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,16 @@ ACK_AFTER = 2.0
 
 
 class UserFacingError(app_commands.AppCommandError):
-    """Raised by cogs with a message meant for the member who ran the command."""
+    """Raised by cogs with a message meant for the member who ran the command; any text
+    of the member's it quotes goes through :func:`echo`."""
+
+
+def echo(text: str, limit: int | None = None) -> str:
+    """Text a member typed (or chose as a name), quoted back to them: shown as typed, never
+    as markdown or a mention. Cut to ``limit`` characters first, as escaping lengthens it."""
+    if limit is not None:
+        text = shorten(text, limit)
+    return discord.utils.escape_markdown(discord.utils.escape_mentions(text))
 
 
 async def answer(interaction: discord.Interaction, content: str, *, ephemeral: bool = True) -> None:
@@ -57,8 +67,7 @@ def explain_error(error: BaseException) -> str | None:
         error = error.original
     match error:
         case InvalidOption() | UnknownStart():
-            # These quote what the member typed: shown as typed, not as markdown or mentions.
-            return discord.utils.escape_markdown(discord.utils.escape_mentions(str(error)))
+            return echo(str(error))  # they quote what the member typed
         case UserFacingError():
             return str(error)
         case EmptyModel():
@@ -73,7 +82,8 @@ def explain_error(error: BaseException) -> str | None:
         case app_commands.NoPrivateMessage():
             return "This command works in servers, not in direct messages."
         case app_commands.TransformerError() | app_commands.CheckFailure():
-            return str(error) or "That option isn't valid."
+            # A transformer's message quotes the value it could not convert.
+            return echo(str(error)) or "That option isn't valid."
     transient = transient_cause(error)
     if transient is not None:
         log.error("database unavailable: %s", transient)
