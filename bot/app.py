@@ -137,7 +137,7 @@ def _fail(message: str) -> int:
     return 1
 
 
-async def _run(settings: Settings, token: str, sync_only: bool) -> None:
+async def _start(settings: Settings, token: str, sync_only: bool) -> None:
     # The database first: a file that cannot be used stops the start-up with its one line,
     # before any log output or request to Discord.
     store = await Store.open(settings.db_path)
@@ -147,6 +147,10 @@ async def _run(settings: Settings, token: str, sync_only: bool) -> None:
     except BaseException:
         await store.close()
         raise
+    await _run(bot, token, sync_only)
+
+
+async def _run(bot: MarkovBot, token: str, sync_only: bool) -> None:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -171,7 +175,7 @@ def run_bot(settings: Settings, sync_only: bool = False) -> int:
     if not settings.token:
         return _fail("DISCORD_TOKEN is not set (put it in .env or the environment; see README).")
     try:
-        asyncio.run(_run(settings, settings.token, sync_only))
+        asyncio.run(_start(settings, settings.token, sync_only))
     except StoreError as e:
         return _fail(str(e))
     except discord.LoginFailure:
