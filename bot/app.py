@@ -1,8 +1,8 @@
 """The Discord application: the Bot subclass, its command tree and start-up.
 
 Discord-facing code lives in ``cogs/``; this module wires them to the store and turns
-start-up failures (no token, a rejected token, the Message Content intent switched off)
-into one clear line and a non-zero exit.
+start-up failures (no token, a rejected token, the Message Content intent switched off, a
+database file that cannot be used) into one clear line and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import discord
 from discord.ext import commands
 
 from .settings import Settings
-from .store import Namespace, Store
+from .store import Namespace, Store, StoreError
 from .store.guilds import Guilds
 
 __all__ = ["EXTENSIONS", "MarkovBot", "run_bot"]
@@ -52,7 +52,9 @@ class MarkovBot(commands.Bot):
     store: Store
     guild_config: Guilds
 
-    def __init__(self, settings: Settings, *, force_sync: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, *, force_sync: bool = False, store: Store | None = None
+    ) -> None:
         from cogs.errors import MarkovTree
 
         super().__init__(
@@ -66,9 +68,12 @@ class MarkovBot(commands.Bot):
         self.settings = settings
         self.force_sync = force_sync
         self._namespaces: dict[int, Namespace] = {}
+        if store is not None:  # opened by run_bot, before anything else
+            self.store = store
 
     async def setup_hook(self) -> None:
-        self.store = await Store.open(self.settings.db_path)
+        if not hasattr(self, "store"):
+            self.store = await Store.open(self.settings.db_path)
         self.guild_config = Guilds(self.store)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
@@ -132,6 +137,19 @@ def _fail(message: str) -> int:
     return 1
 
 
+async def _start(settings: Settings, token: str, sync_only: bool) -> None:
+    # The database first: a file that cannot be used stops the start-up with its one line,
+    # before any log output or request to Discord.
+    store = await Store.open(settings.db_path)
+    try:
+        discord.utils.setup_logging(level=settings.log_level_number, root=True)
+        bot = MarkovBot(settings, force_sync=sync_only, store=store)
+    except BaseException:
+        await store.close()
+        raise
+    await _run(bot, token, sync_only)
+
+
 async def _run(bot: MarkovBot, token: str, sync_only: bool) -> None:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -156,10 +174,10 @@ def run_bot(settings: Settings, sync_only: bool = False) -> int:
     """Entry point of ``markov-bot run`` / ``python -m bot``; returns the exit status."""
     if not settings.token:
         return _fail("DISCORD_TOKEN is not set (put it in .env or the environment; see README).")
-    discord.utils.setup_logging(level=settings.log_level_number, root=True)
-    bot = MarkovBot(settings, force_sync=sync_only)
     try:
-        asyncio.run(_run(bot, settings.token, sync_only))
+        asyncio.run(_start(settings, settings.token, sync_only))
+    except StoreError as e:
+        return _fail(str(e))
     except discord.LoginFailure:
         return _fail("Discord rejected DISCORD_TOKEN (reset it in the Developer Portal → Bot).")
     except discord.PrivilegedIntentsRequired:

@@ -41,7 +41,7 @@ from .present import (
 from .sampling import InvalidOption
 from .settings import Settings, SettingsError, load_settings
 from .stepper import Stepper
-from .store import Namespace, Store
+from .store import Namespace, Store, StoreError
 
 __all__ = ["main"]
 
@@ -147,21 +147,22 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    bot = args.command in ("run", "sync")
     try:
         settings = load_settings()
     except SettingsError as e:
         print(f"markov-bot: {e}", file=sys.stderr)
-        return 2
+        return 1 if bot else 2  # the bot's start-up failures exit 1, as run_bot's do
+    if bot:
+        from .app import run_bot
+
+        return run_bot(settings, sync_only=args.command == "sync")  # it sets up logging
     logging.basicConfig(
         level=settings.log_level_number, format="%(levelname)s %(name)s: %(message)s"
     )
-    if args.command in ("run", "sync"):
-        from .app import run_bot
-
-        return run_bot(settings, sync_only=args.command == "sync")
     try:
         return asyncio.run(_offline(args, settings))
-    except (CliError, InvalidOption, UnknownStart, EmptyModel, UnicodeDecodeError) as e:
+    except (CliError, StoreError, InvalidOption, UnknownStart, EmptyModel, UnicodeDecodeError) as e:
         print(f"markov-bot: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Literal
 
 from .store import Incoming, Namespace, Store
+from .store.errors import database_wide
 from .tasks import create_task
 
 __all__ = ["FLUSH_MESSAGES", "QUEUE_LIMIT", "Place", "WriteQueue"]
@@ -178,8 +178,8 @@ class WriteQueue:
 
     async def _learn(self, guild_id: int, ns: Namespace, batch: list[Incoming]) -> int:
         """Learn ``batch``; returns how many were learned. A refusal of the database itself
-        (see :func:`database_wide`) keeps the whole batch for the next flush. Any other
-        failure is one message's: the batch is halved until that message is alone, and it
+        (:func:`~bot.store.errors.database_wide`) keeps the whole batch for the next flush. Any
+        other failure is one message's: the batch is halved until that message is alone, and it
         is skipped. If every message of a batch fails alone, the fault was not theirs after
         all, and they all stay queued."""
         bad: list[tuple[Incoming, Exception]] = []
@@ -210,12 +210,3 @@ class WriteQueue:
         return await self._learn_split(ns, batch[:half], bad) + await self._learn_split(
             ns, batch[half:], bad
         )
-
-
-def database_wide(error: BaseException) -> bool:
-    """Whether a failed write is the database's (locked, busy, full, read-only, corrupt,
-    closed), not one message's: SQLite reports those as ``DatabaseError``s other than a
-    constraint or a value it cannot take."""
-    return isinstance(error, sqlite3.DatabaseError) and not isinstance(
-        error, sqlite3.IntegrityError | sqlite3.DataError
-    )

@@ -22,7 +22,7 @@ from bot.model import TEACHING_ORDER
 from bot.store.guilds import Backfill
 
 from .common import require_admin, upload_namespace_name, uploaded_corpora
-from .errors import UserFacingError
+from .errors import UserFacingError, echo
 from .learning import PROGRESS_EVERY
 from .views import OwnedView
 
@@ -276,15 +276,15 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
             if time.monotonic() - last >= PROGRESS_EVERY:
                 last = time.monotonic()
                 await interaction.edit_original_response(
-                    content=f"Learning “{name}”: {totals.lines:,} of {len(lines):,} lines…"
+                    content=f"Learning “{echo(name)}”: {totals.lines:,} of {len(lines):,} lines…"
                 )
 
         totals = await import_lines(
             self.bot.store, ns, lines, f"upload:{name}", progress, batch_lines=2_000
         )
         await interaction.edit_original_response(
-            content=f"Corpus “{name}” ready: {totals.learned:,} lines, {totals.tokens:,} words. "
-            f"Use it with `corpus:{name}`."
+            content=f"Corpus “{echo(name)}” ready: {totals.learned:,} lines, "
+            f"{totals.tokens:,} words. Use it with `corpus:{name}`."
         )
 
     @app_commands.command(name="corpus-delete", description="Delete one of this server's corpora")
@@ -293,11 +293,11 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
     ) -> None:
         guild = self._guild(interaction)
         if name not in await uploaded_corpora(self.bot, guild):
-            raise UserFacingError(f"This server has no uploaded corpus called “{name}”.")
+            raise UserFacingError(f"This server has no uploaded corpus called “{echo(name)}”.")
         ns = await self.bot.store.namespace(upload_namespace_name(guild, name), TEACHING_ORDER)
         n = await self.bot.store.drop_namespace(ns)
         await interaction.response.send_message(
-            f"Deleted corpus “{name}” ({n:,} lines).", ephemeral=True
+            f"Deleted corpus “{echo(name)}” ({n:,} lines).", ephemeral=True
         )
 
     @app_commands.command(name="corpus-list", description="The corpora this server can use")

@@ -13,7 +13,7 @@ from bot.importing import CORPUS_PREFIX, corpus_namespace
 from bot.model import TEACHING_ORDER, ModelReader
 from bot.present import shorten
 
-from .errors import UserFacingError
+from .errors import UserFacingError, echo
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
@@ -140,7 +140,7 @@ async def model_for(
             name = upload_namespace_name(interaction.guild_id, corpus)
             return bot.store.reader(await bot.store.namespace(name, TEACHING_ORDER)), corpus
         raise UserFacingError(
-            f"There is no corpus called “{shorten(corpus, 40)}”: pick one from the list."
+            f"There is no corpus called “{echo(corpus, 40)}”: pick one from the list."
         )
     ns = await bot.namespace(interaction.guild_id)
     if user is None and channel is None:
@@ -152,7 +152,7 @@ async def model_for(
         config = await bot.guild_config.config(interaction.guild_id)
         if not Learning.consents_for(config.consent, consents.get(user.id)):
             raise UserFacingError(
-                f"{user.display_name} hasn't agreed to be imitated "
+                f"{echo(user.display_name)} hasn't agreed to be imitated "
                 "(they can use `/markov-privacy optin`)."
             )
     model = await bot.store.selection(

@@ -12,19 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-import sqlite3
 from typing import Any
 
 import discord
 from discord import app_commands
 
 from bot.model import EmptyModel, UnknownStart
+from bot.present import shorten
 from bot.sampling import InvalidOption
+from bot.store.errors import transient_cause
 from bot.tasks import create_task
 from bot.text import storable
 
-__all__ = ["MarkovTree", "UserFacingError", "answer", "reply_to_error"]
+__all__ = ["MarkovTree", "UserFacingError", "answer", "echo", "reply_to_error"]
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +34,18 @@ DEFERRED_MESSAGE = discord.InteractionResponseType.deferred_channel_message
 #: has not answered after this long is deferred for it (the rest is the network's margin).
 ACK_AFTER = 2.0
 
-# Conditions that pass: another writer holding the lock, a full disk being cleaned up.
-_TRANSIENT = re.compile(r"locked|busy|disk is full|database or disk is full", re.IGNORECASE)
-
 
 class UserFacingError(app_commands.AppCommandError):
-    """Raised by cogs with a message meant for the member who ran the command."""
+    """Raised by cogs with a message meant for the member who ran the command; any text
+    of the member's it quotes goes through :func:`echo`."""
+
+
+def echo(text: str, limit: int | None = None) -> str:
+    """Text a member typed (or chose as a name), quoted back to them: shown as typed, never
+    as markdown or a mention. Cut to ``limit`` characters first, as escaping lengthens it."""
+    if limit is not None:
+        text = shorten(text, limit)
+    return discord.utils.escape_markdown(discord.utils.escape_mentions(text))
 
 
 async def answer(interaction: discord.Interaction, content: str, *, ephemeral: bool = True) -> None:
@@ -63,8 +69,7 @@ def explain_error(error: BaseException) -> str | None:
         error = error.original
     match error:
         case InvalidOption() | UnknownStart():
-            # These quote what the member typed: shown as typed, not as markdown or mentions.
-            return discord.utils.escape_markdown(discord.utils.escape_mentions(str(error)))
+            return echo(str(error))  # they quote what the member typed
         case UserFacingError():
             return str(error)
         case EmptyModel():
@@ -79,25 +84,12 @@ def explain_error(error: BaseException) -> str | None:
         case app_commands.NoPrivateMessage():
             return "This command works in servers, not in direct messages."
         case app_commands.TransformerError() | app_commands.CheckFailure():
-            return str(error) or "That option isn't valid."
-    transient = _transient_database_error(error)
+            # A transformer's message quotes the value it could not convert.
+            return echo(str(error)) or "That option isn't valid."
+    transient = transient_cause(error)
     if transient is not None:
         log.error("database unavailable: %s", transient)
         return "My database is busy or full right now; please try again in a minute."
-    return None
-
-
-def _transient_database_error(error: BaseException) -> sqlite3.OperationalError | None:
-    """A locked or full database, also when it surfaced as a later error (SQLite rolls a
-    transaction back by itself on some "disk is full" errors, so the ROLLBACK that follows
-    fails with "no transaction is active", chained to the real cause)."""
-    seen: set[int] = set()
-    cause: BaseException | None = error
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, sqlite3.OperationalError) and _TRANSIENT.search(str(cause)):
-            return cause
-        cause = cause.__cause__ or cause.__context__
     return None
 
 

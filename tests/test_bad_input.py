@@ -613,6 +613,8 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
             category = fake.add_category(world.guild_id, "a-category")
             bob = fake.add_user("bob")
             fake.add_member(world.guild_id, bob["id"])
+            odd = fake.add_user("odd")  # not opted in, with a name that looks like a ping
+            fake.add_member(world.guild_id, odd["id"], nick=ECHOED)
             refs = {
                 "general": world.channel_id,
                 "quiet": int(quiet["id"]),
@@ -620,6 +622,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
                 "category": int(category["id"]),
                 "alice": world.user_id,
                 "bob": int(bob["id"]),
+                "odd": int(odd["id"]),
                 "bot": BOT_USER_ID,
             }
             settings = load_settings(
@@ -741,6 +744,42 @@ async def test_bad_input(env: Env, case: Case) -> None:
     assert not fake.bot_errors, fake.bot_errors
     fake.assert_no_mentions_allowed()
     assert not fake.pings()
+
+
+#: Text that a reply quoting it unescaped would show as a ping and bold; and how an
+#: escaped quote of it reads (a zero-width space after the @, backslashes before the *).
+ECHOED = "@everyone **x**"
+ESCAPED = "@\u200beveryone \\*\\*x\\*\\*"
+ECHOES = [
+    ("markov", {"corpus": ECHOED}, False, f"There is no corpus called “{ESCAPED}”"),
+    ("markov", {"start": ECHOED}, False, ESCAPED),
+    ("markov-explain", {"word": ECHOED}, False, ESCAPED),
+    ("markov-compare", {"start": ECHOED}, False, ESCAPED),
+    ("markov-step", {"corpus": ECHOED}, False, f"There is no corpus called “{ESCAPED}”"),
+    ("markov", {"user": Ref("odd")}, False, f"{ESCAPED} hasn't agreed to be imitated"),
+    (
+        "markov-admin corpus-delete",
+        {"name": ECHOED},
+        True,
+        f"This server has no uploaded corpus called “{ESCAPED}”",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "options", "admin", "expected"),
+    ECHOES,
+    ids=[f"{c}:{','.join(o)}" for c, o, _, _ in ECHOES],
+)
+async def test_error_replies_quote_the_member_escaped(
+    env: Env, command: str, options: dict[str, Any], admin: bool, expected: str
+) -> None:
+    rec = await env.run(command, env.resolve(options), admin)
+    message = await answered(rec)
+    content = str(message.get("content") or "")
+    assert rec.ephemeral
+    assert expected in content, content
+    assert "@everyone" not in content and "**x**" not in content, content
 
 
 AUTOCOMPLETE = [

@@ -25,7 +25,7 @@ from bot.generate import Options, explain_context, generate
 from bot.importing import CORPUS_PREFIX, corpus_namespace, import_lines
 from bot.model import END_LABEL, TEACHING_ORDER, EmptyModel, MemoryModel, UnknownStart, unpack
 from bot.sampling import classes_from_counts
-from bot.store import Incoming, LearnResult, Namespace, Store
+from bot.store import Incoming, LearnResult, Namespace, Store, StoreError
 from bot.store.schema import MIGRATIONS, SCHEMA_VERSION
 from bot.tokenize import tokenize
 
@@ -622,8 +622,9 @@ async def test_a_newer_database_is_refused(tmp_path: Path) -> None:
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     db.commit()
     db.close()
-    with pytest.raises(RuntimeError, match="newer"):
+    with pytest.raises(StoreError, match="newer") as refused:
         await Store.open(path)
+    assert str(path) in str(refused.value)
     assert user_version(path) == SCHEMA_VERSION + 1
     assert tables(path) == set()
 

@@ -9,6 +9,7 @@ from .core import (
     StoreModel,
     message_key,
 )
+from .errors import StoreError
 from .schema import SCHEMA_VERSION
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Namespace",
     "Stats",
     "Store",
+    "StoreError",
     "StoreModel",
     "message_key",
 ]

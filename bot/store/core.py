@@ -29,6 +29,7 @@ committed state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import hashlib
 import json
@@ -64,6 +65,7 @@ from ..model import (
     unpack,
 )
 from ..sampling import CountClass
+from .errors import StoreError, newer_schema, open_error
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = [
@@ -73,6 +75,7 @@ __all__ = [
     "Namespace",
     "Stats",
     "Store",
+    "StoreError",
     "StoreModel",
     "message_key",
 ]
@@ -83,6 +86,10 @@ ANCHOR = 5  # tokens per anchor window; a copy of 2*ANCHOR words always contains
 # Which of a list of message ids (a JSON array) are stored: one statement for any number.
 _KNOWN_IDS = "SELECT id FROM messages WHERE ns = ? AND id IN (SELECT value FROM json_each(?))"
 _PURGE, _DROP = 1, 2  # namespaces.purging: what a recorded purge must finish
+_BUSY_MS = 5000  # how long a write waits for another process's lock
+_WIPE_DELAY = 0.5  # seconds from a deletion to the checkpoint that wipes the WAL
+_WIPE_RETRY_MAX = 2.0  # seconds between attempts while a reader blocks the checkpoint
+_CHECKPOINT_BUSY_MS = 100
 
 
 Transitions = Counter[tuple[int, ...]]
@@ -340,25 +347,48 @@ class Store:
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
+        self._wiper: asyncio.Task[None] | None = None
+        self._wipe_wanted = False
 
     # ------------------------------------------------------------------ lifecycle
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> Store:
-        """Open (creating with owner-only permissions) and migrate the database."""
+        """Open (creating with owner-only permissions) and migrate the database.
+
+        A file that cannot serve as the database (not one, damaged, from a newer version,
+        not readable and writable) raises :class:`StoreError`, whose message is the one
+        line to show whoever runs the bot.
+        """
         file = Path(path)
+        try:
+            return await cls._open(file)
+        except (sqlite3.Error, OSError) as e:
+            problem = open_error(file, e)
+            if problem is None:
+                raise
+            raise problem from e
+
+    @classmethod
+    async def _open(cls, file: Path) -> Store:
         # Once at start-up, before the bot answers anything: a blocking check is harmless.
         if str(file) != ":memory:" and not file.exists():  # noqa: ASYNC240
             file.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(file, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
+        # A file SQLite cannot open at all fails here, not in aiosqlite's connect, which
+        # leaves its worker thread to report to an event loop that may be gone by then.
+        sqlite3.connect(file).close()
         writer = await aiosqlite.connect(file, isolation_level=None)
+        reader: aiosqlite.Connection | None = None
         try:
             await cls._configure(writer)
-            await cls._migrate(writer)
+            await cls._migrate(writer, file)
             reader = await aiosqlite.connect(file, isolation_level=None)
             await cls._configure(reader)
         except BaseException:
+            if reader is not None:
+                await reader.close()
             await writer.close()
             raise
         store = cls(file, writer, reader)
@@ -376,8 +406,11 @@ class Store:
         # last few), at a fraction of FULL's cost.
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = NORMAL")
-        await db.execute("PRAGMA busy_timeout = 5000")
+        await db.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
         await db.execute("PRAGMA foreign_keys = ON")
+        # Deleted rows are overwritten with zeros, not just unlinked: forgotten words must
+        # leave the file (the WAL's older copies of the pages go with _wipe_soon).
+        await db.execute("PRAGMA secure_delete = ON")
         # 8 MB page cache per connection: the OS caches the file anyway, and a bigger cache
         # barely speeds up learning (measured: bench/benchmark.py) while it adds to the
         # process's memory. Temporary tables and sorts spill to a file, not to memory.
@@ -385,15 +418,12 @@ class Store:
         await db.execute("PRAGMA temp_store = FILE")
 
     @staticmethod
-    async def _migrate(db: aiosqlite.Connection) -> None:
+    async def _migrate(db: aiosqlite.Connection, file: Path) -> None:
         async with db.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
         version = int(row[0]) if row else 0
         if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"The database was written by a newer version (schema {version}); "
-                f"this one knows schema {SCHEMA_VERSION}."
-            )
+            raise newer_schema(file, version, SCHEMA_VERSION)
         for target in range(version + 1, SCHEMA_VERSION + 1):
             log.info("migrating database schema to version %d", target)
             await db.execute("BEGIN IMMEDIATE")
@@ -407,14 +437,81 @@ class Store:
                 raise
 
     async def close(self) -> None:
+        wiper, self._wiper = self._wiper, None
+        if wiper is not None and not wiper.done():
+            wiper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await wiper
         async with self._write_lock:
             await self._reader.close()
+            if self._wipe_wanted:  # another process may keep the WAL after we close
+                try:
+                    await self._truncate_wal()
+                except sqlite3.Error as e:
+                    log.warning("could not checkpoint the WAL on close: %s", e)
             try:
                 await self._writer.execute("PRAGMA optimize")
             except sqlite3.Error as e:  # only an optimisation: a full disk must not stop it
                 log.warning("PRAGMA optimize skipped on close: %s", e)
             finally:
                 await self._writer.close()
+
+    # ------------------------------------------------------------------ wiping the WAL
+
+    def _wipe_soon(self) -> None:
+        """After a deletion commits: the main file's pages are zeroed (secure_delete), but
+        the WAL still holds their earlier versions, forgotten words included, until it is
+        checkpointed and truncated. Done ``_WIPE_DELAY`` s later, so a burst of deletions
+        (a bulk delete arrives one message at a time) costs one checkpoint."""
+        self._wipe_wanted = True
+        if self._wiper is None or self._wiper.done():
+            self._wiper = asyncio.get_running_loop().create_task(self._wipe(), name="wipe-wal")
+            self._wiper.add_done_callback(_log_crash)
+
+    async def _wipe(self) -> None:
+        delay, blocked = _WIPE_DELAY, False
+        while self._wipe_wanted:
+            await asyncio.sleep(delay)
+            self._wipe_wanted = False
+            try:
+                done = await self._locked_truncate_wal()
+            except sqlite3.Error as e:
+                log.warning("checkpointing the WAL failed (%s); retrying", e)
+                done = False
+            if done:
+                delay = _WIPE_DELAY
+                if blocked:
+                    log.info("the WAL is checkpointed: deleted words are gone from the disk")
+                blocked = False
+                continue
+            # Another connection still reads an older snapshot: never skipped, retried.
+            self._wipe_wanted = True
+            if not blocked:
+                log.warning(
+                    "a reader of %s keeps the WAL from being truncated; deleted words stay "
+                    "in it until it can be (retrying)",
+                    self.path,
+                )
+            blocked, delay = True, min(2 * delay, _WIPE_RETRY_MAX)
+
+    async def _locked_truncate_wal(self) -> bool:
+        async with self._write_lock:
+            return await self._truncate_wal()
+
+    async def _truncate_wal(self) -> bool:
+        """Copy the WAL into the main file and empty it; False if a reader prevented it.
+
+        A short busy timeout: a reader in the way is waited for by the retry, not here,
+        where writers would wait too (the write lock is held).
+        """
+        db = self._writer
+        await db.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_BUSY_MS}")
+        try:
+            async with db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cur:
+                row = await cur.fetchone()
+        finally:
+            await db.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+        return row is not None and int(row[0]) == 0
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -665,6 +762,8 @@ class Store:
         for batch in _chunks(ids, 5_000):
             async with self._transaction() as db:
                 forgotten += await _in_writer_thread(db, self._forget_batch, ns, batch)
+        if forgotten:
+            self._wipe_soon()
         return forgotten
 
     def _forget_batch(self, conn: sqlite3.Connection, ns: Namespace, ids: Sequence[int]) -> int:
@@ -709,6 +808,7 @@ class Store:
                 await db.execute("DELETE FROM namespaces WHERE id = ?", (ns_id,))
             else:
                 await db.execute("UPDATE namespaces SET purging = 0 WHERE id = ?", (ns_id,))
+        self._wipe_soon()
         return int(n)
 
     async def _resume_purges(self) -> None:
@@ -900,6 +1000,11 @@ class Store:
                     f"{[(t, vocab.get(t), words[t]) for t in wrong_words[:3]]}"
                 )
         return problems
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("task %s failed", task.get_name(), exc_info=error)
 
 
 async def _scalar(db: aiosqlite.Connection, sql: str, *args: Any) -> Any:
