@@ -65,6 +65,7 @@ from ..model import (
     unpack,
 )
 from ..sampling import CountClass
+from ..tasks import create_task
 from .errors import StoreError, newer_schema, open_error
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -465,8 +466,7 @@ class Store:
         (a bulk delete arrives one message at a time) costs one checkpoint."""
         self._wipe_wanted = True
         if self._wiper is None or self._wiper.done():
-            self._wiper = asyncio.get_running_loop().create_task(self._wipe(), name="wipe-wal")
-            self._wiper.add_done_callback(_log_crash)
+            self._wiper = create_task(self._wipe(), name="wiping the WAL")
 
     async def _wipe(self) -> None:
         delay, blocked = _WIPE_DELAY, False
@@ -1000,11 +1000,6 @@ class Store:
                     f"{[(t, vocab.get(t), words[t]) for t in wrong_words[:3]]}"
                 )
         return problems
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (error := task.exception()) is not None:
-        log.error("task %s failed", task.get_name(), exc_info=error)
 
 
 async def _scalar(db: aiosqlite.Connection, sql: str, *args: Any) -> Any:
