@@ -1,6 +1,7 @@
 """The Discord application: the Bot subclass, its command tree and start-up.
 
-Discord-facing code lives in ``cogs/``; this module wires them to the store and turns
+Discord-facing code lives in ``cogs/``; this module builds the bot's resources outside it
+(the store, the per-server service), hands them to the bot and its cogs, and turns
 start-up failures (no token, a rejected token, the Message Content intent switched off, a
 database file that cannot be used) into one clear line and a non-zero exit.
 """
@@ -14,15 +15,16 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator
 
 import discord
 from discord.ext import commands
 
+from .servers import Servers
 from .settings import Settings
-from .store import Namespace, Store, StoreError
-from .store.guilds import Guilds
+from .store import Store, StoreError
 
-__all__ = ["EXTENSIONS", "MarkovBot", "run_bot"]
+__all__ = ["EXTENSIONS", "MarkovBot", "open_servers", "run_bot"]
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +49,9 @@ def intents() -> discord.Intents:
 
 
 class MarkovBot(commands.Bot):
-    """Holds the store and settings; cogs reach both through the bot."""
+    """The Discord client: cogs reach the store and the service through its attributes."""
 
-    store: Store
-    guild_config: Guilds
-
-    def __init__(
-        self, settings: Settings, *, force_sync: bool = False, store: Store | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, servers: Servers, *, force_sync: bool = False) -> None:
         from cogs.errors import MarkovTree
 
         super().__init__(
@@ -66,29 +63,17 @@ class MarkovBot(commands.Bot):
             max_ratelimit_timeout=60.0,
         )
         self.settings = settings
+        self.servers = servers
+        self.store = servers.store
         self.force_sync = force_sync
-        self._namespaces: dict[int, Namespace] = {}
-        if store is not None:  # opened by run_bot, before anything else
-            self.store = store
 
     async def setup_hook(self) -> None:
-        if not hasattr(self, "store"):
-            self.store = await Store.open(self.settings.db_path)
-        self.guild_config = Guilds(self.store)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands(force=self.force_sync)
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands: the learning cog listens to messages instead."""
-
-    async def namespace(self, guild_id: int) -> Namespace:
-        """The model of one server (created on first use)."""
-        ns = self._namespaces.get(guild_id)
-        if ns is None:
-            ns = await self.store.namespace(f"guild:{guild_id}", self.settings.order)
-            self._namespaces[guild_id] = ns
-        return ns
 
     def command_hash(self) -> str:
         payload = [c.to_dict(self.tree) for c in self.tree.get_commands()]
@@ -104,7 +89,7 @@ class MarkovBot(commands.Bot):
         digest = self.command_hash()
         guild = self.settings.dev_guild_id
         key = f"{_SYNC_KEY}:{guild or 'global'}"
-        if not force and await self.guild_config.meta(key) == digest:
+        if not force and await self.servers.guilds.meta(key) == digest:
             log.info("slash commands unchanged; not syncing")
             return False
         if guild:
@@ -113,23 +98,35 @@ class MarkovBot(commands.Bot):
             synced = await self.tree.sync(guild=target)
         else:
             synced = await self.tree.sync()
-        await self.guild_config.set_meta(key, digest)
+        await self.servers.guilds.set_meta(key, digest)
         log.info(
             "synced %d slash commands (%s)", len(synced), f"guild {guild}" if guild else "global"
         )
         return True
 
     async def close(self) -> None:
-        """Stop listening, write what is pending, then close the database."""
+        """Stop listening and write what is pending (the store is closed by its owner)."""
         for name in list(self.extensions):
             try:
                 await self.unload_extension(name)
             except Exception:
                 log.exception("unloading %s failed", name)
         await super().close()
-        if hasattr(self, "store"):
-            await self.store.close()
-            log.info("database closed")
+
+
+@contextlib.asynccontextmanager
+async def open_servers(settings: Settings) -> AsyncIterator[Servers]:
+    """The bot's resources, built before it and closed after it: the store and the
+    per-server service over it (``servers.store``)."""
+    store = await Store.open(settings.db_path)
+    try:
+        async with Servers(
+            store, order=settings.order, grace_days=settings.removed_guild_grace_days
+        ) as servers:
+            yield servers
+    finally:
+        await store.close()
+        log.info("database closed")
 
 
 def _fail(message: str) -> int:
@@ -140,14 +137,9 @@ def _fail(message: str) -> int:
 async def _start(settings: Settings, token: str, sync_only: bool) -> None:
     # The database first: a file that cannot be used stops the start-up with its one line,
     # before any log output or request to Discord.
-    store = await Store.open(settings.db_path)
-    try:
+    async with open_servers(settings) as servers:
         discord.utils.setup_logging(level=settings.log_level_number, root=True)
-        bot = MarkovBot(settings, force_sync=sync_only, store=store)
-    except BaseException:
-        await store.close()
-        raise
-    await _run(bot, token, sync_only)
+        await _run(MarkovBot(settings, servers, force_sync=sync_only), token, sync_only)
 
 
 async def _run(bot: MarkovBot, token: str, sync_only: bool) -> None:

@@ -19,17 +19,16 @@ from discord.ext import commands
 from bot.corpora import CORPORA
 from bot.importing import ImportTotals, import_lines
 from bot.model import TEACHING_ORDER
+from bot.servers import PROGRESS_EVERY, upload_namespace_name
 from bot.store.guilds import Backfill
 
-from .common import require_admin, upload_namespace_name, uploaded_corpora
-from .errors import UserFacingError, echo
-from .learning import PROGRESS_EVERY
+from .common import require_admin
+from .errors import UserFacingError, acknowledge, answer, echo
+from .history import start_backfill
 from .views import OwnedView
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
-
-    from .learning import Learning
 
 __all__ = ["AdminCog"]
 
@@ -63,7 +62,7 @@ class PurgeConfirm(OwnedView):
     ) -> None:
         assert interaction.guild_id is not None
         await interaction.response.defer()
-        n = await self.cog.purge(interaction.guild_id)
+        n = await self.cog.bot.servers.purge(interaction.guild_id)
         self.stop()
         await interaction.edit_original_response(
             content=f"Done: forgot {n:,} messages. Learning settings are unchanged.", view=None
@@ -86,17 +85,12 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
 
     def __init__(self, bot: MarkovBot) -> None:
         self.bot = bot
+        self.servers = bot.servers
         super().__init__()
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         require_admin(interaction)
         return True
-
-    @property
-    def learning(self) -> Learning:
-        cog = self.bot.get_cog("Learning")
-        assert cog is not None
-        return cog  # type: ignore[return-value]
 
     def _guild(self, interaction: discord.Interaction) -> int:
         assert interaction.guild_id is not None
@@ -106,17 +100,16 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
     @app_commands.describe(channel="The channel (its threads are included)")
     async def listen(self, interaction: discord.Interaction, channel: TextLike) -> None:
         guild = self._guild(interaction)
-        await self.bot.guild_config.set_listening(guild, channel.id, True)
-        self.learning.invalidate(guild)
-        config = await self.bot.guild_config.config(guild)
-        await interaction.response.send_message(
+        await acknowledge(interaction)
+        config = await self.servers.listen(guild, channel.id, True)
+        await answer(
+            interaction,
             f"Listening in {channel.mention}. Consent mode is **{config.consent}**"
             + (
                 ": members' messages are learned only after `/markov-privacy optin`."
                 if config.consent == "opt-in"
                 else ": members can stop it with `/markov-privacy optout`."
             ),
-            ephemeral=True,
         )
 
     @app_commands.command(name="ignore", description="Stop learning in a channel")
@@ -127,31 +120,30 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
         self, interaction: discord.Interaction, channel: TextLike, forget: bool = False
     ) -> None:
         guild = self._guild(interaction)
-        await self.bot.guild_config.set_listening(guild, channel.id, False)
-        self.learning.invalidate(guild)
+        await acknowledge(interaction)
+        await self.servers.listen(guild, channel.id, False)
         note = ""
         if forget:
-            ns = await self.bot.namespace(guild)
-            n = await self.bot.store.forget_channel(ns, channel.id)
+            n = await self.servers.forget_channel(guild, channel.id)
             note = f" Forgot {n:,} messages learned there."
-        await interaction.response.send_message(
-            f"No longer learning in {channel.mention}.{note}", ephemeral=True
-        )
+        await answer(interaction, f"No longer learning in {channel.mention}.{note}")
 
     @app_commands.command(name="status", description="Where I learn, consent mode and counts")
     async def status(self, interaction: discord.Interaction) -> None:
         guild = self._guild(interaction)
-        config = await self.bot.guild_config.config(guild)
-        consents = await self.bot.guild_config.member_consent(guild)
-        stats = await self.bot.store.stats(await self.bot.namespace(guild))
+        await acknowledge(interaction)
+        state = await self.servers.state(guild)
+        config, consents = state.config, state.consent
+        stats = await self.bot.store.stats(await self.servers.namespace(guild))
         channels = ", ".join(f"<#{c}>" for c in sorted(config.listened)) or "none yet"
         chatter = ", ".join(f"<#{c}> {p:.0%}" for c, p in config.chatter.items()) or "off"
         retention = f"{config.retention_days} days" if config.retention_days else "keep"
-        backfills = await self.bot.guild_config.backfills(guild)
+        backfills = await self.servers.backfills(guild)
         history = "\n".join(f"- <#{b.channel}> {backfill_state(b)}" for b in backfills[:10])
         if len(backfills) > 10:
             history += f"\n- and {len(backfills) - 10} more"
-        await interaction.response.send_message(
+        await answer(
+            interaction,
             f"**Listening in:** {channels}\n"
             f"**Consent mode:** {config.consent} "
             f"({sum(v == 'in' for v in consents.values())} opted in, "
@@ -159,7 +151,6 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
             f"**Learned:** {stats.messages:,} messages, {stats.tokens:,} words\n"
             f"**Chatter:** {chatter} · **Retention:** {retention}"
             + (f"\n**Backfills:**\n{history}" if history else ""),
-            ephemeral=True,
         )
 
     @app_commands.command(name="consent", description="Whose messages may be learned")
@@ -171,9 +162,9 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
         self, interaction: discord.Interaction, mode: Literal["opt-in", "opt-out"]
     ) -> None:
         guild = self._guild(interaction)
-        await self.bot.guild_config.set_consent_mode(guild, mode)
-        self.learning.invalidate(guild)
-        await interaction.response.send_message(f"Consent mode is now **{mode}**.", ephemeral=True)
+        await acknowledge(interaction)
+        await self.servers.set_consent_mode(guild, mode)
+        await answer(interaction, f"Consent mode is now **{mode}**.")
 
     @app_commands.command(name="chatter", description="Let me speak up unprompted in a channel")
     @app_commands.describe(channel="The channel", chance="Chance per message, 0 to turn off")
@@ -186,12 +177,10 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
         guild = self._guild(interaction)
         if not math.isfinite(chance):  # NaN passes Range's min/max comparisons
             raise UserFacingError("The chance must be a number from 0 to 0.2.")
-        await self.bot.guild_config.set_chatter(guild, channel.id, chance)
-        self.learning.invalidate(guild)
+        await acknowledge(interaction)
+        await self.servers.set_chatter(guild, channel.id, chance)
         text = "off" if chance == 0 else f"{chance:.0%} of messages (at most once a minute)"
-        await interaction.response.send_message(
-            f"Chatter in {channel.mention}: {text}.", ephemeral=True
-        )
+        await answer(interaction, f"Chatter in {channel.mention}: {text}.")
 
     @app_commands.command(name="retention", description="Forget messages older than N days")
     @app_commands.describe(days="Days to keep (0 = keep everything)")
@@ -199,13 +188,14 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
         self, interaction: discord.Interaction, days: app_commands.Range[int, 0, 3650]
     ) -> None:
         guild = self._guild(interaction)
-        await self.bot.guild_config.set_retention(guild, days or None)
+        await acknowledge(interaction)
+        await self.servers.set_retention(guild, days or None)
         note = (
             "Messages are kept."
             if not days
             else f"Messages older than {days} days are forgotten hourly."
         )
-        await interaction.response.send_message(note, ephemeral=True)
+        await answer(interaction, note)
 
     @app_commands.command(name="backfill", description="Learn a channel's existing history")
     @app_commands.describe(channel="The channel (must be listened)", limit="Messages to read")
@@ -216,7 +206,7 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
         limit: app_commands.Range[int, 1, MAX_BACKFILL] = 1000,
     ) -> None:
         guild = self._guild(interaction)
-        config = await self.bot.guild_config.config(guild)
+        config = (await self.servers.state(guild)).config
         if channel.id not in config.listened:
             raise UserFacingError(
                 f"I'm not listening in {channel.mention}: run `/markov-admin listen` first."
@@ -233,7 +223,7 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
                 log.debug("backfill progress edit failed (interaction expired?)")
 
         await report(Backfill(guild, channel.id, None, limit, 0, 0, 0, False), 0.0)
-        self.learning.start_backfill(guild, channel.id, limit, report)
+        start_backfill(self.bot, guild, channel.id, limit, report)
 
     @app_commands.command(name="corpus-upload", description="Add a .txt corpus for this server")
     @app_commands.describe(
@@ -292,19 +282,18 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
         self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 32]
     ) -> None:
         guild = self._guild(interaction)
-        if name not in await uploaded_corpora(self.bot, guild):
+        if name not in await self.servers.uploads(guild):
             raise UserFacingError(f"This server has no uploaded corpus called “{echo(name)}”.")
+        await acknowledge(interaction)
         ns = await self.bot.store.namespace(upload_namespace_name(guild, name), TEACHING_ORDER)
         n = await self.bot.store.drop_namespace(ns)
-        await interaction.response.send_message(
-            f"Deleted corpus “{echo(name)}” ({n:,} lines).", ephemeral=True
-        )
+        await answer(interaction, f"Deleted corpus “{echo(name)}” ({n:,} lines).")
 
     @app_commands.command(name="corpus-list", description="The corpora this server can use")
     async def corpus_list(self, interaction: discord.Interaction) -> None:
         guild = self._guild(interaction)
         bundled = ", ".join(f"`{c}`" for c in CORPORA)
-        own = ", ".join(f"`{n}`" for n in await uploaded_corpora(self.bot, guild)) or "none"
+        own = ", ".join(f"`{n}`" for n in await self.servers.uploads(guild)) or "none"
         await interaction.response.send_message(
             f"**Bundled:** {bundled}\n**This server's uploads:** {own}", ephemeral=True
         )
@@ -316,13 +305,6 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
             view=PurgeConfirm(self, interaction.user.id),
             ephemeral=True,
         )
-
-    async def purge(self, guild: int) -> int:
-        await self.learning.flush()
-        ns = await self.bot.namespace(guild)
-        n = await self.bot.store.purge(ns)
-        log.info("purged guild %s: %d messages", guild, n)
-        return n
 
 
 def backfill_state(b: Backfill) -> str:

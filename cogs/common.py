@@ -12,6 +12,7 @@ from bot.corpora import CORPORA
 from bot.importing import CORPUS_PREFIX, corpus_namespace
 from bot.model import TEACHING_ORDER, ModelReader
 from bot.present import shorten
+from bot.servers import upload_namespace_name
 
 from .errors import UserFacingError, echo
 
@@ -28,24 +29,9 @@ __all__ = [
 
 MESSAGE_LIMIT = 2000
 
-UPLOAD_PREFIX = "upload:"
-
 #: A corpus option: a bundled corpus's name or an upload's (at most 32 characters, see
 #: ``cogs.admin.CORPUS_NAME``). Declaring the length makes Discord refuse longer text.
 CorpusName = app_commands.Range[str, 1, 32]
-
-
-def upload_namespace_name(guild_id: int, name: str) -> str:
-    """Server-owned corpora are namespaced by server, so no other server can read them."""
-    return f"{UPLOAD_PREFIX}{guild_id}:{name}"
-
-
-def upload_owner(namespace: str) -> int | None:
-    """The server an uploaded corpus's namespace belongs to (None for any other name)."""
-    if not namespace.startswith(UPLOAD_PREFIX):
-        return None
-    guild = namespace[len(UPLOAD_PREFIX) :].partition(":")[0]
-    return int(guild) if guild.isdigit() else None
 
 
 def corpus_namespace_name(guild_id: int, corpus: str) -> str:
@@ -53,13 +39,6 @@ def corpus_namespace_name(guild_id: int, corpus: str) -> str:
     if corpus in CORPORA:
         return CORPUS_PREFIX + corpus
     return upload_namespace_name(guild_id, corpus)
-
-
-async def uploaded_corpora(bot: MarkovBot, guild_id: int) -> list[str]:
-    prefix = upload_namespace_name(guild_id, "")
-    return [
-        n.name[len(prefix) :] for n in await bot.store.namespaces() if n.name.startswith(prefix)
-    ]
 
 
 async def corpus_autocomplete(
@@ -76,7 +55,7 @@ async def corpus_autocomplete(
     if interaction.guild_id is not None:
         choices += [
             app_commands.Choice(name=shorten(f"{n} (this server's upload)", 100), value=n)
-            for n in await uploaded_corpora(bot, interaction.guild_id)
+            for n in await bot.servers.uploads(interaction.guild_id)
             if typed in n.casefold()
         ]
     return choices[:25]
@@ -136,25 +115,20 @@ async def model_for(
         if chosen is not None:
             ns = await corpus_namespace(bot.store, chosen, TEACHING_ORDER)
             return bot.store.reader(ns), chosen.title
-        if corpus in await uploaded_corpora(bot, interaction.guild_id):
+        if corpus in await bot.servers.uploads(interaction.guild_id):
             name = upload_namespace_name(interaction.guild_id, corpus)
             return bot.store.reader(await bot.store.namespace(name, TEACHING_ORDER)), corpus
         raise UserFacingError(
             f"There is no corpus called “{echo(corpus, 40)}”: pick one from the list."
         )
-    ns = await bot.namespace(interaction.guild_id)
+    ns = await bot.servers.namespace(interaction.guild_id)
     if user is None and channel is None:
         return bot.store.reader(ns), "this server"
-    if user is not None:
-        from .learning import Learning
-
-        consents = await bot.guild_config.member_consent(interaction.guild_id)
-        config = await bot.guild_config.config(interaction.guild_id)
-        if not Learning.consents_for(config.consent, consents.get(user.id)):
-            raise UserFacingError(
-                f"{echo(user.display_name)} hasn't agreed to be imitated "
-                "(they can use `/markov-privacy optin`)."
-            )
+    if user is not None and not await bot.servers.may_imitate(interaction.guild_id, user.id):
+        raise UserFacingError(
+            f"{echo(user.display_name)} hasn't agreed to be imitated "
+            "(they can use `/markov-privacy optin`)."
+        )
     model = await bot.store.selection(
         ns,
         author=user.id if user else None,

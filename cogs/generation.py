@@ -69,7 +69,7 @@ async def vocabulary_autocomplete(
             return []
         ns = existing[0]
     else:
-        ns = await bot.namespace(interaction.guild_id)
+        ns = await bot.servers.namespace(interaction.guild_id)
     found = await bot.store.autocomplete(ns, prefix, 25)
     return [
         app_commands.Choice(name=shorten(head + w, 100), value=shorten(head + w, 100))
@@ -167,7 +167,8 @@ class GenerationCog(commands.Cog, name="Generation"):
     @app_commands.guild_only()
     async def markov_stats(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
-        ns = await self.bot.namespace(interaction.guild_id)
+        await interaction.response.defer(thinking=True)  # a new server's model is a write
+        ns = await self.bot.servers.namespace(interaction.guild_id)
         s = await self.bot.store.stats(ns)
         embed = discord.Embed(title="What I have learned here", colour=0x5865F2)
         embed.add_field(name="Messages", value=f"{s.messages:,}")
@@ -190,7 +191,7 @@ class GenerationCog(commands.Cog, name="Generation"):
                 or "—",
                 inline=False,
             )
-        await interaction.response.send_message(embed=embed)
+        await interaction.followup.send(embed=embed)
 
 
 async def setup(bot: MarkovBot) -> None:

@@ -8,38 +8,53 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.store.guilds import MemberConsent
+
+from .errors import acknowledge, answer
 from .views import OwnedView
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
 
-    from .learning import Learning
-
 __all__ = ["PrivacyCog"]
+
+_CHOICES = {"in": "opted in", "out": "opted out"}
 
 
 class ForgetOffer(OwnedView):
-    """After opting out, one click also erases what was already learned."""
+    """After opting out, one click, by the member alone, also erases what was learned."""
 
     refusal = "This button isn't yours."
     admins_may_press = False
 
-    def __init__(self, cog: PrivacyCog, owner: int) -> None:
+    def __init__(self, bot: MarkovBot, owner: int, label: str, done: str) -> None:
         super().__init__(owner, timeout=300)
-        self.cog = cog
+        self.bot = bot
+        self.done = done
+        self.forget.label = label
 
-    @discord.ui.button(label="Also forget my messages", style=discord.ButtonStyle.danger)
+    @discord.ui.button(label="Forget my messages", style=discord.ButtonStyle.danger)
     async def forget(
         self, interaction: discord.Interaction, _: discord.ui.Button[ForgetOffer]
     ) -> None:
+        assert interaction.guild_id is not None
         # Acknowledged first: the deletion may wait on a busy database longer than the
         # 3 seconds Discord gives a button.
         await interaction.response.defer()
-        n = await self.cog.forget_member(interaction)
+        n = await self.bot.servers.forget_member(interaction.guild_id, interaction.user.id)
         self.stop()
-        await interaction.edit_original_response(
-            content=f"Forgot {n:,} of your messages. You are opted out.", view=None
-        )
+        await interaction.edit_original_response(content=self.done.format(n=f"{n:,}"), view=None)
+
+
+class ForgetConfirm(ForgetOffer):
+    """``/markov-privacy forget`` asks first, as a purge does: erase, or cancel."""
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(
+        self, interaction: discord.Interaction, _: discord.ui.Button[ForgetConfirm]
+    ) -> None:
+        self.stop()
+        await interaction.response.edit_message(content="Nothing was deleted.", view=None)
 
 
 @app_commands.guild_only()
@@ -48,72 +63,71 @@ class PrivacyCog(commands.GroupCog, group_name="markov-privacy"):
 
     def __init__(self, bot: MarkovBot) -> None:
         self.bot = bot
+        self.servers = bot.servers
         super().__init__()
 
-    @property
-    def learning(self) -> Learning:
-        cog = self.bot.get_cog("Learning")
-        assert cog is not None
-        return cog  # type: ignore[return-value]
-
-    async def _set(self, interaction: discord.Interaction, consent: str) -> None:
+    async def _set(self, interaction: discord.Interaction, choice: MemberConsent) -> None:
         assert interaction.guild_id is not None
-        await self.bot.guild_config.set_member_consent(
-            interaction.guild_id,
-            interaction.user.id,
-            consent,  # type: ignore[arg-type]
-        )
-        self.learning.invalidate(interaction.guild_id)
-
-    async def forget_member(self, interaction: discord.Interaction) -> int:
-        assert interaction.guild_id is not None
-        await self.learning.flush()
-        ns = await self.bot.namespace(interaction.guild_id)
-        return await self.bot.store.forget_author(ns, interaction.user.id)
+        await acknowledge(interaction)
+        await self.servers.set_member_consent(interaction.guild_id, interaction.user.id, choice)
 
     @app_commands.command(name="optin", description="Let me learn from your messages here")
     async def optin(self, interaction: discord.Interaction) -> None:
         await self._set(interaction, "in")
-        await interaction.response.send_message(
+        await answer(
+            interaction,
             "Thanks! I'll learn from your messages in the channels admins enabled. "
             "`/markov-privacy optout` stops it any time.",
-            ephemeral=True,
         )
 
     @app_commands.command(name="optout", description="Stop learning from your messages")
     async def optout(self, interaction: discord.Interaction) -> None:
         await self._set(interaction, "out")
-        await interaction.response.send_message(
+        view = ForgetOffer(
+            self.bot,
+            interaction.user.id,
+            "Also forget my messages",
+            "Forgot {n} of your messages. You are opted out.",
+        )
+        await interaction.followup.send(
             "I won't learn from your messages any more. Forget what I already learned?",
-            view=ForgetOffer(self, interaction.user.id),
+            view=view,
             ephemeral=True,
         )
+        view.message = await interaction.original_response()
 
     @app_commands.command(name="forget", description="Delete everything I learned from you here")
     async def forget(self, interaction: discord.Interaction) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        n = await self.forget_member(interaction)
-        await interaction.followup.send(
-            f"Forgot {n:,} of your messages from this server's model.", ephemeral=True
+        assert interaction.guild_id is not None
+        await acknowledge(interaction)
+        status = await self.servers.member_status(interaction.guild_id, interaction.user.id)
+        view = ForgetConfirm(
+            self.bot,
+            interaction.user.id,
+            "Delete my messages",
+            "Forgot {n} of your messages from this server's model.",
         )
+        await interaction.followup.send(
+            f"This deletes the {status.stored:,} messages of yours I learned here "
+            "(it cannot be undone). Sure?",
+            view=view,
+            ephemeral=True,
+        )
+        view.message = await interaction.original_response()
 
     @app_commands.command(name="status", description="What I store about you here")
     async def status(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
-        config = await self.bot.guild_config.config(interaction.guild_id)
-        choice = (await self.bot.guild_config.member_consent(interaction.guild_id)).get(
-            interaction.user.id
-        )
-        learning = self.learning.consents_for(config.consent, choice)
-        ns = await self.bot.namespace(interaction.guild_id)
-        n = await self.bot.store.author_messages(ns, interaction.user.id)
-        await interaction.response.send_message(
-            f"Consent mode here: **{config.consent}**; your choice: "
-            f"**{ {'in': 'opted in', 'out': 'opted out'}.get(choice or '', 'none yet') }** — "
-            f"I {'am' if learning else 'am not'} learning from you.\n"
-            f"Stored: {n:,} of your messages, as word ids with the message, channel and time "
-            "(no text is kept beyond the model's words). `/markov-privacy forget` deletes them.",
-            ephemeral=True,
+        await acknowledge(interaction)
+        s = await self.servers.member_status(interaction.guild_id, interaction.user.id)
+        await answer(
+            interaction,
+            f"Consent mode here: **{s.mode}**; your choice: "
+            f"**{_CHOICES.get(s.choice or '', 'none yet')}** — "
+            f"I {'am' if s.learning else 'am not'} learning from you.\n"
+            f"Stored: {s.stored:,} of your messages, as word ids with the message, channel and "
+            "time (no text is kept beyond the model's words). `/markov-privacy forget` deletes "
+            "them.",
         )
 
 

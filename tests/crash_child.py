@@ -32,8 +32,9 @@ import discord.gateway
 import discord.http
 import yarl
 
-from bot.app import MarkovBot, _run
-from bot.settings import load_settings
+from bot.app import MarkovBot, _run, open_servers
+from bot.servers import Servers
+from bot.settings import Settings, load_settings
 
 LAG_INTERVAL = 0.010
 READY_LINE = "crash_child: ready"
@@ -60,7 +61,14 @@ async def main(args: argparse.Namespace) -> list[tuple[float, float]]:
         {"MARKOV_DB": args.db, "DISCORD_TOKEN": args.token, "LOG_LEVEL": args.log_level},
         dotenv_path=None,
     )
-    bot = MarkovBot(settings)
+    async with open_servers(settings) as servers:
+        return await _serve(args, settings, servers)
+
+
+async def _serve(
+    args: argparse.Namespace, settings: Settings, servers: Servers
+) -> list[tuple[float, float]]:
+    bot = MarkovBot(settings, servers)
     # discord.py waits this long after the last GUILD_CREATE before on_ready (default 2 s);
     # the fake sends every guild at once, so a short wait is enough (as in running_bot).
     bot._connection.guild_ready_timeout = 0.2

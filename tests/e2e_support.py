@@ -18,13 +18,14 @@ and its model from the same SQLite file the bot writes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from bot.app import MarkovBot
+from bot.app import MarkovBot, open_servers
 from bot.model import BOS, EOS, contribution
 from bot.settings import Settings
 from bot.store import Namespace
@@ -82,27 +83,36 @@ async def on_ready_finished(timeout: float = 5.0) -> None:
 
 
 class StartedBot:
-    """:class:`running_bot` that also waits for the bot's ``on_ready`` work before the test.
+    """The bot with its resources (:func:`bot.app.open_servers`) under :class:`running_bot`,
+    once it has also finished its ``on_ready`` work.
 
     The learning cog catches up on listened channels in ``on_ready``; a test that stopped
     the bot in the middle of that would measure the shutdown race (see
     ``test_e2e_learning.py::test_stopping_during_catch_up_is_clean``), not what it tests.
     """
 
-    def __init__(self, runner: running_bot[MarkovBot]) -> None:
-        self.runner = runner
+    def __init__(
+        self, fake: FakeDiscord, settings: Settings, force_sync: bool, running: dict[str, Any]
+    ) -> None:
+        self.fake, self.settings, self.force_sync, self.running = (
+            fake,
+            settings,
+            force_sync,
+            running,
+        )
+        self.stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> MarkovBot:
-        bot = await self.runner.__aenter__()
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            servers = await stack.enter_async_context(open_servers(self.settings))
+            bot = MarkovBot(self.settings, servers, force_sync=self.force_sync)
+            await stack.enter_async_context(running_bot(self.fake, bot, **self.running))
             await on_ready_finished()
-        except BaseException as exc:
-            await self.runner.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
+            self.stack = stack.pop_all()
         return bot
 
     async def __aexit__(self, *exc: Any) -> None:
-        await self.runner.__aexit__(*exc)
+        await self.stack.__aexit__(*exc)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,8 +156,7 @@ class E2E:
     ) -> StartedBot:
         """``async with e2e.start() as bot:`` — the real bot, logged in, ready, and done with
         its ``on_ready`` work (the catch-up of listened channels)."""
-        bot = MarkovBot(settings or self.settings, force_sync=force_sync)
-        return StartedBot(running_bot(self.fake, bot, **running))
+        return StartedBot(self.fake, settings or self.settings, force_sync, running)
 
     # ------------------------------------------------------------------ interactions
 
@@ -178,6 +187,16 @@ class E2E:
         await click.wait_message()  # a deferred click: until its edit arrives
         self.check_deadline(click)
         return click
+
+    async def forget_me(self, user: Any, **where: Any) -> InteractionRecord:
+        """``/markov-privacy forget`` and its confirmation; returns the command's record,
+        whose message says what was forgotten once the deletion is done."""
+        ask = await self.invoke(user, "markov-privacy forget", **where)
+        assert ask.ephemeral and ask.content.endswith("(it cannot be undone). Sure?"), ask.content
+        confirm, _cancel = ask.custom_ids()
+        await self.click(ask, confirm, user)
+        await self.fake.wait_for(lambda: ask.content.startswith("Forgot"), what="the forget")
+        return ask
 
     @staticmethod
     def check_deadline(rec: InteractionRecord) -> None:
@@ -213,13 +232,11 @@ class E2E:
         return [await self.fake.send_message(channel, author, text, **extra) for text in texts]
 
     async def ns(self, bot: MarkovBot, guild: Any = None) -> Namespace:
-        return await bot.namespace(self.world.guild_id if guild is None else int(guild))
+        return await bot.servers.namespace(self.world.guild_id if guild is None else int(guild))
 
     async def flush(self, bot: MarkovBot) -> None:
-        """Write what the learning cog has queued (what its 1-second flusher would do)."""
-        learning = bot.get_cog("Learning")
-        assert learning is not None
-        await learning.flush()  # type: ignore[attr-defined]
+        """Write what the service has queued (what the 1-second flusher would do)."""
+        await bot.servers.flush()
 
     async def known(self, bot: MarkovBot, ids: Sequence[int], guild: Any = None) -> set[int]:
         return await bot.store.known_messages(await self.ns(bot, guild), ids)

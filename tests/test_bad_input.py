@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bot.app import MarkovBot
+from bot.app import MarkovBot, open_servers
 from bot.settings import load_settings
 from tests.fake_discord import (
     BOT_USER_ID,
@@ -628,7 +628,10 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
             settings = load_settings(
                 {"MARKOV_DB": str(db), "DISCORD_TOKEN": TOKEN}, dotenv_path=None
             )
-            async with running_bot(fake, MarkovBot(settings)) as bot:
+            async with (
+                open_servers(settings) as servers,
+                running_bot(fake, MarkovBot(settings, servers)) as bot,
+            ):
                 await on_ready_done()
                 e = Env(fake, world, bot, db, refs, errors)
                 # Learning on in #general; alice's messages are learned.
@@ -641,10 +644,9 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
                 await answered(rec)
                 for text in CHAT:
                     await fake.send_message(world.channel_id, world.user_id, text)
-                ns = await bot.namespace(world.guild_id)
-                learning = bot.get_cog("Learning")
+                ns = await bot.servers.namespace(world.guild_id)
                 for _ in range(200):
-                    await learning.flush()  # type: ignore[union-attr]
+                    await bot.servers.flush()
                     if (await bot.store.stats(ns)).messages == len(CHAT):
                         break
                     await asyncio.sleep(0.02)

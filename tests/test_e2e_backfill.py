@@ -121,7 +121,7 @@ async def test_backfill_resumes_after_a_restart_without_learning_twice(
         await fake.wait_for_request("GET", history_path)
         rule = fake.rate_limit_next("GET", history_path, retry_after=30)
         await fake.wait_for(lambda: rule.hits == 1, what="the second page to be rate limited")
-        saved = await bot.guild_config.backfill(w.guild_id, w.channel_id)
+        saved = await bot.servers.guilds.backfill(w.guild_id, w.channel_id)
         assert saved is not None and not saved.done
         assert (saved.read, saved.learned, saved.remaining) == (100, 100, 150)
         assert saved.before == min(ids_of(history[-100:]))
@@ -130,11 +130,11 @@ async def test_backfill_resumes_after_a_restart_without_learning_twice(
     async with e2e.start() as bot:
 
         async def finished() -> bool:
-            b = await bot.guild_config.backfill(w.guild_id, w.channel_id)
+            b = await bot.servers.guilds.backfill(w.guild_id, w.channel_id)
             return b is not None and b.done
 
         await eventually(finished, what="the resumed backfill to finish")
-        b = await bot.guild_config.backfill(w.guild_id, w.channel_id)
+        b = await bot.servers.guilds.backfill(w.guild_id, w.channel_id)
         assert b is not None
         assert (b.read, b.learned, b.skipped, b.remaining) == (250, 250, 0, 0)
 
@@ -186,7 +186,7 @@ async def test_a_backfill_without_access_fails_visibly_and_waits_for_an_admin(
                 "Missing Access (403) (I need View Channel and Read Message History there)",
             )
         ]
-        saved = await bot.guild_config.backfill(w.guild_id, w.channel_id)
+        saved = await bot.servers.guilds.backfill(w.guild_id, w.channel_id)
         assert saved is not None and not saved.done
         assert saved.failed is not None and saved.failed.startswith("Missing Access (403)")
 
@@ -204,7 +204,7 @@ async def test_a_backfill_without_access_fails_visibly_and_waits_for_an_admin(
             if r.method == "GET" and re.fullmatch(history_path, r.path) and "after" not in r.query
         ]
         assert again == []
-        saved = await bot.guild_config.backfill(w.guild_id, w.channel_id)
+        saved = await bot.servers.guilds.backfill(w.guild_id, w.channel_id)
         assert saved is not None and saved.failed is not None
 
         # Access given, the admin starts it again: it runs and the failure is cleared.
@@ -212,6 +212,6 @@ async def test_a_backfill_without_access_fails_visibly_and_waits_for_an_admin(
         rec = await start_backfill(fake, w, 100)
         await fake.wait_for(lambda: " done " in rec.content, what="the second backfill")
         assert "done 30 read, 30 learned, 0 skipped" in rec.content
-        saved = await bot.guild_config.backfill(w.guild_id, w.channel_id)
+        saved = await bot.servers.guilds.backfill(w.guild_id, w.channel_id)
         assert saved is not None and saved.done and saved.failed is None
         assert await e2e.known(bot, ids_of(history)) == set(ids_of(history))

@@ -385,9 +385,9 @@ async def test_admin_commands_refuse_members_without_manage_server(
             assert rec.ephemeral
             assert rec.content == "You need the Manage Server permission for that."
             assert rec.components == []
-        config = await bot.guild_config.config(w.guild_id)
+        config = await bot.servers.guilds.config(w.guild_id)
         assert config.listened == frozenset() and config.consent == "opt-in"
-        assert await bot.guild_config.backfill(w.guild_id, w.channel_id) is None
+        assert await bot.servers.guilds.backfill(w.guild_id, w.channel_id) is None
         assert fake.requests_matching("GET", rf"/channels/{w.channel_id}/messages") == []
 
         # Manage Server through any role is enough.
@@ -596,7 +596,7 @@ async def test_two_servers_never_see_each_others_words(e2e: E2E, fake: FakeDisco
             assert rec.content.startswith("I never learned")
 
         # Forgetting over there leaves this server untouched.
-        rec = await e2e.invoke(carol, "markov-privacy forget", guild=other["id"], channel=there)
+        rec = await e2e.forget_me(carol, guild=other["id"], channel=there)
         assert rec.content == "Forgot 3 of your messages from this server's model."
         await e2e.assert_model(bot, [], guild=other["id"])
         await e2e.assert_model(bot, here_texts)

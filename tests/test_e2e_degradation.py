@@ -97,7 +97,7 @@ async def fill_channel_settings(bot: MarkovBot, guild: int, around: int) -> int:
     for i in range(1, 100_000):
         channel = around + (i if i % 2 else -i)
         try:
-            await bot.guild_config.set_listening(guild, channel, False)
+            await bot.servers.guilds.set_listening(guild, channel, False)
         except sqlite3.OperationalError:
             return i - 1
     raise AssertionError("the database never filled up")
@@ -143,8 +143,8 @@ async def test_a_brief_lock_delays_writes_but_they_are_answered_in_time(
     e2e: E2E, fake: FakeDiscord, db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Locked for 2.5 s, shorter than the busy timeout: the writes wait and succeed, and
-    each command is acknowledged before Discord's deadline although it ran for longer (the
-    tree defers it), then shows its own answer with the visibility it asked for."""
+    each command is acknowledged before Discord's deadline although it ran for longer (it
+    defers first), then shows its own answer with the visibility it asked for."""
     caplog.set_level(logging.INFO)
     w = e2e.world
     random = fake.add_text_channel(w.guild_id, "random")
@@ -172,24 +172,19 @@ async def test_a_brief_lock_delays_writes_but_they_are_answered_in_time(
             assert await e2e.known(bot, ids_of(during)) == set()
         for rec in (listen, stats):
             await rec.wait_message(timeout=5)
+            # Acknowledged at once, while the lock still held their writes back.
             assert rec.deferred
-            assert rec.response_time is not None and 1.5 < rec.response_time < DEADLINE
+            assert rec.response_time is not None and rec.response_time < 1.0
         assert listen.content.startswith(f"Listening in <#{random['id']}>"), listen.content
         assert listen.ephemeral
         assert stats.embeds[0]["title"] == "What I have learned here"
-        assert not stats.ephemeral  # a public answer, not the ephemeral placeholder
-        assert stats.original is None  # which was removed
+        assert not stats.ephemeral  # a public answer
         await e2e.wait_learned(bot, during, flush=False)
         await e2e.assert_model(bot, ["posted while the file was locked"])
-        assert (await bot.guild_config.config(w.guild_id)).listened == {
+        assert (await bot.servers.guilds.config(w.guild_id)).listened == {
             w.channel_id,
             int(random["id"]),
         }
-    deferrals = sorted(r.getMessage() for r in records(caplog, "cogs.errors", logging.WARNING))
-    assert deferrals == [
-        "/markov-admin listen has not answered after 2.0 s; deferred it",
-        "/markov-stats has not answered after 2.0 s; deferred it",
-    ]
 
 
 async def test_locked_database_reads_go_on_writes_get_a_polite_reply_nothing_is_lost(
@@ -337,9 +332,7 @@ async def test_a_long_outage_bounds_the_queue_and_says_so(
     w = e2e.world
     async with e2e.start() as bot:
         await e2e.enable_learning(w.user_id)
-        learning = bot.get_cog("Learning")
-        assert learning is not None
-        learning.writes.limit = 3  # type: ignore[attr-defined]
+        bot.servers.writes.limit = 3
         await pin_database_size(bot)
         # The first needs new pages to be stored, so every write of the queue fails.
         texts = [" ".join(f"word{i}" for i in range(300))]
@@ -392,7 +385,7 @@ async def test_channels_and_threads_deleted_during_an_outage_are_forgotten_after
         await e2e.flush(bot)
         assert await e2e.known(bot, ids_of(queued)) == set()
         await e2e.assert_model(bot, ["general words stay"])
-        assert (await bot.guild_config.config(w.guild_id)).listened == frozenset({w.channel_id})
+        assert (await bot.servers.guilds.config(w.guild_id)).listened == frozenset({w.channel_id})
 
 
 # ---------------------------------------------------------------------- gateway drops

@@ -7,7 +7,7 @@ stored counts against a recount of the stored messages (:meth:`E2E.snapshot`).
 
 from __future__ import annotations
 
-from bot.app import MarkovBot
+from bot.app import MarkovBot, open_servers
 from tests.e2e_support import E2E, eventually, ids_of, on_ready_finished
 from tests.fake_discord import FakeDiscord, running_bot
 
@@ -164,7 +164,7 @@ async def test_forget_removes_exactly_one_members_contribution(e2e: E2E, fake: F
         # after the forget.
         await e2e.say(w.channel_id, w.user_id, "queued words from alice")
 
-        rec = await e2e.invoke(w.user_id, "markov-privacy forget")
+        rec = await e2e.forget_me(w.user_id)
         assert rec.ephemeral
         assert rec.content == "Forgot 4 of your messages from this server's model."
         await e2e.flush(bot)
@@ -267,7 +267,7 @@ async def test_channel_delete_forgets_that_channel_and_its_settings(
         await e2e.assert_model(bot, ["general words stay", "more general"])
 
         async def only_general_listened() -> bool:
-            config = await bot.guild_config.config(w.guild_id)
+            config = await bot.servers.guilds.config(w.guild_id)
             return config.listened == frozenset({w.channel_id})
 
         await eventually(only_general_listened, what="the deleted channel to leave the settings")
@@ -323,7 +323,10 @@ async def test_stopping_during_catch_up_is_clean(e2e: E2E, fake: FakeDiscord) ->
         await e2e.enable_learning(w.user_id)
         await e2e.wait_learned(bot, await e2e.say(w.channel_id, w.user_id, "seen online"))
     fake.rate_limit_next("GET", rf"/channels/{w.channel_id}/messages", retry_after=0.3)
-    async with running_bot(fake, MarkovBot(e2e.settings)) as bot:
+    async with (
+        open_servers(e2e.settings) as servers,
+        running_bot(fake, MarkovBot(e2e.settings, servers)) as bot,
+    ):
         # Stop while the catch-up's history request waits out its rate limit.
         await fake.wait_for(
             lambda: any(

@@ -41,7 +41,7 @@ DAY = 86_400.0
 
 
 class Clock:
-    """A wall clock the test sets; installed as the learning cog's ``now``."""
+    """A wall clock the test sets; installed as the service's ``now``."""
 
     def __init__(self) -> None:
         self.t = time.time()
@@ -74,10 +74,10 @@ async def with_clock(bot: MarkovBot) -> tuple[Learning, Clock]:
         return loop.next_iteration is not None and loop.next_iteration > soon
 
     await eventually(first_iteration_started, what="the first housekeeping iteration")
-    async with cog._housekeeping_lock:  # held by that iteration until it is done
+    async with bot.servers.housekeeping_lock:  # held by that iteration until it is done
         pass
     clock = Clock()
-    cog.now = clock
+    bot.servers.now = clock
     return cog, clock
 
 
@@ -205,7 +205,7 @@ async def test_retention_forgets_messages_older_than_its_limit_hourly(
         )
         assert refused.ephemeral
         assert refused.content == "You need the Manage Server permission for that."
-        assert (await bot.guild_config.config(w.guild_id)).retention_days is None
+        assert (await bot.servers.guilds.config(w.guild_id)).retention_days is None
 
         rec = await e2e.invoke(w.admin_id, "markov-admin retention", {"days": 7})
         assert rec.ephemeral and rec.content == "Messages older than 7 days are forgotten hourly."
@@ -227,7 +227,7 @@ async def test_retention_forgets_messages_older_than_its_limit_hourly(
         # days:0 switches retention off: nothing is forgotten any more, however late.
         rec = await e2e.invoke(w.admin_id, "markov-admin retention", {"days": 0})
         assert rec.ephemeral and rec.content == "Messages are kept."
-        assert (await bot.guild_config.config(w.guild_id)).retention_days is None
+        assert (await bot.servers.guilds.config(w.guild_id)).retention_days is None
         clock.advance(3650)
         await housekeeping(cog)
         await assert_consistent(e2e, bot, today)
@@ -255,7 +255,7 @@ async def test_housekeeping_survives_a_locked_database(
         blocker = sqlite3.connect(bot.store.path, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")
         try:
-            with caplog.at_level(logging.ERROR, logger="cogs.learning"):
+            with caplog.at_level(logging.ERROR, logger="bot.tasks"):
                 await housekeeping(cog)  # raises nothing
         finally:
             blocker.execute("ROLLBACK")
@@ -369,7 +369,7 @@ async def namespaces_of(bot: MarkovBot, guild: int) -> set[int]:
 
 async def removed(bot: MarkovBot) -> set[int]:
     """Servers whose grace period is running."""
-    return set(await bot.guild_config.removed_before(math.inf))
+    return set(await bot.servers.guilds.removed_before(math.inf))
 
 
 async def upload(e2e: E2E, guild: int, channel: int, admin: int, name: str, text: str) -> None:
@@ -501,12 +501,12 @@ async def test_removed_server_is_kept_for_the_grace_period_then_deleted(
         await assert_consistent(e2e, bot, THERE, guild=there_guild)
         await assert_members_see(e2e, THERE, HERE, guild=there_guild, channel=there)
         await assert_corpus(e2e, there_guild, there, "peaks", present=True)
-        assert (await bot.guild_config.config(there_guild)).listened == frozenset({there})
+        assert (await bot.servers.guilds.config(there_guild)).listened == frozenset({there})
 
         # Invited back after the deletion, it starts from nothing: no channel is listened,
         # no member has consented, no upload exists, and nothing is learned.
         await invite_back(fake, departed)
-        config = await bot.guild_config.config(here)
+        config = await bot.servers.guilds.config(here)
         assert (config.listened, config.consent, config.retention_days) == (
             frozenset(),
             "opt-in",
@@ -548,7 +548,7 @@ async def test_removal_and_reinvitation_while_offline(e2e: E2E, fake: FakeDiscor
         assert footprint(db, here, here_ns) == here_before
         # Backdated past the grace period: the first housekeeping after the next start
         # would delete it, were it not for the re-invitation below.
-        await bot.guild_config.mark_removed(here, True, at=time.time() - (grace + 1) * DAY)
+        await bot.servers.guilds.mark_removed(here, True, at=time.time() - (grace + 1) * DAY)
 
     # Invited back while offline: the next start cancels the deletion.
     await invite_back(fake, departed)

@@ -7,7 +7,7 @@ import asyncio
 import discord
 import pytest
 
-from bot.app import MarkovBot, run_bot
+from bot.app import run_bot
 from bot.settings import Settings, load_settings
 from tests.conftest import TOKEN
 from tests.e2e_support import E2E
@@ -20,7 +20,6 @@ from tests.fake_discord import (
     PERM_MANAGE_GUILD,
     FakeDiscord,
     FakeDiscordError,
-    running_bot,
 )
 
 # Option types in Discord's command payloads.
@@ -141,7 +140,7 @@ async def test_login_failure_and_missing_intent_surface_from_start(
     e2e: E2E, fake: FakeDiscord
 ) -> None:
     with pytest.raises(discord.LoginFailure):
-        async with running_bot(fake, MarkovBot(e2e.settings), token="not-" + TOKEN):
+        async with e2e.start(token="not-" + TOKEN):
             pass
     fake.privileged_intents_enabled = False
     with pytest.raises(discord.PrivilegedIntentsRequired):
