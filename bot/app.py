@@ -77,6 +77,12 @@ class MarkovBot(commands.Bot):
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands: the learning cog listens to messages instead."""
 
+    async def on_interaction(self, interaction: discord.Interaction, /) -> None:
+        """A press on buttons whose view is gone is answered, not left to fail."""
+        from cogs.views import answer_late_press
+
+        await answer_late_press(interaction)
+
     async def namespace(self, guild_id: int) -> Namespace:
         """The model of one server (created on first use)."""
         ns = self._namespaces.get(guild_id)

@@ -24,7 +24,7 @@ from bot.store.guilds import Backfill
 from .common import require_admin, upload_namespace_name, uploaded_corpora
 from .errors import UserFacingError
 from .learning import PROGRESS_EVERY
-from .views import OwnedView
+from .views import OwnedView, send_ephemeral_view
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
@@ -307,10 +307,10 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
 
     @app_commands.command(name="purge", description="Delete everything learned in this server")
     async def purge_command(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(
+        await send_ephemeral_view(
+            interaction,
             "This deletes every message and word I learned in this server. Sure?",
-            view=PurgeConfirm(self, interaction.user.id),
-            ephemeral=True,
+            PurgeConfirm(self, interaction.user.id),
         )
 
     async def purge(self, guild: int) -> int:

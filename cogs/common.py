@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from bot.app import MarkovBot
 
 __all__ = [
+    "MAX_SEED",
     "CorpusName",
+    "Seed",
     "corpus_autocomplete",
     "inert",
     "model_for",
@@ -33,6 +35,12 @@ UPLOAD_PREFIX = "upload:"
 #: A corpus option: a bundled corpus's name or an upload's (at most 32 characters, see
 #: ``cogs.admin.CORPUS_NAME``). Declaring the length makes Discord refuse longer text.
 CorpusName = app_commands.Range[str, 1, 32]
+
+#: Discord's integer options hold -(2^53 - 1) .. 2^53 - 1; a bound outside that makes it refuse
+#: the whole command registration, leaving the server with no commands.
+MAX_SEED = 2**53 - 1
+#: A seed option, the same on every command that takes one.
+Seed = app_commands.Range[int, 0, MAX_SEED]
 
 
 def upload_namespace_name(guild_id: int, name: str) -> str:

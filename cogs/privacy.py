@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from .views import OwnedView
+from .views import OwnedView, send_ephemeral_view
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
@@ -83,10 +83,10 @@ class PrivacyCog(commands.GroupCog, group_name="markov-privacy"):
     @app_commands.command(name="optout", description="Stop learning from your messages")
     async def optout(self, interaction: discord.Interaction) -> None:
         await self._set(interaction, "out")
-        await interaction.response.send_message(
+        await send_ephemeral_view(
+            interaction,
             "I won't learn from your messages any more. Forget what I already learned?",
-            view=ForgetOffer(self, interaction.user.id),
-            ephemeral=True,
+            ForgetOffer(self, interaction.user.id),
         )
 
     @app_commands.command(name="forget", description="Delete everything I learned from you here")

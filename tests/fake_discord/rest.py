@@ -1079,6 +1079,8 @@ class RestApi:
                     "Cannot edit a message authored by another user",
                 )
             self._require(cid, PERM_MANAGE_MESSAGES)
+        else:
+            self._require(cid, 0)  # even its own message: not without access to the channel
         validate_message_data(data, body.files)
         candidate = copy.deepcopy(message)
         apply_message_data(fake.world, candidate, data, body.files, creating=False)
