@@ -143,6 +143,25 @@ def _field(error: ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path)
 
 
+def _explain(error: ValidationError) -> Violation:
+    """The most telling part of ``error``: inside an ``anyOf`` (one schema per option type,
+    say), the error that got furthest into the body is the one about the field that is wrong.
+    """
+    while error.context:
+        branches: dict[Any, list[ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        # A branch failing a ``const``/``enum`` is for another kind of object (its ``type``).
+        fitting = [
+            errs
+            for errs in branches.values()
+            if not any(e.validator in ("const", "enum") for e in errs)
+        ] or list(branches.values())
+        error = max((e for errs in fitting for e in errs), key=lambda e: len(e.absolute_path))
+    message = error.message if len(error.message) <= 200 else error.message[:197] + "..."
+    return Violation(_field(error), message)
+
+
 def check_query(template: str, method: str, query: dict[str, str]) -> Violation | None:
     """The first query parameter the operation does not declare or whose value it refuses."""
     declared = _query_params(template, method.lower())
@@ -152,7 +171,7 @@ def check_query(template: str, method: str, query: dict[str, str]) -> Violation 
         pointer, schema = declared[name]
         error = best_match(_validator(pointer).iter_errors(_coerce(raw, _schema_type(schema))))
         if error is not None:
-            return Violation(name, f"query {name}={raw!r}: {error.message}")
+            return Violation(name, f"query {name}={raw!r}: {_explain(error).message}")
     return None
 
 
@@ -179,9 +198,7 @@ def check_body(template: str, method: str, body: Any) -> Violation | None:
     if body is None and not required:
         return None
     error = best_match(_validator(pointer).iter_errors(body))
-    if error is None:
-        return None
-    return Violation(_field(error), error.message)
+    return None if error is None else _explain(error)
 
 
 def warm() -> None:
