@@ -35,6 +35,7 @@ EXTENSIONS = (
     "cogs.stepping",
     "cogs.admin",
     "cogs.privacy",
+    "cogs.buttons",
 )
 _SYNC_KEY = "commands-hash"
 

@@ -25,7 +25,7 @@ from bot.store.guilds import Backfill
 from .common import require_admin
 from .errors import UserFacingError, acknowledge, answer, echo
 from .history import start_backfill
-from .views import OwnedView
+from .views import OwnedView, send_ephemeral_view
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
@@ -300,10 +300,10 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
 
     @app_commands.command(name="purge", description="Delete everything learned in this server")
     async def purge_command(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(
+        await send_ephemeral_view(
+            interaction,
             "This deletes every message and word I learned in this server. Sure?",
-            view=PurgeConfirm(self, interaction.user.id),
-            ephemeral=True,
+            PurgeConfirm(self, interaction.user.id),
         )
 
 

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from bot.app import MarkovBot
 
 __all__ = [
+    "MAX_SEED",
     "CorpusName",
+    "Seed",
     "corpus_autocomplete",
     "inert",
     "model_for",
@@ -32,6 +34,12 @@ MESSAGE_LIMIT = 2000
 #: A corpus option: a bundled corpus's name or an upload's (at most 32 characters, see
 #: ``cogs.admin.CORPUS_NAME``). Declaring the length makes Discord refuse longer text.
 CorpusName = app_commands.Range[str, 1, 32]
+
+#: Discord's integer options hold -(2^53 - 1) .. 2^53 - 1; a bound outside that makes it refuse
+#: the whole command registration, leaving the server with no commands.
+MAX_SEED = 2**53 - 1
+#: A seed option, the same on every command that takes one.
+Seed = app_commands.Range[int, 0, MAX_SEED]
 
 
 def corpus_namespace_name(guild_id: int, corpus: str) -> str:

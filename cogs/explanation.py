@@ -20,7 +20,7 @@ from bot.sampling import MAX_TEMPERATURE, MAX_TOP_K
 
 from .common import CorpusName, corpus_autocomplete, inert, model_for
 from .generation import Temperature, vocabulary_autocomplete
-from .views import OwnedView
+from .views import OwnedView, through_bot
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
@@ -157,10 +157,10 @@ class ExplanationCog(commands.Cog, name="Explanation"):
         embed, file = await render(model, request)
         view = ExplainView(model, request, interaction.user.id)
         if file is not None:
-            await interaction.followup.send(embed=embed, file=file, view=view)
+            sent = await interaction.followup.send(embed=embed, file=file, view=view, wait=True)
         else:
-            await interaction.followup.send(embed=embed, view=view)
-        view.message = await interaction.original_response()
+            sent = await interaction.followup.send(embed=embed, view=view, wait=True)
+        view.attach(interaction, through_bot(interaction, sent))
 
 
 async def setup(bot: MarkovBot) -> None:

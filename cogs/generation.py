@@ -13,7 +13,14 @@ from bot.generate import DEFAULT_TEMPERATURES, Options, compare, generate, parse
 from bot.present import shorten, temperature_label, trace_lines
 from bot.sampling import MAX_LENGTH, MAX_TEMPERATURE, MAX_TOP_K
 
-from .common import CorpusName, corpus_autocomplete, corpus_namespace_name, inert, model_for
+from .common import (
+    CorpusName,
+    Seed,
+    corpus_autocomplete,
+    corpus_namespace_name,
+    inert,
+    model_for,
+)
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
@@ -103,7 +110,7 @@ class GenerationCog(commands.Cog, name="Generation"):
         start: app_commands.Range[str, 1, 200] | None = None,
         temp: Temperature = 1.0,
         length: app_commands.Range[int, 1, MAX_LENGTH] = 30,
-        seed: app_commands.Range[int, 0, 2**53] | None = None,
+        seed: Seed | None = None,
         user: discord.Member | None = None,
         channel: discord.TextChannel | None = None,
         top_k: app_commands.Range[int, 0, MAX_TOP_K] | None = None,
@@ -146,7 +153,7 @@ class GenerationCog(commands.Cog, name="Generation"):
         interaction: discord.Interaction,
         start: app_commands.Range[str, 1, 200] | None = None,
         temps: app_commands.Range[str, 1, 100] = DEFAULT_TEMPS,
-        seed: app_commands.Range[int, 0, 2**53] | None = None,
+        seed: Seed | None = None,
         corpus: CorpusName | None = None,
     ) -> None:
         temperatures = parse_temperatures(temps)

@@ -11,7 +11,7 @@ from discord.ext import commands
 from bot.store.guilds import MemberConsent
 
 from .errors import acknowledge, answer
-from .views import OwnedView
+from .views import OwnedView, send_ephemeral_view
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
@@ -89,12 +89,11 @@ class PrivacyCog(commands.GroupCog, group_name="markov-privacy"):
             "Also forget my messages",
             "Forgot {n} of your messages. You are opted out.",
         )
-        await interaction.followup.send(
+        await send_ephemeral_view(
+            interaction,
             "I won't learn from your messages any more. Forget what I already learned?",
-            view=view,
-            ephemeral=True,
+            view,
         )
-        view.message = await interaction.original_response()
 
     @app_commands.command(name="forget", description="Delete everything I learned from you here")
     async def forget(self, interaction: discord.Interaction) -> None:
@@ -107,13 +106,12 @@ class PrivacyCog(commands.GroupCog, group_name="markov-privacy"):
             "Delete my messages",
             "Forgot {n} of your messages from this server's model.",
         )
-        await interaction.followup.send(
+        await send_ephemeral_view(
+            interaction,
             f"This deletes the {status.stored:,} messages of yours I learned here "
             "(it cannot be undone). Sure?",
-            view=view,
-            ephemeral=True,
+            view,
         )
-        view.message = await interaction.original_response()
 
     @app_commands.command(name="status", description="What I store about you here")
     async def status(self, interaction: discord.Interaction) -> None:

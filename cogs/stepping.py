@@ -24,9 +24,9 @@ from bot.present import shorten, temperature_label
 from bot.sampling import MAX_LENGTH, MAX_TEMPERATURE
 from bot.tokenize import join_words
 
-from .common import CorpusName, corpus_autocomplete, inert, model_for
+from .common import CorpusName, Seed, corpus_autocomplete, inert, model_for
 from .generation import Temperature, vocabulary_autocomplete
-from .views import OwnedView
+from .views import OwnedView, through_bot
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
@@ -186,7 +186,7 @@ class SteppingCog(commands.Cog, name="Stepping"):
         interaction: discord.Interaction,
         start: app_commands.Range[str, 1, 200] | None = None,
         temp: Temperature = 1.0,
-        seed: app_commands.Range[int, 0, 2**53] | None = None,
+        seed: Seed | None = None,
         corpus: CorpusName | None = None,
     ) -> None:
         await interaction.response.defer(thinking=True)
@@ -204,8 +204,8 @@ class SteppingCog(commands.Cog, name="Stepping"):
             words=await model.spell(tokens),
         )
         view = StepView(state, interaction.user.id)
-        await interaction.followup.send(embed=await view.render(), view=view)
-        view.message = await interaction.original_response()
+        sent = await interaction.followup.send(embed=await view.render(), view=view, wait=True)
+        view.attach(interaction, through_bot(interaction, sent))
 
 
 async def setup(bot: MarkovBot) -> None:

@@ -38,6 +38,9 @@ async def fake() -> AsyncIterator[FakeDiscord]:
         assert not late, f"interactions not acknowledged within {DEADLINE} s: {late}"
         fake.assert_no_mentions_allowed()
         assert not fake.pings(), "the bot sent a message that notifies someone"
+        assert not fake.spec_violations, "requests Discord's rules refuse: " + "; ".join(
+            fake.spec_violations
+        )
 
 
 @pytest.fixture

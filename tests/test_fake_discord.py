@@ -575,6 +575,9 @@ async def test_permissions_unknown_routes_and_patch_restore(
         with pytest.raises(discord.NotFound):
             await bot.http.request(discord.http.Route("GET", "/nonexistent/thing"))
         assert [r.path for r in fake_discord.unknown_requests] == ["/nonexistent/thing"]
+        assert fake_discord.take_spec_violations() == [
+            "GET /nonexistent/thing: no such route in Discord's OpenAPI spec"
+        ]
     assert fake_discord.api_url == discord.http.Route.BASE  # the fixture keeps it installed
     fake_discord.uninstall()
     assert discord.http.Route.BASE == "https://discord.com/api/v10"

@@ -50,11 +50,11 @@ InteractionRecord: wait_response(), wait_edit(n), wait_followup(n), wait_message
 response_type, response_time, original, followups, latest, content, embeds, components,
 attachments, flags, ephemeral, thinking, custom_ids(), choices, modal, rejected, edits.
 
-Inspection: requests / requests_matching(method, path_regex) / unknown_requests, outgoing
-(every message payload), mention_violations() / assert_no_mentions_allowed() / pings(),
-bot_messages(channel), channel_messages(channel), message(id), commands(guild=None),
-command(name), command_syncs, intents, identify_payloads, gateway.connections,
-gateway.resumes, bot_errors, internal_errors.
+Inspection: requests / requests_matching(method, path_regex) / unknown_requests,
+spec_violations, outgoing (every message payload), mention_violations() /
+assert_no_mentions_allowed() / pings(), bot_messages(channel), channel_messages(channel),
+message(id), commands(guild=None), command(name), command_syncs, intents,
+identify_payloads, gateway.connections, gateway.resumes, bot_errors, internal_errors.
 Waiting: wait_for(predicate), wait_for_request(method, path_regex),
 wait_for_bot_message(channel, after=trigger_id), wait_until_connected().
 Rate limits: rate_limit_next(method, path_regex, retry_after=0.2).
@@ -64,6 +64,15 @@ component limits, the 3-second interaction deadline, single acknowledgement, cha
 permissions (403), privileged intents (close 4014), MESSAGE_CONTENT blanking, command
 payload validation, default_member_permissions on invoke.  A bot that passes here does
 not fail on those in production.
+
+Discord's own rules: every request is checked against Discord's OpenAPI spec
+(``spec/openapi.json``: its route must exist, its query and JSON or ``payload_json`` body
+must fit the schema; integer snowflakes are accepted) and command registrations against the
+documented limits the schema leaves out (``command_limits``).  A refused request gets
+Discord's error (404, or 400 / 50035 "Invalid Form Body" with ``errors``) and is recorded in
+``spec_violations``; ``running_bot`` fails the test on exit while any are left (a test that
+provokes one takes it with ``take_spec_violations()``).  Interaction tokens expire after 15
+minutes (webhook calls then get 401 / 50027): ``age_token(rec, seconds)`` / ``expire_token(rec)``.
 """
 
 from .constants import (

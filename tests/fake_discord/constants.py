@@ -182,6 +182,9 @@ SELECT_COMPONENT_TYPES: Final = frozenset({3, 5, 6, 7, 8})
 BUTTON_STYLE_LINK: Final = 5
 BUTTON_STYLE_PREMIUM: Final = 6
 
+# An interaction token works for follow-ups and edits this long (seconds), then 401 / 50027.
+INTERACTION_TOKEN_LIFETIME: Final = 15 * 60.0
+
 # JSON error codes.
 ERR_GENERAL: Final = 0
 ERR_UNKNOWN_CHANNEL: Final = 10003
@@ -198,6 +201,7 @@ ERR_MISSING_ACCESS: Final = 50001
 ERR_MISSING_PERMISSIONS: Final = 50013
 ERR_INVALID_FORM_BODY: Final = 50035
 ERR_ALREADY_ACKNOWLEDGED: Final = 40060
+ERR_INVALID_WEBHOOK_TOKEN: Final = 50027
 
 # Size limits enforced on bot-sent messages.
 MAX_CONTENT_LENGTH: Final = 2000

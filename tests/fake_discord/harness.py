@@ -184,6 +184,11 @@ class running_bot(Generic[ClientT]):
                 "the fake itself crashed while serving the bot:\n"
                 + "\n".join(self.fake.internal_errors)
             )
+        if self.fake.spec_violations:
+            raise FakeDiscordError(
+                "requests Discord's published rules refuse (OpenAPI spec, documented limits):\n"
+                + "\n".join(self.fake.spec_violations)
+            )
         if self.fail_on_bot_errors and self.fake.bot_errors:
             raise BotErrors(
                 "discord.py logged exceptions from the bot:\n"

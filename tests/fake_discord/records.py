@@ -251,6 +251,8 @@ class InteractionRecord:
         self.name = name
         self.custom_id = custom_id
         self.dispatched_at = dispatched_at
+        # Seconds added to the token's age by FakeDiscord.age_token (tests do not sleep 15 min).
+        self.token_aged_by = 0.0
         self.callback: CallbackRecord | None = None
         self.rejected: list[dict[str, Any]] = []
         self.original_message_id: int | None = None

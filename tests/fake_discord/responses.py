@@ -56,15 +56,46 @@ class ApiError(Exception):
         return json_response(body, status=self.status)
 
 
-def form_error(field: str, code: str, message: str, status_code: int = 50035) -> ApiError:
-    """A 400 Invalid Form Body error naming the offending field, like Discord's."""
+def _form_errors(field: str, code: str, message: str) -> dict[str, Any]:
+    """Discord's nested ``errors`` object for one field (``""`` = the body as a whole)."""
+    leaf = {"_errors": [{"code": code, "message": message}]}
+    if not field:
+        return leaf
     errors: dict[str, Any] = {}
     node = errors
     parts = field.split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
-    node[parts[-1]] = {"_errors": [{"code": code, "message": message}]}
-    return ApiError(400, status_code, "Invalid Form Body", errors)
+    node[parts[-1]] = leaf
+    return errors
+
+
+def form_error(field: str, code: str, message: str, status_code: int = 50035) -> ApiError:
+    """A 400 Invalid Form Body error naming the offending field, like Discord's."""
+    return ApiError(400, status_code, "Invalid Form Body", _form_errors(field, code, message))
+
+
+class RuleViolation(ApiError):
+    """A request that breaks Discord's published rules (its OpenAPI spec or documented limits).
+
+    Answered like Discord would, and also recorded by the middleware in
+    ``FakeDiscord.spec_violations`` so the test fails even if the bot swallows the error.
+    """
+
+    def __init__(self, status: int, code: int, message: str, why: str, **kw: Any) -> None:
+        super().__init__(status, code, message, **kw)
+        self.why = why
+
+
+def rule_violation(field: str, code: str, why: str) -> RuleViolation:
+    """A 400 Invalid Form Body (50035) for ``field`` that is also recorded as a violation."""
+    return RuleViolation(
+        400,
+        50035,
+        "Invalid Form Body",
+        f"{field or '(body)'}: {why}",
+        errors=_form_errors(field, code, why),
+    )
 
 
 def rate_limited_response(

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
+from . import spec_check
+from .command_limits import LimitError, check_command
 from .constants import (
     API_PREFIX,
     APPLICATION_ID,
@@ -38,6 +40,7 @@ from .constants import (
     ERR_CANNOT_EDIT_OTHERS_MESSAGE,
     ERR_GENERAL,
     ERR_INVALID_FORM_BODY,
+    ERR_INVALID_WEBHOOK_TOKEN,
     ERR_MISSING_ACCESS,
     ERR_MISSING_PERMISSIONS,
     ERR_UNKNOWN_APPLICATION_COMMAND,
@@ -57,6 +60,7 @@ from .constants import (
     INTERACTION_MESSAGE_COMPONENT,
     INTERACTION_MODAL_SUBMIT,
     INTERACTION_PING,
+    INTERACTION_TOKEN_LIFETIME,
     MESSAGE_CHAT_INPUT_COMMAND,
     MESSAGE_CONTEXT_MENU_COMMAND,
     MESSAGE_DEFAULT,
@@ -79,7 +83,15 @@ from .records import (
     RequestRecord,
     UploadedFile,
 )
-from .responses import ApiError, form_error, json_response, no_content, rate_limited_response
+from .responses import (
+    ApiError,
+    RuleViolation,
+    form_error,
+    json_response,
+    no_content,
+    rate_limited_response,
+    rule_violation,
+)
 from .snowflake import utc_iso_now
 
 if TYPE_CHECKING:
@@ -338,7 +350,13 @@ class RestApi:
                 record.rate_limited = True
                 response = rate_limited_response(rule.retry_after, is_global=rule.is_global)
             else:
+                if is_api:
+                    self._check_spec(request, rel, body)
                 response = await handler(request)
+        except RuleViolation as exc:
+            fake.spec_violations.append(f"{request.method} {rel}: {exc.why}")
+            _log.warning("fake-discord: refused %s %s: %s", request.method, rel, exc.why)
+            response = exc.response()
         except ApiError as exc:
             response = exc.response()
         except web.HTTPException as exc:
@@ -354,6 +372,22 @@ class RestApi:
         record.status = response.status
         fake._notify()
         return response
+
+    def _check_spec(self, request: web.Request, rel: str, body: ParsedBody) -> None:
+        """Refuse what Discord's OpenAPI spec refuses: unknown routes, bad queries and bodies."""
+        template = spec_check.match_route(request.method, rel)
+        if template is None:
+            record = request.get(RECORD_KEY)
+            if record is not None:
+                record.route_known = False
+            raise RuleViolation(
+                404, ERR_GENERAL, "404: Not Found", "no such route in Discord's OpenAPI spec"
+            )
+        problem = spec_check.check_query(template, request.method, dict(request.query))
+        if problem is None:
+            problem = spec_check.check_body(template, request.method, body.json)
+        if problem is not None:
+            raise rule_violation(problem.field, "SPEC_SCHEMA", problem.message)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -487,52 +521,56 @@ class RestApi:
 
     def _validate_command(self, payload: Any, index: int) -> None:
         if not isinstance(payload, dict) or "name" not in payload:
-            raise form_error(f"{index}.name", "BASE_TYPE_REQUIRED", "This field is required")
+            raise rule_violation(f"{index}.name", "BASE_TYPE_REQUIRED", "This field is required")
         ctype = int(payload.get("type", COMMAND_CHAT_INPUT))
         name = str(payload["name"])
         if ctype == COMMAND_CHAT_INPUT:
             if not _COMMAND_NAME.match(name) or name != name.lower():
-                raise form_error(
+                raise rule_violation(
                     f"{index}.name",
                     "APPLICATION_COMMAND_INVALID_NAME",
                     f"Command name is invalid: {name!r}",
                 )
             description = str(payload.get("description") or "")
             if not 1 <= len(description) <= 100:
-                raise form_error(
+                raise rule_violation(
                     f"{index}.description",
                     "BASE_TYPE_BAD_LENGTH",
                     "Must be between 1 and 100 in length.",
                 )
             self._validate_options(payload.get("options") or [], f"{index}.options", depth=0)
         elif not 1 <= len(name) <= 32:
-            raise form_error(
+            raise rule_violation(
                 f"{index}.name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length."
             )
+        try:
+            check_command(payload, str(index))
+        except LimitError as exc:
+            raise rule_violation(exc.field, exc.code, exc.message) from None
 
     def _validate_options(self, options: list[Any], where: str, *, depth: int) -> None:
         if len(options) > 25:
-            raise form_error(where, "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+            raise rule_violation(where, "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
         seen_optional = False
         names = set()
         for i, opt in enumerate(options):
             here = f"{where}.{i}"
             name = str(opt.get("name", ""))
             if not _COMMAND_NAME.match(name) or name != name.lower():
-                raise form_error(
+                raise rule_violation(
                     f"{here}.name",
                     "APPLICATION_COMMAND_INVALID_NAME",
                     f"Option name is invalid: {name!r}",
                 )
             if name in names:
-                raise form_error(
+                raise rule_violation(
                     f"{here}.name",
                     "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS",
                     "Option names must be unique",
                 )
             names.add(name)
             if not 1 <= len(str(opt.get("description") or "")) <= 100:
-                raise form_error(
+                raise rule_violation(
                     f"{here}.description",
                     "BASE_TYPE_BAD_LENGTH",
                     "Must be between 1 and 100 in length.",
@@ -540,7 +578,7 @@ class RestApi:
             otype = int(opt.get("type", 0))
             if otype in (1, 2):
                 if depth >= 2 or (otype == 2 and depth >= 1):
-                    raise form_error(
+                    raise rule_violation(
                         f"{here}.type",
                         "APPLICATION_COMMAND_OPTION_TYPE_INVALID",
                         "Subcommands nested too deeply",
@@ -549,7 +587,7 @@ class RestApi:
                 continue
             if opt.get("required"):
                 if seen_optional:
-                    raise form_error(
+                    raise rule_violation(
                         f"{here}.required",
                         "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
                         "Required options must be placed before non-required options",
@@ -558,11 +596,11 @@ class RestApi:
                 seen_optional = True
             choices = opt.get("choices") or []
             if len(choices) > 25:
-                raise form_error(
+                raise rule_violation(
                     f"{here}.choices", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length."
                 )
             if choices and opt.get("autocomplete"):
-                raise form_error(
+                raise rule_violation(
                     f"{here}.autocomplete",
                     "APPLICATION_COMMAND_AUTOCOMPLETE_INVALID",
                     "Autocomplete cannot be used with choices",
@@ -634,6 +672,10 @@ class RestApi:
         rec = self.fake._interactions_by_token.get(request.match_info["token"])
         if rec is None:
             raise ApiError(404, ERR_UNKNOWN_WEBHOOK, "Unknown Webhook")
+        age = asyncio.get_running_loop().time() - rec.dispatched_at + rec.token_aged_by
+        if age > INTERACTION_TOKEN_LIFETIME:
+            _log.info("fake-discord: interaction token of %s used after %.0f s", rec.label, age)
+            raise ApiError(401, ERR_INVALID_WEBHOOK_TOKEN, "Invalid Webhook Token")
         return rec
 
     def _interaction_message(self, rec: InteractionRecord, *, original: bool) -> JSONDict:
@@ -1037,6 +1079,8 @@ class RestApi:
                     "Cannot edit a message authored by another user",
                 )
             self._require(cid, PERM_MANAGE_MESSAGES)
+        else:
+            self._require(cid, 0)  # even its own message: not without access to the channel
         validate_message_data(data, body.files)
         candidate = copy.deepcopy(message)
         apply_message_data(fake.world, candidate, data, body.files, creating=False)
