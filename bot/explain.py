@@ -127,8 +127,9 @@ class Generation:
     top_p: float | None
     order: int
     attempts: int  # tries needed to pass the originality check
-    copied_run: int  # longest run found verbatim in one learned message (0 if < threshold)
+    copied_run: int  # longest run found verbatim in one learned message (0 unless a copy)
     ended: bool  # True if it stopped at the end marker, False at the length limit
+    copied_whole: bool = False  # every attempt copied, and this one is a whole message
 
     @property
     def log_prob(self) -> float:

@@ -13,7 +13,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from .explain import Explanation, Generation, Step, explain
-from .model import BOS, EOS, EmptyModel, Found, ModelReader
+from .model import (
+    BOS,
+    COPY_RUN,
+    EOS,
+    NO_COPY,
+    Copy,
+    EmptyModel,
+    Found,
+    ModelReader,
+    copy_threshold,
+)
 from .sampling import (
     InvalidOption,
     draw,
@@ -40,8 +50,6 @@ __all__ = [
     "parse_temperatures",
 ]
 
-#: A verbatim run of this many consecutive words from one learned message counts as a copy.
-COPY_RUN = 10
 #: Tries before the least-copied attempt is returned anyway.
 MAX_ATTEMPTS = 10
 DEFAULT_TEMPERATURES = (0.1, 0.5, 1.0)
@@ -95,21 +103,31 @@ async def generate(
     prefix = await model.resolve(words) if words else []
     rng = random.Random(seed)
 
-    best: tuple[list[int], list[Pick], bool, int] | None = None
+    best: tuple[tuple[float, ...], list[int], list[Pick], bool, Copy] | None = None
     attempts = 0
     while attempts < MAX_ATTEMPTS:
         attempts += 1
         tokens, picks, ended = await _walk(model, prefix, opts, rng)
-        copied = 0
-        if opts.originality and len(tokens) >= COPY_RUN:
-            copied = await model.longest_copy(tokens, COPY_RUN)
-        if best is None or copied < best[3]:
-            best = (tokens, picks, ended, copied)
-        if copied < COPY_RUN or opts.temperature == 0.0:
-            break  # greedy decoding would produce the same copy on every try
+        copy = NO_COPY
+        if opts.originality and tokens:
+            copy = await model.copy_of(tokens, copy_threshold(len(tokens)))
+        score = _copiedness(copy, len(tokens))
+        if best is None or score < best[0]:
+            best = (score, tokens, picks, ended, copy)
+        if not score or opts.temperature == 0.0:
+            break  # original, or greedy decoding, which would produce the same copy again
     assert best is not None
-    tokens, picks, ended, copied = best
-    return await _spell_generation(model, tokens, picks, ended, copied, attempts, seed, opts)
+    _, tokens, picks, ended, copy = best
+    return await _spell_generation(model, tokens, picks, ended, copy, attempts, seed, opts)
+
+
+def _copiedness(copy: Copy, words: int) -> tuple[float, ...]:
+    """Empty for an original output; else how badly it copies, so that the least-copied
+    attempt can be returned when all are copies: a whole message is worst, then the share
+    of the output that one message supplies."""
+    if not copy.is_copy(words):
+        return ()
+    return (1.0 if copy.whole else 0.0, copy.run / words)
 
 
 #: Reads of one step when the model keeps changing under it (see :func:`choose_next`).
@@ -187,7 +205,7 @@ async def _spell_generation(
     tokens: list[int],
     picks: list[Pick],
     ended: bool,
-    copied: int,
+    copy: Copy,
     attempts: int,
     seed: int,
     opts: Options,
@@ -216,7 +234,8 @@ async def _spell_generation(
         top_p=opts.top_p,
         order=model.order,
         attempts=attempts,
-        copied_run=copied if copied >= COPY_RUN else 0,
+        copied_run=copy.run if copy.is_copy(len(tokens)) else 0,
+        copied_whole=copy.whole,
         ended=ended,
     )
 

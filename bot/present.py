@@ -118,6 +118,7 @@ def generation_json(g: Generation) -> dict[str, Any]:
         "ended": g.ended,
         "attempts": g.attempts,
         "copied_run": g.copied_run,
+        "copied_whole": g.copied_whole,
         "log_prob": log_prob,
         "perplexity": perplexity,
         "steps": [

@@ -448,19 +448,22 @@ async def test_copy_of_exactly_copy_run_words_is_rejected(make_model: MakeModel)
     assert g.copied_run == COPY_RUN
 
 
-async def test_short_outputs_are_never_rejected(make_model: MakeModel) -> None:
+async def test_a_short_whole_message_is_a_copy(make_model: MakeModel) -> None:
+    # Under the old 10-word rule a 9-word output was never a copy; now it is a whole message.
     model = await make_model([LONG[: COPY_RUN - 1]])
     g = await generate(model, None, Options(seed=3))
     assert g.text == " ".join(LONG[: COPY_RUN - 1])
-    assert g.attempts == 1
-    assert g.copied_run == 0
+    assert g.attempts == MAX_ATTEMPTS
+    assert g.copied_whole and g.copied_run == COPY_RUN - 1
 
 
-async def test_long_copies_cut_by_the_length_limit_are_short(make_model: MakeModel) -> None:
+async def test_a_run_covering_most_of_a_cut_output_is_a_copy(make_model: MakeModel) -> None:
+    # Cut at 9 words by the length limit: not the whole message, but 9 of 9 words from it.
     model = await make_model([LONG])
     g = await generate(model, None, Options(seed=3, length=COPY_RUN - 1))
     assert len(g.tokens) == COPY_RUN - 1
-    assert g.attempts == 1 and g.copied_run == 0
+    assert g.attempts == MAX_ATTEMPTS
+    assert g.copied_run == COPY_RUN - 1 and not g.copied_whole
 
 
 async def test_originality_false_skips_the_check(make_model: MakeModel) -> None:

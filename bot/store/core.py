@@ -17,8 +17,10 @@ Layout, and why:
   have no index but their key (one would double the cost of learning): the few contexts
   with more than ``_SMALL`` candidates are walked in key order to find a candidate.
 * ``anchors`` indexes (a hash of) every fifth 5-token window of each message. Any
-  verbatim run of 10 words from a message contains one whole anchor, so the originality
-  check looks up a few anchors instead of scanning the corpus.
+  verbatim run of 9 words from a message contains one whole anchor, so the originality
+  check looks up a few anchors instead of scanning the corpus. Shorter runs matter only in
+  short outputs (a copy is a run of 70% of the output); those are found through the
+  indexes on each message's first and last 4 tokens, which also find a whole message.
 
 Writes go through one connection in batched transactions (WAL), each batch one job in
 that connection's thread, reads through another, so a long import never blocks a reply
@@ -48,17 +50,22 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from ..model import (
+    ANCHOR,
     BOS,
     DEFAULT_ORDER,
     END_LABEL,
     EOS,
     MAX_ORDER,
     START_LABEL,
+    NO_COPY,
+    Copy,
     Found,
     MemoryModel,
+    anchor_windows,
     UnknownStart,
     contribution,
-    longest_copy_in,
+    copy_in,
+    copy_probes,
     pack,
     unpack,
 )
@@ -78,8 +85,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ANCHOR = 5  # tokens per anchor window; a copy of 2*ANCHOR words always contains one
 # Which of a list of message ids (a JSON array) are stored: one statement for any number.
+_PER_PROBE = 64  # messages read per kind of originality probe: the check's cost is bounded
 _KNOWN_IDS = "SELECT id FROM messages WHERE ns = ? AND id IN (SELECT value FROM json_each(?))"
 _PURGE, _DROP = 1, 2  # namespaces.purging: what a recorded purge must finish
 
@@ -146,10 +153,7 @@ def _anchor(window: bytes) -> int:
 
 def _anchors(body: bytes) -> list[int]:
     """Keys of every fifth ANCHOR-token window of a packed message."""
-    step = 4 * ANCHOR
-    if len(body) < 2 * step:
-        return []  # too short to hold a copy-length run
-    return [_anchor(body[i : i + step]) for i in range(0, len(body) - step + 1, step)]
+    return [_anchor(w) for w in anchor_windows(body)]
 
 
 _SLICE = 20_000  # transitions per statement when learning
@@ -1024,17 +1028,35 @@ class StoreModel:
         names.update((int(i), str(t)) for i, t in rows)
         return [names.get(t, "?") for t in tokens]
 
-    async def longest_copy(self, tokens: Sequence[int], at_least: int) -> int:
-        if len(tokens) < at_least:
-            return 0
-        body = pack(tokens)
-        step = 4 * ANCHOR
-        grams = json.dumps(
-            sorted({_anchor(body[i : i + step]) for i in range(0, len(body) - step + 1, 4)})
+    async def copy_of(self, tokens: Sequence[int], at_least: int) -> Copy:
+        """One round trip reading at most a few hundred candidate messages, whatever the
+        corpus: those :func:`bot.model.copy_probes` points to through the anchors and the
+        indexes on each message's first and last 4 tokens."""
+        if not tokens:
+            return NO_COPY
+        probes = copy_probes(tokens, at_least)
+        sql: list[str] = []
+        args: list[Any] = [self.ns.id]
+
+        def probe(select: str, values: Sequence[Any]) -> None:
+            if values:
+                marks = ",".join(f"?{i}" for i in range(len(args) + 1, len(args) + 1 + len(values)))
+                args.extend(values)
+                sql.append(f"SELECT * FROM ({select.format(marks)} LIMIT {_PER_PROBE})")
+
+        # The expressions are the indexes' own (schema 4), so SQLite uses them.
+        probe(
+            "SELECT tokens FROM messages WHERE ns = ?1 AND id IN (SELECT DISTINCT msg FROM "
+            "anchors WHERE ns = ?1 AND gram IN ({}))",
+            sorted({_anchor(w) for w in probes.windows}),
         )
-        sql = (
-            "SELECT tokens FROM messages WHERE ns = ?1 AND id IN (SELECT DISTINCT msg FROM anchors "
-            "WHERE ns = ?1 AND gram IN (SELECT value FROM json_each(?2)) LIMIT 64)"
+        probe(
+            "SELECT DISTINCT tokens FROM messages WHERE ns = ?1 AND substr(tokens, 1, 16) IN ({})",
+            sorted(probes.heads),
         )
-        rows = await self._db.execute_fetchall(sql, (self.ns.id, grams))
-        return longest_copy_in(tokens, (bytes(r[0]) for r in rows), at_least)
+        probe(
+            "SELECT DISTINCT tokens FROM messages WHERE ns = ?1 AND substr(tokens, -16) IN ({})",
+            sorted(probes.tails),
+        )
+        rows = await self._db.execute_fetchall(" UNION ALL ".join(sql), args)
+        return copy_in(tokens, (bytes(r[0]) for r in rows), at_least)
