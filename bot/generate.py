@@ -110,7 +110,7 @@ async def generate(
         tokens, picks, ended = await _walk(model, prefix, opts, rng)
         copy = NO_COPY
         if opts.originality and tokens:
-            copy = await model.copy_of(tokens, copy_threshold(len(tokens)))
+            copy = await _copy_of(model, tokens)
         score = _copiedness(copy, len(tokens))
         if best is None or score < best[0]:
             best = (score, tokens, picks, ended, copy)
@@ -119,6 +119,27 @@ async def generate(
     assert best is not None
     _, tokens, picks, ended, copy = best
     return await _spell_generation(model, tokens, picks, ended, copy, attempts, seed, opts)
+
+
+async def _copy_of(model: ModelReader, tokens: list[int]) -> Copy:
+    """The reader's indexed check, made exact for runs of up to ``order + 1`` words: such
+    a run was seen inside one message exactly when it is a learned transition (its first
+    words as the context, its last as the next word), which the index of message starts
+    and ends can miss when the run sits in the middle of a longer message."""
+    need = copy_threshold(len(tokens))
+    copy = await model.copy_of(tokens, need)
+    if copy.is_copy(len(tokens)) or need > model.order + 1:
+        return copy
+    for i in range(len(tokens) - need + 1):
+        context, last = tokens[i : i + need - 1], tokens[i + need - 1]
+        found = await model.lookup(context) if context else None
+        if not context or (
+            found is not None
+            and found.order == len(context)
+            and await model.count_of(found, last) > 0
+        ):
+            return Copy(need, False)
+    return copy
 
 
 def _copiedness(copy: Copy, words: int) -> tuple[float, ...]:

@@ -146,6 +146,9 @@ class ModelReader(Protocol):
     async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
         """(token, count) by count descending, learning order among equals."""
 
+    async def count_of(self, found: Found, token: int) -> int:
+        """How often ``token`` followed the context of ``found`` (0: never)."""
+
     async def resolve(self, words: Sequence[str]) -> list[int]:
         """Token ids of words a user typed: exact spelling first, then ignoring case.
 
@@ -358,6 +361,10 @@ class MemoryModel:
     async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
         assert isinstance(found.handle, bytes)
         return self._ranked(found.handle)[:limit]
+
+    async def count_of(self, found: Found, token: int) -> int:
+        assert isinstance(found.handle, bytes)
+        return self._counts[found.handle].get(token, 0)
 
     async def resolve(self, words: Sequence[str]) -> list[int]:
         out = []

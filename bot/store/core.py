@@ -50,19 +50,18 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from ..model import (
-    ANCHOR,
     BOS,
     DEFAULT_ORDER,
     END_LABEL,
     EOS,
     MAX_ORDER,
-    START_LABEL,
     NO_COPY,
+    START_LABEL,
     Copy,
     Found,
     MemoryModel,
-    anchor_windows,
     UnknownStart,
+    anchor_windows,
     contribution,
     copy_in,
     copy_probes,
@@ -987,6 +986,15 @@ class StoreModel:
         )
         args = (self.ns.id, context.key, least, -1 if limit is None else limit)
         return [(int(n), int(c)) for n, c in await self._db.execute_fetchall(sql, args)]
+
+    async def count_of(self, found: Found, token: int) -> int:
+        context = found.handle
+        assert isinstance(context, _Context)
+        if context.candidates is not None:
+            return next((c for t, c in context.candidates if t == token), 0)
+        sql = "SELECT count FROM transitions WHERE ns = ? AND ctx = ? AND next = ?"
+        rows = await self._db.execute_fetchall(sql, (self.ns.id, context.key, token))
+        return int(next(iter(rows))[0]) if rows else 0
 
     async def resolve(self, words: Sequence[str]) -> list[int]:
         out: list[int] = []
