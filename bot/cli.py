@@ -17,6 +17,7 @@ from typing import Any
 
 from .corpora import DEFAULT_CORPUS, read_lines
 from .generate import (
+    COMPARE_LENGTH,
     DEFAULT_TEMPERATURES,
     Options,
     compare,
@@ -93,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=None, help="repeat an earlier output exactly")
     c.add_argument("--trace", action="store_true", help="show each word's probability and rank")
     c.add_argument("--no-originality", action="store_true", help="allow verbatim copies")
+    c.add_argument("--min-words", type=int, default=0, help="mask <end> until this many words")
 
     c = command("explain", "show how the next word is chosen after WORDS")
     c.add_argument("words", nargs="*", help="the context (empty: how messages start)")
@@ -100,12 +102,21 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--rows", type=int, default=10, help="candidates to list (default 10)")
     c.add_argument("--all", action="store_true", help="list every candidate")
     c.add_argument("--chart", type=Path, help="also write a PNG chart to this file")
+    c.add_argument(
+        "--min-words", type=int, default=0, help="mask <end> while WORDS are fewer than this"
+    )
 
     c = command("compare", "the same start and seed at several temperatures")
     c.add_argument("start", nargs="*")
     c.add_argument("--temps", default=",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES))
     c.add_argument("--seed", type=int, default=None)
-    c.add_argument("--length", type=int, default=30)
+    c.add_argument("--length", type=int, default=COMPARE_LENGTH)
+    c.add_argument(
+        "--min-words",
+        type=int,
+        default=None,
+        help=f"mask <end> until this many words (default: the length, {COMPARE_LENGTH})",
+    )
 
     command("stats", "what the model has learned")
 
@@ -223,6 +234,7 @@ async def _markov(store: Store, ns: Namespace, args: argparse.Namespace) -> dict
         top_k=args.top_k,
         top_p=args.top_p,
         originality=not args.no_originality,
+        min_words=args.min_words,
     )
     g = await generate(store.reader(ns), args.start, options)
     if not args.json:
@@ -242,6 +254,7 @@ async def _explain(store: Store, ns: Namespace, args: argparse.Namespace) -> dic
         args.top_k,
         args.top_p,
         rows=None if args.all or args.json else max(1, args.rows),
+        min_words=args.min_words,
     )
     if args.chart:
         from .charts import explanation_chart
@@ -249,7 +262,13 @@ async def _explain(store: Store, ns: Namespace, args: argparse.Namespace) -> dic
         chart_source = e
         if args.all or args.json:
             chart_source = await explain_context(
-                store.reader(ns), args.words, args.temp, args.top_k, args.top_p, rows=12
+                store.reader(ns),
+                args.words,
+                args.temp,
+                args.top_k,
+                args.top_p,
+                rows=12,
+                min_words=args.min_words,
             )
         args.chart.write_bytes(await asyncio.to_thread(explanation_chart, chart_source))
     if not args.json:
@@ -263,9 +282,9 @@ async def _explain(store: Store, ns: Namespace, args: argparse.Namespace) -> dic
 async def _compare(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
     await _ensure_learned(store, ns, args)
     temps = parse_temperatures(args.temps)
-    results = await compare(
-        store.reader(ns), args.start, temps, Options(length=args.length, seed=args.seed)
-    )
+    min_words = args.length if args.min_words is None else args.min_words
+    options = Options(length=args.length, seed=args.seed, min_words=min_words)
+    results = await compare(store.reader(ns), args.start, temps, options)
     if not args.json:
         print(f"Seed {results[0].seed}; only the temperature changes:")
         for g in results:

@@ -25,18 +25,23 @@ from .model import (
     copy_threshold,
 )
 from .sampling import (
+    MAX_LENGTH,
+    CountClass,
     InvalidOption,
     draw,
     greedy,
     scale,
     validate_length,
+    validate_min_words,
     validate_temperature,
     validate_top_k,
     validate_top_p,
+    without,
 )
 from .tokenize import tokenize
 
 __all__ = [
+    "COMPARE_LENGTH",
     "COPY_RUN",
     "DEFAULT_TEMPERATURES",
     "MAX_ATTEMPTS",
@@ -53,6 +58,9 @@ __all__ = [
 #: Tries before the least-copied attempt is returned anyway.
 MAX_ATTEMPTS = 10
 DEFAULT_TEMPERATURES = (0.1, 0.5, 1.0)
+#: /markov-compare and ``markov-bot compare`` show this many words at every temperature
+#: (<end> masked until then), so T alone differs between the lines: the demonstration.
+COMPARE_LENGTH = 20
 MAX_SEED = 2**63 - 1
 MAX_COMPARE = 6
 
@@ -65,6 +73,7 @@ class Options:
     top_k: int | None = None
     top_p: float | None = None
     originality: bool = True
+    min_words: int = 0  # <end> is masked until this many words were generated (0..length)
 
     def validated(self) -> Options:
         """A copy with every option checked; raises :class:`InvalidOption` for the user."""
@@ -80,6 +89,7 @@ class Options:
             length=validate_length(self.length),
             top_k=validate_top_k(self.top_k),
             top_p=validate_top_p(self.top_p),
+            min_words=validate_min_words(self.min_words, validate_length(self.length)),
         )
 
 
@@ -164,6 +174,37 @@ class Pick:
     prob: float
     rank: int
     backed_off: bool
+    end_masked: bool = False  # <end> was a candidate, masked by min_words
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """A context's candidates as sampled: after back-off and, if asked, with <end> masked."""
+
+    found: Found
+    classes: tuple[CountClass, ...]  # found.classes without <end> when it is masked
+    end_count: int  # how often <end> followed the context (0: not a candidate)
+    masked: bool  # <end> is removed from ``classes``
+    backed_off: bool  # a shorter context than the one asked was used
+
+
+async def distribution(
+    model: ModelReader, context: Sequence[int], mask_end: bool = False
+) -> Distribution | None:
+    """The longest known suffix of ``context`` and its count classes. With ``mask_end``,
+    <end> is removed (its logit set to −∞), and a context left with no candidate backs off
+    to shorter ones, down to the learned word frequencies (order 0). None when nothing
+    was learned."""
+    asked = min(model.order, len(context))
+    found = await model.lookup(context[-model.order :])
+    while found is not None:
+        end = await model.count_of(found, EOS) if mask_end else 0
+        classes = without(found.classes, end) if end else found.classes
+        if classes:
+            return Distribution(found, classes, end, bool(end), found.order < asked)
+        shorter = found.context[1:]
+        found = await model.lookup(shorter) if shorter else await model.unigram()
+    return None
 
 
 async def choose_next(
@@ -173,6 +214,7 @@ async def choose_next(
     top_k: int | None,
     top_p: float | None,
     rng: random.Random | None,
+    mask_end: bool = False,
 ) -> Pick | None:
     """One step of a chain: back off, scale, draw (or take the top when ``rng`` is None
     or T = 0). None when no suffix of ``context`` was ever seen.
@@ -181,22 +223,25 @@ async def choose_next(
     between them can move the candidate to another class (``candidate_at`` then raises
     ``LookupError``). The step is then read and drawn again, a few times at most."""
     for attempt in range(VANISHED_RETRIES):
-        found = await model.lookup(context[-model.order :])
-        if found is None:
+        d = await distribution(model, context, mask_end)
+        if d is None:
             return None
-        scaled = scale(found.classes, temperature, top_k, top_p)
+        scaled = scale(d.classes, temperature, top_k, top_p)
         if rng is None or temperature == 0.0:
             choice = greedy(scaled)
         else:
-            choice = draw(scaled, found.classes, rng)
+            choice = draw(scaled, d.classes, rng)
+        count = scaled[choice.class_index].count
+        # <end> (token 2) is the first learned of its class, so a masked class's members
+        # are the real class's members after it.
+        offset = choice.offset + (1 if d.masked and count == d.end_count else 0)
         try:
-            token = await model.candidate_at(found, scaled[choice.class_index].count, choice.offset)
+            token = await model.candidate_at(d.found, count, offset)
         except LookupError:
             if attempt == VANISHED_RETRIES - 1:
                 raise
             continue
-        backed_off = found.order < min(model.order, len(context))
-        return Pick(found, token, choice.prob, choice.rank, backed_off)
+        return Pick(d.found, token, choice.prob, choice.rank, d.backed_off, d.masked)
     raise AssertionError("unreachable")
 
 
@@ -208,7 +253,10 @@ async def _walk(
     tokens = list(prefix)
     picks: list[Pick] = []
     for _ in range(opts.length):
-        pick = await choose_next(model, context, opts.temperature, opts.top_k, opts.top_p, rng)
+        mask_end = len(picks) < opts.min_words  # words generated, as ``length`` counts
+        pick = await choose_next(
+            model, context, opts.temperature, opts.top_k, opts.top_p, rng, mask_end
+        )
         if pick is None:
             if context == [BOS]:
                 raise EmptyModel()
@@ -241,7 +289,8 @@ async def _spell_generation(
             token=spelled[p.token],
             prob=p.prob,
             rank=p.rank,
-            candidates=p.found.candidates,
+            candidates=p.found.candidates - p.end_masked,
+            end_masked=p.end_masked,
         )
         for p in picks
     ]
@@ -253,6 +302,7 @@ async def _spell_generation(
         temperature=opts.temperature,
         top_k=opts.top_k,
         top_p=opts.top_p,
+        min_words=opts.min_words,
         order=model.order,
         attempts=attempts,
         copied_run=copy.run if copy.is_copy(len(tokens)) else 0,
@@ -268,14 +318,19 @@ async def explain_context(
     top_k: int | None = None,
     top_p: float | None = None,
     rows: int | None = 10,
+    min_words: int = 0,
 ) -> Explanation:
-    """What could follow ``words`` (or start a message, when empty) at ``temperature``.
+    """What could follow ``words`` (or start a message, when empty) at ``temperature``;
+    <end> masked while ``words`` are fewer than ``min_words``.
 
     ``rows=None`` lists every candidate; otherwise the rest are summarised.
     """
     asked = start_words(words)
+    min_words = validate_min_words(min_words, MAX_LENGTH)
     ids = await model.resolve(asked) if asked else [BOS]
-    return await explain_tokens(model, ids, temperature, top_k, top_p, rows, asked=asked)
+    return await explain_tokens(
+        model, ids, temperature, top_k, top_p, rows, asked=asked, mask_end=len(asked) < min_words
+    )
 
 
 async def explain_tokens(
@@ -286,25 +341,27 @@ async def explain_tokens(
     top_p: float | None = None,
     rows: int | None = 10,
     asked: Sequence[str] = (),
+    mask_end: bool = False,
 ) -> Explanation:
     """:func:`explain_context` for a context already in token ids (a chain in progress)."""
     temperature = validate_temperature(temperature)
     top_k, top_p = validate_top_k(top_k), validate_top_p(top_p)
-    found = await model.lookup(ids)
-    if found is None:
+    d = await distribution(model, ids, mask_end)
+    if d is None:
         raise EmptyModel()
-    top = await model.top_candidates(found, rows)
+    top = await model.top_candidates(d.found, rows)
     spelled = await model.spell([t for t, _ in top])
-    context = await model.spell(list(found.context))
+    context = await model.spell(list(d.found.context))
     return explain(
         asked,
         context,
-        found.classes,
+        d.found.classes,
         [(w, c) for w, (_, c) in zip(spelled, top, strict=True)],
         temperature,
         top_k,
         top_p,
-        backed_off=found.order < min(len(ids), model.order),
+        backed_off=d.backed_off,
+        end_masked=d.end_count if d.masked else 0,
     )
 
 

@@ -149,6 +149,9 @@ class ModelReader(Protocol):
     async def count_of(self, found: Found, token: int) -> int:
         """How often ``token`` followed the context of ``found`` (0: never)."""
 
+    async def unigram(self) -> Found | None:
+        """Order 0: every learned word with its count (no context), the last back-off."""
+
     async def resolve(self, words: Sequence[str]) -> list[int]:
         """Token ids of words a user typed: exact spelling first, then ignoring case.
 
@@ -327,6 +330,9 @@ class MemoryModel:
             return
         ids = [self._intern(t) for t in tokens]
         self._messages.append(ids)
+        unigram = self._counts.setdefault(b"", {})  # no context: order 0 (lookup skips it)
+        for t in ids:
+            unigram[t] = unigram.get(t, 0) + 1
         for key, n in contribution([ids], self._order).items():
             row = self._counts.setdefault(pack(key[:-1]), {})
             row[key[-1]] = row.get(key[-1], 0) + n
@@ -361,6 +367,10 @@ class MemoryModel:
     async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
         assert isinstance(found.handle, bytes)
         return self._ranked(found.handle)[:limit]
+
+    async def unigram(self) -> Found | None:
+        row = self._counts.get(b"")
+        return Found(b"", (), classes_from_counts(row.values())) if row else None
 
     async def count_of(self, found: Found, token: int) -> int:
         assert isinstance(found.handle, bytes)

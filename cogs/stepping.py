@@ -49,6 +49,11 @@ class StepState:
     words: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what each step drew, for Back
     ended: bool = False
+    min_words: int = 0  # <end> masked while fewer words than this
+
+    @property
+    def mask_end(self) -> bool:
+        return len(self.tokens) < self.min_words
 
     @property
     def context(self) -> list[int]:
@@ -96,7 +101,11 @@ class StepView(OwnedView):
         e = None
         if not self.state.ended:
             e = await explain_tokens(
-                self.state.model, self.state.context, self.state.temperature, rows=ROWS
+                self.state.model,
+                self.state.context,
+                self.state.temperature,
+                rows=ROWS,
+                mask_end=self.state.mask_end,
             )
         self.sample.disabled = self.greedy.disabled = self.state.ended or (
             len(self.state.notes) >= MAX_LENGTH
@@ -106,14 +115,16 @@ class StepView(OwnedView):
 
     async def _advance(self, interaction: discord.Interaction, rng: random.Random | None) -> None:
         s = self.state
-        pick = await choose_next(s.model, s.context, s.temperature, None, None, rng)
+        pick = await choose_next(s.model, s.context, s.temperature, None, None, rng, s.mask_end)
         if pick is None:
             raise EmptyModel()
         word = (await s.model.spell([pick.token]))[0]
         how = "drew" if rng is not None and s.temperature > 0 else "took the top word"
         s.notes.append(
             f"{how} “{word}” — probability {pick.prob:.1%}, rank {pick.rank} of "
-            f"{pick.found.candidates}"
+            f"{pick.found.candidates - pick.end_masked}"
+            + (" (<end> masked)" if pick.end_masked else "")
+            + ("; backed off to the word frequencies" if pick.found.order == 0 else "")
         )
         if pick.token == EOS:
             s.ended = True
@@ -176,6 +187,7 @@ class SteppingCog(commands.Cog, name="Stepping"):
         temp="Temperature for Sample (Greedy always takes the top word)",
         seed="Seed for the draws, to repeat a demonstration",
         corpus="Use a bundled public-domain corpus instead of this server",
+        min_words="Mask <end> until the sentence has this many words",
     )
     @app_commands.autocomplete(start=vocabulary_autocomplete, corpus=corpus_autocomplete)
     @app_commands.guild_only()
@@ -187,6 +199,7 @@ class SteppingCog(commands.Cog, name="Stepping"):
         temp: Temperature = 1.0,
         seed: app_commands.Range[int, 0, 2**53] | None = None,
         corpus: CorpusName | None = None,
+        min_words: app_commands.Range[int, 0, MAX_LENGTH] = 0,
     ) -> None:
         await interaction.response.defer(thinking=True)
         model, source = await model_for(self.bot, interaction, corpus=corpus)
@@ -201,6 +214,7 @@ class SteppingCog(commands.Cog, name="Stepping"):
             rng=random.Random(seed),
             tokens=tokens,
             words=await model.spell(tokens),
+            min_words=min_words,
         )
         view = StepView(state, interaction.user.id)
         await interaction.followup.send(embed=await view.render(), view=view)

@@ -958,6 +958,12 @@ class StoreModel:
             if offset < len(same):
                 return same[offset]
             raise LookupError("candidate vanished while sampling")
+        if not context.key:  # order 0: the vocabulary, in learning (id) order among equals
+            sql = "SELECT id FROM vocab WHERE ns = ? AND count = ? ORDER BY id LIMIT 1 OFFSET ?"
+            rows = await self._db.execute_fetchall(sql, (self.ns.id, count, offset))
+            if not rows:
+                raise LookupError("candidate vanished while sampling")
+            return int(next(iter(rows))[0])
         # Learning order among equals is token id order: the primary key's order.
         sql = (
             "SELECT next FROM transitions WHERE ns = ? AND ctx = ? AND count = ? "
@@ -971,6 +977,14 @@ class StoreModel:
     async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
         context = found.handle
         assert isinstance(context, _Context)
+        if not context.key:
+            sql = (
+                "SELECT id, count FROM vocab WHERE ns = ? AND count > 0 "
+                "ORDER BY count DESC, id LIMIT ?"
+            )
+            limit_arg = -1 if limit is None else limit
+            rows = await self._db.execute_fetchall(sql, (self.ns.id, limit_arg))
+            return [(int(n), int(c)) for n, c in rows]
         if context.candidates is not None:
             ranked = sorted(context.candidates, key=lambda tc: (-tc[1], tc[0]))
             return ranked if limit is None else ranked[:limit]
@@ -987,9 +1001,19 @@ class StoreModel:
         args = (self.ns.id, context.key, least, -1 if limit is None else limit)
         return [(int(n), int(c)) for n, c in await self._db.execute_fetchall(sql, args)]
 
+    async def unigram(self) -> Found | None:
+        sql = "SELECT count, COUNT(*) FROM vocab WHERE ns = ? AND count > 0 GROUP BY count"
+        rows = await self._db.execute_fetchall(sql, (self.ns.id,))
+        classes = tuple(
+            sorted((CountClass(int(c), int(n)) for c, n in rows), key=lambda c: -c.count)
+        )
+        return Found(_Context(b"", None), (), classes) if classes else None
+
     async def count_of(self, found: Found, token: int) -> int:
         context = found.handle
         assert isinstance(context, _Context)
+        if not context.key:
+            return 0  # order 0 holds words only, never the end marker
         if context.candidates is not None:
             return next((c for t, c in context.candidates if t == token), 0)
         sql = "SELECT count FROM transitions WHERE ns = ? AND ctx = ? AND next = ?"
