@@ -247,6 +247,133 @@ def run_markovify(corpus: Corpus) -> dict[str, Any] | None:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+# ----------------------------------------------------------------------------- originality
+
+CHAT_CORPUS = "ubuntu_irc_chat.txt"
+COPY_TEMPERATURES = (0.5, 1.0, 1.5)
+
+
+class CopyCensus:
+    """Exact copy counts, by the bot's rule, against every learned message (a bench may
+    scan; the bot may not): whole-message copies, and outputs with a run from one
+    message covering >= 70% of them (or of 10 words or more)."""
+
+    def __init__(self, messages: Sequence[Sequence[str]]) -> None:
+        self.whole = {tuple(m) for m in messages if m}
+        self.grams: dict[int, set[tuple[str, ...]]] = {
+            n: {tuple(m[i : i + n]) for m in messages for i in range(len(m) - n + 1)}
+            for n in range(1, 11)
+        }
+
+    def judge(self, words: Sequence[str]) -> tuple[bool, bool]:
+        """(the output is a whole learned message, a run covers >= 70% or is >= 10 words)."""
+        n = len(words)
+        if n == 0:
+            return False, False
+        need = min(10, -(-7 * n // 10))
+        grams = self.grams[need]
+        run = any(tuple(words[i : i + need]) in grams for i in range(n - need + 1))
+        return tuple(words) in self.whole, run
+
+
+def markovify_sentences(path: Path, calls: int) -> tuple[list[list[str]], int]:
+    """markovify's default ``make_sentence()`` (its own overlap test on), ``calls`` times."""
+    import markovify
+
+    model = markovify.NewlineText(path.read_text(encoding="utf-8"), state_size=2)
+    random.seed(1)  # markovify draws from the global generator
+    out, failures = [], 0
+    for _ in range(calls):
+        s = model.make_sentence()
+        if s is None:
+            failures += 1
+        else:
+            out.append(tokenize(s))
+    return out, failures
+
+
+def copy_figures(census: CopyCensus, outputs: Sequence[Sequence[str]]) -> dict[str, float]:
+    judged = [census.judge(w) for w in outputs]
+    n = max(1, len(outputs))
+    return {
+        "n": len(outputs),
+        "whole": sum(w for w, _ in judged) / n,
+        "run70": sum(r for _, r in judged) / n,
+        "words": statistics.fmean(len(w) for w in outputs) if outputs else 0.0,
+    }
+
+
+async def measure_originality(args: argparse.Namespace) -> dict[str, Any]:
+    """Copy rate, length and latency on real chat at three temperatures, with markovify."""
+    path = CORPUS_DIR / CHAT_CORPUS
+    lines = list(read_lines(path))
+    messages = [tokenize(text) for _, text in lines]
+    census = CopyCensus(messages)
+    result: dict[str, Any] = {"machine": machine(), "seeds": args.seeds, "by_t": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await Store.open(Path(tmp) / "chat.db")
+        try:
+            ns = await store.namespace("chat", 2)
+            await import_lines(store, ns, lines, path.name)
+            reader = store.reader(ns)
+            for t in COPY_TEMPERATURES:
+                outputs, lat, attempts = [], [], []
+                for seed in range(1, args.seeds + 1):
+                    t0 = time.perf_counter()
+                    g = await generate(reader, None, Options(temperature=t, seed=seed))
+                    lat.append(time.perf_counter() - t0)
+                    outputs.append(list(g.tokens))
+                    attempts.append(g.attempts)
+                figures = copy_figures(census, outputs)
+                figures |= {
+                    "p50": quantile(lat, 0.5),
+                    "p99": quantile(lat, 0.99),
+                    "attempts": statistics.fmean(attempts),
+                }
+                result["by_t"][f"{t:g}"] = figures
+                log(f"T={t:g}: {figures}")
+        finally:
+            await store.close()
+    if not args.no_markovify:
+        sentences, failures = markovify_sentences(path, args.seeds)
+        result["markovify"] = copy_figures(census, sentences) | {"failures": failures}
+        log(f"markovify: {result['markovify']}")
+    return result
+
+
+def originality_report(r: dict[str, Any]) -> tuple[str, str]:
+    rows = [
+        f"| bot, T = {t} | {f['whole']:.1%} | {f['run70']:.1%} | {f['words']:.1f} | "
+        f"{f['attempts']:.2f} | {ms(f['p50'])} / {ms(f['p99'])} |"
+        for t, f in r["by_t"].items()
+    ]
+    if "markovify" in r:
+        f = r["markovify"]
+        rows.append(
+            f"| markovify `make_sentence()` | {f['whole']:.1%} | {f['run70']:.1%} | "
+            f"{f['words']:.1f} | ({f['failures']} of {r['seeds']} calls gave None) | — |"
+        )
+    table = "\n".join(
+        [
+            "| generator | whole-message copies | run ≥ 70% (or ≥ 10 words) | mean words "
+            "| attempts | latency p50 / p99 |",
+            "|---|---|---|---|---|---|",
+            *rows,
+        ]
+    )
+    text = f"""## Originality on chat
+
+Measured {r["machine"]["date"]} with `python bench/benchmark.py --originality` on
+{machine_line(r["machine"])}: `corpora/{CHAT_CORPUS}` learned with a 2-word context, then
+`/markov` with no start, the default length and seeds 1 to {r["seeds"]} at each temperature;
+markovify's default `make_sentence()` as many times on the same file. Copies are counted
+exactly, against every learned message (the bot's own check uses indexes instead).
+
+{table}
+"""
+    return "originality", text
+
+
 # ----------------------------------------------------------------------------- first answer
 
 
@@ -828,6 +955,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--random-starts", type=int, default=179, help="random start words")
     p.add_argument("--rounds", type=int, default=2, help="times each start is generated")
     p.add_argument("--explanations", type=int, default=200, help="calls per context")
+    p.add_argument(
+        "--originality",
+        action="store_true",
+        help="only the copy rate and length on real chat, with markovify (its own section)",
+    )
+    p.add_argument("--seeds", type=int, default=500, help="seeds per temperature (--originality)")
     p.add_argument("--markovify-child", help=argparse.SUPPRESS)
     p.add_argument("--first-answer-child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -836,6 +969,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.first_answer_child:
         first_answer_child(args.first_answer_child)
+        return 0
+    if args.originality:
+        key, text = originality_report(asyncio.run(measure_originality(args)))
+        print(text)
+        if not args.no_doc:
+            write_doc(Path(args.doc or ROOT / "docs" / "performance.md"), key, text)
         return 0
     if args.quick and args.tokens == 10_000_000:
         args.tokens = 1_000_000

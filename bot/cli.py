@@ -20,6 +20,7 @@ from typing import Any
 from .corpora import CORPORA, DEFAULT_CORPUS, read_lines
 from .explain import Explanation
 from .generate import (
+    COMPARE_LENGTH,
     DEFAULT_TEMPERATURES,
     Options,
     compare,
@@ -106,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=None, help="repeat an earlier output exactly")
     c.add_argument("--trace", action="store_true", help="show each word's probability and rank")
     c.add_argument("--no-originality", action="store_true", help="allow verbatim copies")
+    c.add_argument("--min-words", type=int, default=0, help="mask <end> until this many words")
 
     c = command("explain", "show how the next word is chosen after WORDS")
     c.add_argument("words", nargs="*", help="the context (empty: how messages start)")
@@ -114,19 +116,31 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--rows", type=int, default=10, help="candidates to list (default 10)")
     c.add_argument("--all", action="store_true", help="list every candidate")
     c.add_argument("--chart", type=Path, help="also write a PNG chart to this file")
+    c.add_argument(
+        "--min-words", type=int, default=0, help="mask <end> while WORDS are fewer than this"
+    )
 
     c = command("compare", "the same start and seed at several temperatures")
     c.add_argument("start", nargs="*")
     corpus(c)
     c.add_argument("--temps", default=",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES))
     c.add_argument("--seed", type=int, default=None)
-    c.add_argument("--length", type=int, default=30)
+    c.add_argument("--length", type=int, default=COMPARE_LENGTH)
+    c.add_argument(
+        "--min-words",
+        type=int,
+        default=None,
+        help=f"mask <end> until this many words (default: the length, {COMPARE_LENGTH})",
+    )
 
     c = command("step", "build a sentence one word at a time, as /markov-step does")
     c.add_argument("start", nargs="*", help="words to start from")
     corpus(c)
     c.add_argument("--temp", type=_temperature, default=1.0, help="temperature for Sample")
     c.add_argument("--seed", type=int, default=None, help="seed of the draws")
+    c.add_argument(
+        "--min-words", type=int, default=0, help="mask <end> until the sentence has N words"
+    )
     c.add_argument(
         "--keys",
         default=None,
@@ -260,6 +274,7 @@ async def _markov(store: Store, ns: Namespace, args: argparse.Namespace) -> dict
         top_k=args.top_k,
         top_p=args.top_p,
         originality=not args.no_originality,
+        min_words=args.min_words,
     )
     g = await generate(await _model(store, ns, args), args.start, options)
     if not args.json:
@@ -279,6 +294,7 @@ async def _explain(store: Store, ns: Namespace, args: argparse.Namespace) -> dic
         args.top_k,
         args.top_p,
         rows=None if args.all or args.json else max(1, args.rows),
+        min_words=args.min_words,
     )
     if args.chart:
         from .charts import explanation_chart
@@ -286,7 +302,13 @@ async def _explain(store: Store, ns: Namespace, args: argparse.Namespace) -> dic
         chart_source = e
         if args.all or args.json:
             chart_source = await explain_context(
-                model, args.words, args.temp, args.top_k, args.top_p, rows=12
+                model,
+                args.words,
+                args.temp,
+                args.top_k,
+                args.top_p,
+                rows=12,
+                min_words=args.min_words,
             )
         args.chart.write_bytes(await asyncio.to_thread(explanation_chart, chart_source))
     if not args.json:
@@ -300,7 +322,9 @@ async def _explain(store: Store, ns: Namespace, args: argparse.Namespace) -> dic
 async def _compare(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
     model = await _model(store, ns, args)
     temps = parse_temperatures(args.temps)
-    results = await compare(model, args.start, temps, Options(length=args.length, seed=args.seed))
+    min_words = args.length if args.min_words is None else args.min_words
+    options = Options(length=args.length, seed=args.seed, min_words=min_words)
+    results = await compare(model, args.start, temps, options)
     if not args.json:
         print(f"Seed {results[0].seed}; only the temperature changes:")
         for g in results:
@@ -336,7 +360,7 @@ def _show_step(stepper: Stepper, e: Explanation | None) -> None:
 async def _step(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     stepper = await Stepper.begin(
-        await _model(store, ns, args), " ".join(args.start) or None, args.temp, seed
+        await _model(store, ns, args), " ".join(args.start) or None, args.temp, seed, args.min_words
     )
     keys = iter(args.keys.lower()) if args.keys is not None else None
     prompt = "[s]ample [g]reedy [b]ack [c]older [w]armer [q]uit> "

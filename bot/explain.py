@@ -10,7 +10,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .sampling import CountClass, ScaledClass, entropy_bits, scale
+from .model import END_LABEL
+from .sampling import CountClass, ScaledClass, entropy_bits, scale, without
 
 __all__ = ["Explanation", "Generation", "Row", "Step", "explain", "sequence_scores"]
 
@@ -25,6 +26,7 @@ class Row:
     logit: float  # ln p
     scaled_logit: float | None  # ln p / T; None at T = 0, where it is undefined
     prob: float  # softmax of the scaled logits after top-k/top-p (what sampling uses)
+    masked: bool = False  # <end> masked by min_words: logit −∞, probability 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,7 @@ class Explanation:
     # The whole distribution, so a chart can recompute it at other temperatures without
     # going back to the model (rows alone miss the long tail that temperature redistributes).
     classes: tuple[CountClass, ...] = ()
+    end_masked: bool = False  # <end> removed and the others renormalised (min_words)
 
     @property
     def perplexity_t1(self) -> float:
@@ -67,22 +70,31 @@ def explain(
     top_p: float | None = None,
     *,
     backed_off: bool = False,
+    end_masked: int = 0,
 ) -> Explanation:
     """Build the table for ``top`` — a rank-ordered prefix of the candidates (all of them
-    for a full listing) — and summarise the rest from the count classes alone."""
+    for a full listing) — and summarise the rest from the count classes alone.
+
+    ``end_masked`` is the count of <end> when min_words masks it: its row keeps its
+    learned p and logit but gets probability 0, and the others are renormalised."""
     total = sum(c.count * c.size for c in classes)
-    scaled = scale(classes, temperature, top_k, top_p)
+    sampled = without(classes, end_masked) if end_masked else tuple(classes)
+    scaled = scale(sampled, temperature, top_k, top_p)
     kept = {s.count: s for s in scaled}
     rows: list[Row] = []
     seen_in_class: dict[int, int] = {}
     for token, count in top:
+        p = count / total
+        logit = math.log(p)
+        scaled_logit = logit / temperature if temperature else None
+        if end_masked and token == END_LABEL:
+            rows.append(Row(token, count, p, logit, scaled_logit, 0.0, masked=True))
+            continue
         position = seen_in_class.get(count, 0)
         seen_in_class[count] = position + 1
         cls: ScaledClass | None = kept.get(count)
         prob = cls.prob if cls is not None and position < cls.size else 0.0
-        p = count / total
-        logit = math.log(p)
-        rows.append(Row(token, count, p, logit, logit / temperature if temperature else None, prob))
+        rows.append(Row(token, count, p, logit, scaled_logit, prob))
     listed_p = math.fsum(r.p for r in rows)
     listed_prob = math.fsum(r.prob for r in rows)
     return Explanation(
@@ -101,6 +113,7 @@ def explain(
         entropy_t=entropy_bits(scaled),
         backed_off=backed_off,
         classes=tuple(classes),
+        end_masked=bool(end_masked),
     )
 
 
@@ -113,7 +126,8 @@ class Step:
     token: str
     prob: float
     rank: int
-    candidates: int
+    candidates: int  # those it was drawn from (without <end> when masked)
+    end_masked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +141,10 @@ class Generation:
     top_p: float | None
     order: int
     attempts: int  # tries needed to pass the originality check
-    copied_run: int  # longest run found verbatim in one learned message (0 if < threshold)
+    copied_run: int  # longest run found verbatim in one learned message (0 unless a copy)
     ended: bool  # True if it stopped at the end marker, False at the length limit
+    min_words: int = 0
+    copied_whole: bool = False  # every attempt copied, and this one is a whole message
 
     @property
     def log_prob(self) -> float:

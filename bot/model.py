@@ -20,7 +20,10 @@ from typing import Protocol
 from .sampling import CountClass, classes_from_counts
 
 __all__ = [
+    "ANCHOR",
     "BOS",
+    "COPY_RUN",
+    "COPY_SHARE",
     "DEFAULT_ORDER",
     "END_LABEL",
     "EOS",
@@ -32,7 +35,11 @@ __all__ = [
     "MemoryModel",
     "ModelReader",
     "UnknownStart",
+    "anchor_windows",
     "contribution",
+    "copy_in",
+    "copy_probes",
+    "copy_threshold",
     "longest_copy_in",
     "pack",
     "unpack",
@@ -50,6 +57,39 @@ DEFAULT_ORDER = 2
 #: class can read, and the order at which low temperatures visibly loop.
 TEACHING_ORDER = 1
 MAX_ORDER = 3
+#: A run of this many consecutive words of one learned message is a copy whatever the length.
+COPY_RUN = 10
+#: A run from one learned message covering this share of an output (rounded up) is a copy:
+#: chat messages are short, so a parrot repeats a few words that are most of its output.
+COPY_SHARE = 0.7
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """How much of an output was found verbatim in one learned message."""
+
+    run: int  # longest run found in one message (0: none as long as the threshold asked)
+    whole: bool  # the output is, word for word, one whole learned message
+
+    def is_copy(self, words: int) -> bool:
+        """Whether an output of ``words`` words with this overlap counts as a copy."""
+        return self.whole or (words > 0 and self.run >= copy_threshold(words))
+
+
+NO_COPY = Copy(0, False)
+#: Tokens per anchor window (every fifth one of each message of 10 tokens or more is
+#: indexed); a run of 2 * ANCHOR - 1 words always contains a whole indexed window.
+ANCHOR = 5
+#: Tokens of each message's start and end that are indexed, for runs too short to hold an
+#: anchor (the store's messages_head and messages_tail: 4 * EDGE bytes of the body).
+EDGE = 4
+
+
+def copy_threshold(words: int) -> int:
+    """Shortest run that makes an output of ``words`` words a copy: 70% of it, rounded up
+    (in integers, so 7 of 10 is exactly 7), and never more than :data:`COPY_RUN`."""
+    share = round(COPY_SHARE * 10)
+    return max(1, min(COPY_RUN, -(-share * words // 10)))
 
 
 class EmptyModel(LookupError):
@@ -106,6 +146,12 @@ class ModelReader(Protocol):
     async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
         """(token, count) by count descending, learning order among equals."""
 
+    async def count_of(self, found: Found, token: int) -> int:
+        """How often ``token`` followed the context of ``found`` (0: never)."""
+
+    async def unigram(self) -> Found | None:
+        """Order 0: every learned word with its count (no context), the last back-off."""
+
     async def resolve(self, words: Sequence[str]) -> list[int]:
         """Token ids of words a user typed: exact spelling first, then ignoring case.
 
@@ -115,9 +161,10 @@ class ModelReader(Protocol):
     async def spell(self, tokens: Sequence[int]) -> list[str]:
         """Token ids back to text (the markers as :data:`START_LABEL`, :data:`END_LABEL`)."""
 
-    async def longest_copy(self, tokens: Sequence[int], at_least: int) -> int:
-        """Length of the longest run of ``tokens`` found verbatim in one learned message,
-        if it is ``at_least`` long; any shorter shared run may be reported as 0."""
+    async def copy_of(self, tokens: Sequence[int], at_least: int) -> Copy:
+        """Whether ``tokens`` is a whole learned message, and the longest run of it found
+        verbatim in one learned message if that run is ``at_least`` long (any shorter
+        shared run may be reported as 0). Its cost must not grow with the corpus."""
 
 
 def contribution(sequences: Iterable[Sequence[int]], order: int) -> Counter[tuple[int, ...]]:
@@ -175,6 +222,69 @@ def longest_copy_in(tokens: Sequence[int], bodies: Iterable[bytes], at_least: in
     return best
 
 
+def anchor_windows(body: bytes) -> list[bytes]:
+    """Every fifth ANCHOR-token window of a packed message: what the anchors index holds."""
+    step = 4 * ANCHOR
+    if len(body) < 2 * step:
+        return []  # too short to hold a COPY_RUN-word run
+    return [body[i : i + step] for i in range(0, len(body) - step + 1, step)]
+
+
+@dataclass(frozen=True, slots=True)
+class CopyProbes:
+    """What to look up to find the messages an output may copy, without a scan.
+
+    A message is a candidate when it holds one of ``windows`` as an anchor (a run of 9
+    words or more), starts with one of ``heads`` (its first EDGE tokens, or all of it if
+    shorter) or ends with one of ``tails`` (its last EDGE tokens). Heads and tails are
+    only asked for where a run shorter than 9 words would be a copy, plus the output's
+    own start, which finds it as a whole message. A short run from the middle of a longer
+    message is not found; the benchmark counts exactly how much that lets through.
+    """
+
+    windows: frozenset[bytes]
+    heads: frozenset[bytes]
+    tails: frozenset[bytes]
+
+    def holds(self, body: bytes) -> bool:
+        """Whether the indexes would return ``body``: the in-memory reader's filter, so
+        that it and the store judge every output alike."""
+        edge = 4 * EDGE
+        return (
+            body[:edge] in self.heads
+            or (len(body) >= edge and body[-edge:] in self.tails)
+            or any(w in self.windows for w in anchor_windows(body))
+        )
+
+
+def copy_probes(tokens: Sequence[int], at_least: int) -> CopyProbes:
+    body, n, step = pack(tokens), len(tokens), 4 * ANCHOR
+    windows = frozenset(body[i : i + step] for i in range(0, len(body) - step + 1, 4))
+    short = at_least < 2 * ANCHOR - 1
+    starts = range(n - at_least + 1) if short else range(1)
+    heads = frozenset(
+        body[4 * i : 4 * (i + k)]
+        for i in starts
+        for k in range(min(at_least, EDGE), EDGE + 1)
+        if i + k <= n
+    )
+    tails = frozenset(
+        body[4 * (j - EDGE) : 4 * j] for j in range(max(at_least, EDGE), n + 1) if short
+    )
+    return CopyProbes(windows, heads, tails)
+
+
+def copy_in(tokens: Sequence[int], bodies: Iterable[bytes], at_least: int) -> Copy:
+    """:class:`Copy` of ``tokens`` against ``bodies`` (packed messages): the one exact
+    judgement behind every reader's :meth:`ModelReader.copy_of`."""
+    distinct = set(bodies)
+    if not tokens:
+        return NO_COPY
+    if pack(tokens) in distinct:
+        return Copy(len(tokens), True)
+    return Copy(longest_copy_in(tokens, distinct, at_least), False)
+
+
 def _longest_packed(pa: bytes, pb: bytes, at_least: int) -> int:
     """The longest run two packed sequences share, if ``at_least`` long (else 0): a
     binary search on the run length, each probe a set intersection of windows, so linear
@@ -222,6 +332,10 @@ class MemoryModel:
         """Learn messages in order; counted in one pass, much faster than one by one."""
         batch = [[self._intern(t) for t in tokens] for tokens in messages if tokens]
         self._messages.extend(batch)
+        unigram = self._counts.setdefault(b"", {})  # no context: order 0 (lookup skips it)
+        for ids in batch:
+            for t in ids:
+                unigram[t] = unigram.get(t, 0) + 1
         for key, n in contribution(batch, self._order).items():
             row = self._counts.setdefault(pack(key[:-1]), {})
             row[key[-1]] = row.get(key[-1], 0) + n
@@ -257,6 +371,14 @@ class MemoryModel:
         assert isinstance(found.handle, bytes)
         return self._ranked(found.handle)[:limit]
 
+    async def unigram(self) -> Found | None:
+        row = self._counts.get(b"")
+        return Found(b"", (), classes_from_counts(row.values())) if row else None
+
+    async def count_of(self, found: Found, token: int) -> int:
+        assert isinstance(found.handle, bytes)
+        return self._counts[found.handle].get(token, 0)
+
     async def resolve(self, words: Sequence[str]) -> list[int]:
         out = []
         for word in words:
@@ -273,5 +395,7 @@ class MemoryModel:
     async def spell(self, tokens: Sequence[int]) -> list[str]:
         return [self._words[t] for t in tokens]
 
-    async def longest_copy(self, tokens: Sequence[int], at_least: int) -> int:
-        return longest_copy_in(tokens, map(pack, self._messages), at_least)
+    async def copy_of(self, tokens: Sequence[int], at_least: int) -> Copy:
+        probes = copy_probes(tokens, at_least)
+        bodies = (b for b in map(pack, self._messages) if probes.holds(b))
+        return copy_in(tokens, bodies, at_least)

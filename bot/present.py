@@ -51,7 +51,7 @@ def explanation_table(e: Explanation, token_width: int = 14) -> str:
         lines.append(
             f"{i:>3} {shorten(r.token, token_width):<{token_width}} {r.count:>6} "
             f"{_num(r.p)[1:] if r.p < 1 else _num(r.p):>6} {_num(r.logit, 2):>7} "
-            f"{_num(r.scaled_logit, 2):>7} {r.prob:>6.1%}"
+            f"{_num(r.scaled_logit, 2):>7} {'masked' if r.masked else f'{r.prob:.1%}':>6}"
         )
     if e.others:
         lines.append(
@@ -71,10 +71,15 @@ def explanation_summary(e: Explanation) -> str:
     if e.top_p:
         cut.append(f"top-p {e.top_p:g}")
     cuts = f", {', '.join(cut)}" if cut else ""
+    masked = (
+        f"\n{END_LABEL} is masked (min_words): the other probabilities are renormalised."
+        if e.end_masked
+        else ""
+    )
     return (
         f"Context “{context}”{backed}: {e.candidates} candidates seen {e.total} times.\n"
         f"Entropy {e.entropy_t1:.2f} bits ≈ {e.perplexity_t1:.1f} effective choices at T = 1; "
-        f"{e.entropy_t:.2f} bits ≈ {e.perplexity_t:.1f} at T = {t}{cuts}."
+        f"{e.entropy_t:.2f} bits ≈ {e.perplexity_t:.1f} at T = {t}{cuts}.{masked}"
     )
 
 
@@ -97,11 +102,13 @@ def explanation_json(e: Explanation) -> dict[str, Any]:
                 "logit": r.logit,
                 "scaled_logit": r.scaled_logit,
                 "probability": r.prob,
+                "masked": r.masked,
             }
             for r in e.rows
         ],
         "candidate_count": e.candidates,
         "others": {"count": e.others, "p": e.others_p, "probability": e.others_prob},
+        "end_masked": e.end_masked,
         "entropy_bits": {"t1": e.entropy_t1, "t": e.entropy_t},
         "perplexity": {"t1": e.perplexity_t1, "t": e.perplexity_t},
     }
@@ -118,8 +125,10 @@ def generation_json(g: Generation) -> dict[str, Any]:
         "top_p": g.top_p,
         "order": g.order,
         "ended": g.ended,
+        "min_words": g.min_words,
         "attempts": g.attempts,
         "copied_run": g.copied_run,
+        "copied_whole": g.copied_whole,
         "log_prob": log_prob,
         "perplexity": perplexity,
         "steps": [
@@ -130,6 +139,7 @@ def generation_json(g: Generation) -> dict[str, Any]:
                 "probability": s.prob,
                 "rank": s.rank,
                 "candidates": s.candidates,
+                "end_masked": s.end_masked,
             }
             for s in g.steps
         ],
@@ -142,9 +152,11 @@ def trace_lines(g: Generation, token_width: int = 16) -> list[str]:
     for s in g.steps:
         context = " ".join(s.context)
         mark = "*" if s.backed_off else " "
+        where = f"after “{shorten(context, 30)}”" if s.context else "from word frequencies"
+        masked = f" ({END_LABEL} masked)" if s.end_masked else ""
         lines.append(
             f"{shorten(s.token, token_width):<{token_width}} {s.prob:>6.1%}  "
-            f"rank {s.rank:>4}/{s.candidates:<5}{mark} after “{shorten(context, 30)}”"
+            f"rank {s.rank:>4}/{s.candidates:<5}{mark} {where}{masked}"
         )
     log_prob, perplexity = sequence_scores(g.steps)
     lines.append(f"log-probability {log_prob:.2f}, perplexity {perplexity:.2f} per token")

@@ -40,9 +40,11 @@ __all__ = [
     "greedy",
     "scale",
     "validate_length",
+    "validate_min_words",
     "validate_temperature",
     "validate_top_k",
     "validate_top_p",
+    "without",
 ]
 
 #: Highest temperature accepted. At 5 the learned distribution is visibly close to uniform,
@@ -121,6 +123,29 @@ def validate_length(length: int) -> int:
     if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= MAX_LENGTH:
         raise InvalidOption(f"Length must be a whole number of words from 1 to {MAX_LENGTH}.")
     return length
+
+
+def validate_min_words(min_words: int, length: int) -> int:
+    if (
+        isinstance(min_words, bool)
+        or not isinstance(min_words, int)
+        or not 0 <= min_words <= length
+    ):
+        raise InvalidOption(
+            f"min_words must be a whole number from 0 to the length ({length}); got {min_words!r}."
+        )
+    return min_words
+
+
+def without(classes: Sequence[CountClass], count: int) -> tuple[CountClass, ...]:
+    """The classes with one candidate of ``count`` removed (a masked candidate: logit −∞),
+    so that :func:`scale` renormalises over the others."""
+    out = []
+    for c in classes:
+        size = c.size - 1 if c.count == count else c.size
+        if size > 0:
+            out.append(CountClass(c.count, size))
+    return tuple(out)
 
 
 def classes_from_counts(counts: Iterable[int]) -> tuple[CountClass, ...]:

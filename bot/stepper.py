@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from .explain import Explanation
 from .generate import choose_next, explain_tokens, start_words
 from .model import BOS, EOS, EmptyModel, ModelReader
-from .sampling import MAX_LENGTH, MAX_TEMPERATURE, validate_temperature
+from .sampling import MAX_LENGTH, MAX_TEMPERATURE, validate_min_words, validate_temperature
 from .tokenize import join_words
 
 __all__ = ["Stepper"]
@@ -28,24 +28,36 @@ class Stepper:
     words: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what each step drew, for Back
     ended: bool = False
+    min_words: int = 0  # <end> is masked while the sentence has fewer words than this
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
         self.temperature = validate_temperature(self.temperature)
+        self.min_words = validate_min_words(self.min_words, MAX_LENGTH)
         self.rng = random.Random(self.seed)
 
     @classmethod
     async def begin(
-        cls, model: ModelReader, start: str | None, temperature: float, seed: int
+        cls,
+        model: ModelReader,
+        start: str | None,
+        temperature: float,
+        seed: int,
+        min_words: int = 0,
     ) -> Stepper:
         """A stepper after the typed start words (none: the start of a message)."""
         words = start_words(start)
         tokens = await model.resolve(words) if words else []
-        return cls(model, temperature, seed, tokens, await model.spell(tokens))
+        spelled = await model.spell(tokens)
+        return cls(model, temperature, seed, tokens, spelled, min_words=min_words)
 
     @property
     def context(self) -> list[int]:
         return self.tokens or [BOS]
+
+    @property
+    def mask_end(self) -> bool:
+        return len(self.tokens) < self.min_words
 
     @property
     def can_advance(self) -> bool:
@@ -63,7 +75,9 @@ class Stepper:
         """The next word's distribution at the current temperature; None once ended."""
         if self.ended:
             return None
-        return await explain_tokens(self.model, self.context, self.temperature, rows=rows)
+        return await explain_tokens(
+            self.model, self.context, self.temperature, rows=rows, mask_end=self.mask_end
+        )
 
     async def sample(self) -> str:
         """Draw the next word with the seeded generator; the note describing the step."""
@@ -76,14 +90,18 @@ class Stepper:
     async def _advance(self, rng: random.Random | None) -> str:
         if not self.can_advance:
             raise ValueError("the sentence has ended")  # buttons and keys are disabled then
-        pick = await choose_next(self.model, self.context, self.temperature, None, None, rng)
+        pick = await choose_next(
+            self.model, self.context, self.temperature, None, None, rng, self.mask_end
+        )
         if pick is None:
             raise EmptyModel()
         word = (await self.model.spell([pick.token]))[0]
         how = "drew" if rng is not None and self.temperature > 0 else "took the top word"
         note = (
             f"{how} “{word}” — probability {pick.prob:.1%}, rank {pick.rank} of "
-            f"{pick.found.candidates}"
+            f"{pick.found.candidates - pick.end_masked}"
+            + (" (<end> masked)" if pick.end_masked else "")
+            + ("; backed off to the word frequencies" if pick.found.order == 0 else "")
         )
         self.notes.append(note)
         if pick.token == EOS:

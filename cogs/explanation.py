@@ -16,7 +16,7 @@ from bot.explain import Explanation
 from bot.generate import explain_context
 from bot.model import ModelReader
 from bot.present import explanation_summary, explanation_table, temperature_label
-from bot.sampling import MAX_TEMPERATURE, MAX_TOP_K
+from bot.sampling import MAX_LENGTH, MAX_TEMPERATURE, MAX_TOP_K
 
 from .common import CorpusName, corpus_autocomplete, inert, model_for
 from .generation import Temperature, vocabulary_autocomplete
@@ -41,6 +41,7 @@ class ExplainRequest:
     top_k: int | None
     top_p: float | None
     source: str
+    min_words: int = 0
 
 
 def explanation_embed(e: Explanation, source: str, with_chart: bool) -> discord.Embed:
@@ -64,7 +65,13 @@ async def render(
     model: ModelReader, request: ExplainRequest
 ) -> tuple[discord.Embed, discord.File | None]:
     e = await explain_context(
-        model, request.words, request.temperature, request.top_k, request.top_p, rows=ROWS
+        model,
+        request.words,
+        request.temperature,
+        request.top_k,
+        request.top_p,
+        rows=ROWS,
+        min_words=request.min_words,
     )
     file = None
     try:
@@ -138,6 +145,7 @@ class ExplanationCog(commands.Cog, name="Explanation"):
         top_k="Keep only the K likeliest next words (0 = off)",
         top_p="Keep the likeliest words up to this total probability (1 = off)",
         corpus="Use a bundled public-domain corpus instead of this server",
+        min_words="Mask <end> while the words given are fewer than this",
     )
     @app_commands.autocomplete(word=vocabulary_autocomplete, corpus=corpus_autocomplete)
     @app_commands.guild_only()
@@ -150,10 +158,11 @@ class ExplanationCog(commands.Cog, name="Explanation"):
         top_k: app_commands.Range[int, 0, MAX_TOP_K] | None = None,
         top_p: app_commands.Range[float, 0.01, 1.0] | None = None,
         corpus: CorpusName | None = None,
+        min_words: app_commands.Range[int, 0, MAX_LENGTH] = 0,
     ) -> None:
         await interaction.response.defer(thinking=True)
         model, source = await model_for(self.bot, interaction, corpus=corpus)
-        request = ExplainRequest(word, temp, top_k, top_p, source)
+        request = ExplainRequest(word, temp, top_k, top_p, source, min_words)
         embed, file = await render(model, request)
         view = ExplainView(model, request, interaction.user.id)
         if file is not None:

@@ -9,7 +9,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.explain import Generation
-from bot.generate import DEFAULT_TEMPERATURES, Options, compare, generate, parse_temperatures
+from bot.generate import (
+    COMPARE_LENGTH,
+    DEFAULT_TEMPERATURES,
+    Options,
+    compare,
+    generate,
+    parse_temperatures,
+)
 from bot.present import shorten, temperature_label, trace_lines
 from bot.sampling import MAX_LENGTH, MAX_TEMPERATURE, MAX_TOP_K
 
@@ -100,6 +107,7 @@ class GenerationCog(commands.Cog, name="Generation"):
         top_p="Keep the likeliest words up to this total probability (1 = off)",
         show_work="Show each word's probability and rank",
         corpus="Use a bundled public-domain corpus instead of this server",
+        min_words="Do not end before this many words (<end> is masked until then)",
     )
     @app_commands.autocomplete(start=vocabulary_autocomplete, corpus=corpus_autocomplete)
     @app_commands.guild_only()
@@ -117,12 +125,20 @@ class GenerationCog(commands.Cog, name="Generation"):
         top_p: app_commands.Range[float, 0.01, 1.0] | None = None,
         show_work: bool = False,
         corpus: CorpusName | None = None,
+        min_words: app_commands.Range[int, 0, MAX_LENGTH] = 0,
     ) -> None:
+        options = Options(
+            temperature=temp,
+            length=length,
+            seed=seed,
+            top_k=top_k,
+            top_p=top_p,
+            min_words=min_words,
+        ).validated()  # a bad min_words is answered before thinking
         await interaction.response.defer(thinking=True)
         model, source = await model_for(
             self.bot, interaction, corpus=corpus, user=user, channel=channel
         )
-        options = Options(temperature=temp, length=length, seed=seed, top_k=top_k, top_p=top_p)
         g = await generate(model, start, options)
         embed = discord.Embed(description=inert(g.text, 1000) or "…", colour=0x5865F2)
         embed.set_footer(text=footer(g, source))
@@ -144,6 +160,7 @@ class GenerationCog(commands.Cog, name="Generation"):
         temps="Temperatures separated by commas (default 0.1,0.5,1)",
         seed="The seed shared by every temperature",
         corpus="Use a bundled public-domain corpus instead of this server",
+        min_words=f"Do not end before this many words (default {COMPARE_LENGTH}, the length)",
     )
     @app_commands.autocomplete(start=vocabulary_autocomplete, corpus=corpus_autocomplete)
     @app_commands.guild_only()
@@ -155,11 +172,13 @@ class GenerationCog(commands.Cog, name="Generation"):
         temps: app_commands.Range[str, 1, 100] = DEFAULT_TEMPS,
         seed: Seed | None = None,
         corpus: CorpusName | None = None,
+        min_words: app_commands.Range[int, 0, COMPARE_LENGTH] = COMPARE_LENGTH,
     ) -> None:
         temperatures = parse_temperatures(temps)
+        options = Options(seed=seed, length=COMPARE_LENGTH, min_words=min_words).validated()
         await interaction.response.defer(thinking=True)
         model, source = await model_for(self.bot, interaction, corpus=corpus)
-        results = await compare(model, start, temperatures, Options(seed=seed))
+        results = await compare(model, start, temperatures, options)
         embed = discord.Embed(title="Same start, same seed, different temperature", colour=0x5865F2)
         for g in results:
             embed.add_field(

@@ -2,15 +2,14 @@
 
 The class sees the candidates for the next word with their probabilities at the current
 temperature, then presses Sample (a seeded draw), Greedy (the top one) or Back, and can
-change the temperature between steps.
+change the temperature between steps. The stepping itself is :class:`bot.stepper.Stepper`,
+which ``markov-bot step`` drives from a terminal.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import secrets
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import discord
@@ -18,11 +17,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.explain import Explanation
-from bot.generate import choose_next, explain_tokens, start_words
-from bot.model import BOS, EOS, EmptyModel, ModelReader
-from bot.present import shorten, temperature_label
-from bot.sampling import MAX_LENGTH, MAX_TEMPERATURE
-from bot.tokenize import join_words
+from bot.model import START_LABEL
+from bot.present import candidate_lines, shorten, temperature_label
+from bot.sampling import MAX_LENGTH
+from bot.stepper import Stepper
 
 from .common import CorpusName, Seed, corpus_autocomplete, inert, model_for
 from .generation import Temperature, vocabulary_autocomplete
@@ -39,113 +37,71 @@ STEP_TIMEOUT = 10 * 60.0
 ROWS = 8
 
 
-@dataclass(slots=True)
-class StepState:
-    model: ModelReader
-    source: str
-    temperature: float
-    seed: int
-    rng: random.Random
-    tokens: list[int] = field(default_factory=list)  # generated so far (start words included)
-    words: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # what each step drew, for Back
-    ended: bool = False
-
-    @property
-    def context(self) -> list[int]:
-        return self.tokens or [BOS]
-
-
-def _bar(prob: float, width: int = 10) -> str:
-    filled = round(prob * width)
-    return "█" * filled + "·" * (width - filled)
-
-
-def step_embed(state: StepState, e: Explanation | None) -> discord.Embed:
-    sentence = join_words(state.words) or "(start of a message)"
-    if state.ended:
+def step_embed(stepper: Stepper, source: str, e: Explanation | None) -> discord.Embed:
+    sentence = stepper.sentence or "(start of a message)"
+    if stepper.ended:
         sentence += " ⏹"
     embed = discord.Embed(
-        title=f"Step by step · T = {temperature_label(state.temperature)}",
+        title=f"Step by step · T = {temperature_label(stepper.temperature)}",
         description=inert(f"**{shorten(sentence, 1500)}**", 2000),
         colour=0x57F287,
     )
-    if state.notes:
-        embed.add_field(name="Last step", value=inert(state.notes[-1], 1024), inline=False)
-    if e is not None and not state.ended:
-        lines = [f"{_bar(r.prob)} {r.prob:6.1%}  {shorten(r.token, 18)}" for r in e.rows]
-        if e.others:
-            lines.append(f"{'':10} {e.others_prob:6.1%}  … {e.others} others")
+    if stepper.notes:
+        embed.add_field(name="Last step", value=inert(stepper.notes[-1], 1024), inline=False)
+    if e is not None:
+        after = (
+            "the start of a message"
+            if e.context == (START_LABEL,)
+            else f"“{shorten(' '.join(e.context), 60)}”"
+        )
         embed.add_field(
-            name=f"Next word after “{shorten(' '.join(e.context), 60)}” "
-            f"({e.perplexity_t:.1f} effective choices)",
-            value="```\n" + inert("\n".join(lines), 1000) + "\n```",
+            name=f"Next word after {after} ({e.perplexity_t:.1f} effective choices)",
+            value="```\n" + inert("\n".join(candidate_lines(e)), 1000) + "\n```",
             inline=False,
         )
-    embed.set_footer(text=f"seed {state.seed} · {state.source}")
+    embed.set_footer(text=f"seed {stepper.seed} · {source}")
     return embed
 
 
 class StepView(OwnedView):
+    """The buttons of ``/markov-step``, each one call of the shared :class:`Stepper`."""
+
     refusal = "Only the person who started this (or an admin) can press — try `/markov-step`."
 
-    def __init__(self, state: StepState, owner: int) -> None:
+    def __init__(self, stepper: Stepper, source: str, owner: int) -> None:
         super().__init__(owner, STEP_TIMEOUT)
-        self.state = state
+        self.stepper = stepper
+        self.source = source
 
     async def render(self) -> discord.Embed:
-        e = None
-        if not self.state.ended:
-            e = await explain_tokens(
-                self.state.model, self.state.context, self.state.temperature, rows=ROWS
-            )
-        self.sample.disabled = self.greedy.disabled = self.state.ended or (
-            len(self.state.notes) >= MAX_LENGTH
-        )
-        self.back.disabled = not self.state.notes
-        return step_embed(self.state, e)
+        s = self.stepper
+        self.sample.disabled = self.greedy.disabled = not s.can_advance
+        self.back.disabled = not s.can_go_back
+        return step_embed(s, self.source, await s.candidates(ROWS))
 
-    async def _advance(self, interaction: discord.Interaction, rng: random.Random | None) -> None:
-        s = self.state
-        pick = await choose_next(s.model, s.context, s.temperature, None, None, rng)
-        if pick is None:
-            raise EmptyModel()
-        word = (await s.model.spell([pick.token]))[0]
-        how = "drew" if rng is not None and s.temperature > 0 else "took the top word"
-        s.notes.append(
-            f"{how} “{word}” — probability {pick.prob:.1%}, rank {pick.rank} of "
-            f"{pick.found.candidates}"
-        )
-        if pick.token == EOS:
-            s.ended = True
-        else:
-            s.tokens.append(pick.token)
-            s.words.append(word)
+    async def _show(self, interaction: discord.Interaction) -> None:
         await interaction.response.edit_message(embed=await self.render(), view=self)
 
     @discord.ui.button(label="Sample", style=discord.ButtonStyle.success, custom_id="step-sample")
     async def sample(
         self, interaction: discord.Interaction, _: discord.ui.Button[StepView]
     ) -> None:
-        await self._advance(interaction, self.state.rng)
+        if self.stepper.can_advance:  # a press racing the end: shown as it is
+            await self.stepper.sample()
+        await self._show(interaction)
 
     @discord.ui.button(label="Greedy", style=discord.ButtonStyle.primary, custom_id="step-greedy")
     async def greedy(
         self, interaction: discord.Interaction, _: discord.ui.Button[StepView]
     ) -> None:
-        await self._advance(interaction, None)
+        if self.stepper.can_advance:
+            await self.stepper.greedy()
+        await self._show(interaction)
 
     @discord.ui.button(label="Back", style=discord.ButtonStyle.secondary, custom_id="step-back")
     async def back(self, interaction: discord.Interaction, _: discord.ui.Button[StepView]) -> None:
-        s = self.state
-        if s.notes:
-            s.notes.pop()
-            if s.ended:
-                s.ended = False
-            elif s.tokens:
-                s.tokens.pop()
-                s.words.pop()
-        await interaction.response.edit_message(embed=await self.render(), view=self)
+        self.stepper.back()
+        await self._show(interaction)
 
     @discord.ui.button(
         label="T × 0.5", style=discord.ButtonStyle.secondary, custom_id="step-colder"
@@ -153,16 +109,15 @@ class StepView(OwnedView):
     async def colder(
         self, interaction: discord.Interaction, _: discord.ui.Button[StepView]
     ) -> None:
-        self.state.temperature = round(self.state.temperature / 2, 4)
-        await interaction.response.edit_message(embed=await self.render(), view=self)
+        self.stepper.colder()
+        await self._show(interaction)
 
     @discord.ui.button(label="T × 2", style=discord.ButtonStyle.secondary, custom_id="step-warmer")
     async def warmer(
         self, interaction: discord.Interaction, _: discord.ui.Button[StepView]
     ) -> None:
-        t = self.state.temperature
-        self.state.temperature = min(MAX_TEMPERATURE, round(t * 2, 4) if t > 0 else 0.1)
-        await interaction.response.edit_message(embed=await self.render(), view=self)
+        self.stepper.warmer()
+        await self._show(interaction)
 
 
 class SteppingCog(commands.Cog, name="Stepping"):
@@ -177,6 +132,7 @@ class SteppingCog(commands.Cog, name="Stepping"):
         temp="Temperature for Sample (Greedy always takes the top word)",
         seed="Seed for the draws, to repeat a demonstration",
         corpus="Use a bundled public-domain corpus instead of this server",
+        min_words="Mask <end> until the sentence has this many words",
     )
     @app_commands.autocomplete(start=vocabulary_autocomplete, corpus=corpus_autocomplete)
     @app_commands.guild_only()
@@ -188,22 +144,13 @@ class SteppingCog(commands.Cog, name="Stepping"):
         temp: Temperature = 1.0,
         seed: Seed | None = None,
         corpus: CorpusName | None = None,
+        min_words: app_commands.Range[int, 0, MAX_LENGTH] = 0,
     ) -> None:
         await interaction.response.defer(thinking=True)
         model, source = await model_for(self.bot, interaction, corpus=corpus)
         seed = seed if seed is not None else secrets.randbelow(2**31)
-        words = start_words(start)
-        tokens = await model.resolve(words) if words else []
-        state = StepState(
-            model=model,
-            source=source,
-            temperature=temp,
-            seed=seed,
-            rng=random.Random(seed),
-            tokens=tokens,
-            words=await model.spell(tokens),
-        )
-        view = StepView(state, interaction.user.id)
+        stepper = await Stepper.begin(model, start, temp, seed, min_words)
+        view = StepView(stepper, source, interaction.user.id)
         sent = await interaction.followup.send(embed=await view.render(), view=view, wait=True)
         view.attach(interaction, through_bot(interaction, sent))
 

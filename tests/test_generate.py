@@ -31,11 +31,13 @@ from bot.generate import (
 from bot.model import (
     END_LABEL,
     START_LABEL,
+    Copy,
     EmptyModel,
     Found,
     MemoryModel,
     ModelReader,
     UnknownStart,
+    copy_threshold,
     longest_copy_in,
     pack,
 )
@@ -448,19 +450,22 @@ async def test_copy_of_exactly_copy_run_words_is_rejected(make_model: MakeModel)
     assert g.copied_run == COPY_RUN
 
 
-async def test_short_outputs_are_never_rejected(make_model: MakeModel) -> None:
+async def test_a_short_whole_message_is_a_copy(make_model: MakeModel) -> None:
+    # Under the old 10-word rule a 9-word output was never a copy; now it is a whole message.
     model = await make_model([LONG[: COPY_RUN - 1]])
     g = await generate(model, None, Options(seed=3))
     assert g.text == " ".join(LONG[: COPY_RUN - 1])
-    assert g.attempts == 1
-    assert g.copied_run == 0
+    assert g.attempts == MAX_ATTEMPTS
+    assert g.copied_whole and g.copied_run == COPY_RUN - 1
 
 
-async def test_long_copies_cut_by_the_length_limit_are_short(make_model: MakeModel) -> None:
+async def test_a_run_covering_most_of_a_cut_output_is_a_copy(make_model: MakeModel) -> None:
+    # Cut at 9 words by the length limit: not the whole message, but 9 of 9 words from it.
     model = await make_model([LONG])
     g = await generate(model, None, Options(seed=3, length=COPY_RUN - 1))
     assert len(g.tokens) == COPY_RUN - 1
-    assert g.attempts == 1 and g.copied_run == 0
+    assert g.attempts == MAX_ATTEMPTS
+    assert g.copied_run == COPY_RUN - 1 and not g.copied_whole
 
 
 async def test_originality_false_skips_the_check(make_model: MakeModel) -> None:
@@ -495,6 +500,54 @@ async def test_copies_are_avoided_when_there_is_a_way_out(make_model: MakeModel)
         retried += g.attempts > 1
         assert 1 <= g.attempts <= MAX_ATTEMPTS
     assert retried > 0, "no seed ever produced a copy, the test corpus is too weak"
+
+
+@pytest.mark.parametrize(
+    ("words", "need"),
+    [(1, 1), (2, 2), (3, 3), (4, 3), (5, 4), (9, 7), (10, 7), (12, 9), (13, 10), (100, 10)],
+)
+def test_copy_threshold_is_70_percent_rounded_up_at_most_10(words: int, need: int) -> None:
+    assert copy_threshold(words) == need
+    assert Copy(need, False).is_copy(words)
+    assert not Copy(need - 1, False).is_copy(words)
+    assert Copy(0, True).is_copy(words)  # a whole message is a copy at any length
+
+
+async def test_a_run_of_70_percent_is_a_copy_and_the_least_copied_is_returned(
+    make_model: MakeModel,
+) -> None:
+    # Order 2. Every walk is "a b c d e f g" (a whole message) or, when "h" follows "f g"
+    # (probability 1/2), "a b c d e f g h i": 7 of its 9 words from one message, and
+    # ceil(0.7 * 9) = 7, so a copy too. Every attempt copies; the least-copied one (not a
+    # whole message, 7/9 from one message) is the one returned.
+    model = await make_model(["a b c d e f g", "f g h i"])
+    g = await generate(model, None, Options(seed=5, length=30))
+    assert g.attempts == MAX_ATTEMPTS
+    assert g.text == "a b c d e f g h i"
+    assert g.copied_run == 7 and not g.copied_whole
+
+
+async def test_a_run_of_10_words_is_a_copy_below_70_percent(make_model: MakeModel) -> None:
+    # Order 1. "w00 … w09 y0 … y9" takes 10 of its 20 words from LONG and 11 ("w09 y0 …
+    # y9") from the other message: 55% at most, under ceil(0.7 * 20) = 14, but 10 words
+    # or more. Every other walk is a whole message or all from
+    # LONG, so that mixed output is the least-copied of ten copies.
+    ys = [f"y{i}" for i in range(10)]
+    model = await make_model([LONG, ["w09", *ys]], order=1)
+    g = await generate(model, None, Options(seed=2, length=40))
+    assert g.attempts == MAX_ATTEMPTS
+    assert list(g.tokens) == [*LONG[:10], *ys]
+    assert COPY_RUN <= g.copied_run == 11 < math.ceil(0.7 * len(g.tokens))
+    assert not g.copied_whole
+
+
+async def test_a_three_word_run_inside_a_longer_message_is_found(make_model: MakeModel) -> None:
+    # Order 2: "q r s" sits in the middle of a longer message, where the index of message
+    # starts and ends cannot see it; the learned transition (q, r) -> s proves it.
+    model = await make_model(["p q r s t u v", "q r"])
+    assert copy_threshold(3) == 3
+    g = await generate(model, "q r", Options(seed=1, length=1))
+    assert g.text == "q r s" and g.copied_run == 3 and g.attempts == MAX_ATTEMPTS
 
 
 # ---------------------------------------------------------------------------- compare

@@ -17,8 +17,10 @@ Layout, and why:
   have no index but their key (one would double the cost of learning): the few contexts
   with more than ``_SMALL`` candidates are walked in key order to find a candidate.
 * ``anchors`` indexes (a hash of) every fifth 5-token window of each message. Any
-  verbatim run of 10 words from a message contains one whole anchor, so the originality
-  check looks up a few anchors instead of scanning the corpus.
+  verbatim run of 9 words from a message contains one whole anchor, so the originality
+  check looks up a few anchors instead of scanning the corpus. Shorter runs matter only in
+  short outputs (a copy is a run of 70% of the output); those are found through the
+  indexes on each message's first and last 4 tokens, which also find a whole message.
 
 Writes go through one connection in batched transactions (WAL), each batch one job in
 that connection's thread, reads through another, so a long import never blocks a reply
@@ -55,12 +57,16 @@ from ..model import (
     END_LABEL,
     EOS,
     MAX_ORDER,
+    NO_COPY,
     START_LABEL,
+    Copy,
     Found,
     MemoryModel,
     UnknownStart,
+    anchor_windows,
     contribution,
-    longest_copy_in,
+    copy_in,
+    copy_probes,
     pack,
     unpack,
 )
@@ -83,8 +89,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ANCHOR = 5  # tokens per anchor window; a copy of 2*ANCHOR words always contains one
 # Which of a list of message ids (a JSON array) are stored: one statement for any number.
+_PER_PROBE = 64  # messages read per kind of originality probe: the check's cost is bounded
 _KNOWN_IDS = "SELECT id FROM messages WHERE ns = ? AND id IN (SELECT value FROM json_each(?))"
 _PURGE, _DROP = 1, 2  # namespaces.purging: what a recorded purge must finish
 _BUSY_MS = 5000  # how long a write waits for another process's lock
@@ -155,10 +161,7 @@ def _anchor(window: bytes) -> int:
 
 def _anchors(body: bytes) -> list[int]:
     """Keys of every fifth ANCHOR-token window of a packed message."""
-    step = 4 * ANCHOR
-    if len(body) < 2 * step:
-        return []  # too short to hold a copy-length run
-    return [_anchor(body[i : i + step]) for i in range(0, len(body) - step + 1, step)]
+    return [_anchor(w) for w in anchor_windows(body)]
 
 
 _SLICE = 20_000  # transitions per statement when learning
@@ -1082,6 +1085,12 @@ class StoreModel:
             if offset < len(same):
                 return same[offset]
             raise LookupError("candidate vanished while sampling")
+        if not context.key:  # order 0: the vocabulary, in learning (id) order among equals
+            sql = "SELECT id FROM vocab WHERE ns = ? AND count = ? ORDER BY id LIMIT 1 OFFSET ?"
+            rows = await self._db.execute_fetchall(sql, (self.ns.id, count, offset))
+            if not rows:
+                raise LookupError("candidate vanished while sampling")
+            return int(next(iter(rows))[0])
         # Learning order among equals is token id order: the primary key's order.
         sql = (
             "SELECT next FROM transitions WHERE ns = ? AND ctx = ? AND count = ? "
@@ -1095,6 +1104,14 @@ class StoreModel:
     async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
         context = found.handle
         assert isinstance(context, _Context)
+        if not context.key:
+            sql = (
+                "SELECT id, count FROM vocab WHERE ns = ? AND count > 0 "
+                "ORDER BY count DESC, id LIMIT ?"
+            )
+            limit_arg = -1 if limit is None else limit
+            rows = await self._db.execute_fetchall(sql, (self.ns.id, limit_arg))
+            return [(int(n), int(c)) for n, c in rows]
         if context.candidates is not None:
             ranked = sorted(context.candidates, key=lambda tc: (-tc[1], tc[0]))
             return ranked if limit is None else ranked[:limit]
@@ -1110,6 +1127,25 @@ class StoreModel:
         )
         args = (self.ns.id, context.key, least, -1 if limit is None else limit)
         return [(int(n), int(c)) for n, c in await self._db.execute_fetchall(sql, args)]
+
+    async def unigram(self) -> Found | None:
+        sql = "SELECT count, COUNT(*) FROM vocab WHERE ns = ? AND count > 0 GROUP BY count"
+        rows = await self._db.execute_fetchall(sql, (self.ns.id,))
+        classes = tuple(
+            sorted((CountClass(int(c), int(n)) for c, n in rows), key=lambda c: -c.count)
+        )
+        return Found(_Context(b"", None), (), classes) if classes else None
+
+    async def count_of(self, found: Found, token: int) -> int:
+        context = found.handle
+        assert isinstance(context, _Context)
+        if not context.key:
+            return 0  # order 0 holds words only, never the end marker
+        if context.candidates is not None:
+            return next((c for t, c in context.candidates if t == token), 0)
+        sql = "SELECT count FROM transitions WHERE ns = ? AND ctx = ? AND next = ?"
+        rows = await self._db.execute_fetchall(sql, (self.ns.id, context.key, token))
+        return int(next(iter(rows))[0]) if rows else 0
 
     async def resolve(self, words: Sequence[str]) -> list[int]:
         out: list[int] = []
@@ -1150,17 +1186,35 @@ class StoreModel:
         names.update((int(i), str(t)) for i, t in rows)
         return [names.get(t, "?") for t in tokens]
 
-    async def longest_copy(self, tokens: Sequence[int], at_least: int) -> int:
-        if len(tokens) < at_least:
-            return 0
-        body = pack(tokens)
-        step = 4 * ANCHOR
-        grams = json.dumps(
-            sorted({_anchor(body[i : i + step]) for i in range(0, len(body) - step + 1, 4)})
+    async def copy_of(self, tokens: Sequence[int], at_least: int) -> Copy:
+        """One round trip reading at most a few hundred candidate messages, whatever the
+        corpus: those :func:`bot.model.copy_probes` points to through the anchors and the
+        indexes on each message's first and last 4 tokens."""
+        if not tokens:
+            return NO_COPY
+        probes = copy_probes(tokens, at_least)
+        sql: list[str] = []
+        args: list[Any] = [self.ns.id]
+
+        def probe(select: str, values: Sequence[Any]) -> None:
+            if values:
+                marks = ",".join(f"?{i}" for i in range(len(args) + 1, len(args) + 1 + len(values)))
+                args.extend(values)
+                sql.append(f"SELECT * FROM ({select.format(marks)} LIMIT {_PER_PROBE})")
+
+        # The expressions are the indexes' own (schema 4), so SQLite uses them.
+        probe(
+            "SELECT tokens FROM messages WHERE ns = ?1 AND id IN (SELECT DISTINCT msg FROM "
+            "anchors WHERE ns = ?1 AND gram IN ({}))",
+            sorted({_anchor(w) for w in probes.windows}),
         )
-        sql = (
-            "SELECT tokens FROM messages WHERE ns = ?1 AND id IN (SELECT DISTINCT msg FROM anchors "
-            "WHERE ns = ?1 AND gram IN (SELECT value FROM json_each(?2)) LIMIT 64)"
+        probe(
+            "SELECT DISTINCT tokens FROM messages WHERE ns = ?1 AND substr(tokens, 1, 16) IN ({})",
+            sorted(probes.heads),
         )
-        rows = await self._db.execute_fetchall(sql, (self.ns.id, grams))
-        return longest_copy_in(tokens, (bytes(r[0]) for r in rows), at_least)
+        probe(
+            "SELECT DISTINCT tokens FROM messages WHERE ns = ?1 AND substr(tokens, -16) IN ({})",
+            sorted(probes.tails),
+        )
+        rows = await self._db.execute_fetchall(" UNION ALL ".join(sql), args)
+        return copy_in(tokens, (bytes(r[0]) for r in rows), at_least)
