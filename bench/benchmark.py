@@ -9,21 +9,21 @@ What it measures, each through the code the bot really runs:
 
 * learning: a corpus of at least ``--tokens`` tokens, made by repeating the bundled
   corpora (one message per line, every repetition with its own line numbers and therefore
-  its own message ids), imported from the file with :func:`bot.importing.import_lines`
+  its own message ids), imported from the file with :func:`bot.services.importing.import_lines`
   (tokenizing, provenance, anchors, batches of one transaction each);
 * markovify building a state-size-2 model of the same file, in a child process so that
   its memory is measured apart from ours (``--no-markovify`` skips it);
 * generation latency of 30 words at T = 0.5 and T = 1 with the originality check on,
   from starts drawn from the vocabulary (the most frequent words, random words and no
-  start), via :func:`bot.generate.generate` on ``store.reader(ns)``;
+  start), via :func:`bot.core.generate.generate` on ``store.reader(ns)``;
 * explanation latency for the context with the most learned transitions, via
-  :func:`bot.generate.explain_context`;
+  :func:`bot.core.generate.explain_context`;
 * peak resident memory of this process (sampled with psutil) while learning and
   generating, database bytes per token, and the time to the first answer in a fresh
   process opening the existing database (with the file dropped from the OS cache, and
   warm);
 * the real bot's start on the result: process start to ready and its first ``/markov``,
-  through the fake Discord of ``tests/fake_discord`` (``--starts 0`` skips it).
+  through the fake Discord of ``fake_discord`` (``--starts 0`` skips it).
 """
 
 from __future__ import annotations
@@ -53,12 +53,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # an installed or PYTHONPATH copy of the bot wins
 
+from bot.core.generate import Options, explain_context, generate  # noqa: E402
+from bot.core.model import BOS, DEFAULT_ORDER  # noqa: E402
+from bot.core.tokenize import tokenize  # noqa: E402
 from bot.corpora import CORPUS_DIR, read_lines  # noqa: E402
-from bot.generate import Options, explain_context, generate  # noqa: E402
-from bot.importing import import_lines  # noqa: E402
-from bot.model import BOS, DEFAULT_ORDER  # noqa: E402
+from bot.services.importing import import_lines  # noqa: E402
 from bot.store import Store  # noqa: E402
-from bot.tokenize import tokenize  # noqa: E402
 
 TARGET_LEARN = 150_000  # tokens/s
 TARGET_GENERATE_P99 = 0.010  # s, 30 words
@@ -431,17 +431,17 @@ BOT_TOKEN = "fake-bot-token.for-the-benchmark"
 async def run_ready(db: Path, namespace: str, runs: int) -> list[dict[str, float]]:
     """Start the real bot on the learned database, as one server's model, ``runs`` times.
 
-    The bot runs in a child process (``tests/crash_child.py``: the code path of
-    ``markov-bot run``, pointed at the fake Discord of ``tests/fake_discord`` on
+    The bot runs in a child process (``fake_discord/bot_process.py``: the code path of
+    ``markov-bot run``, pointed at the fake Discord of ``fake_discord`` on
     127.0.0.1); it listens in one channel, so its start-up catch-up runs too. The first
     start has the database dropped from the OS cache. As soon as the bot has identified
     on the gateway a member invokes ``/markov``: "answer" is process start to that
     command's finished message, the moment the server sees a working bot. ``on_ready``
     comes later by design: discord.py holds it until no GUILD_CREATE has arrived for
-    ``guild_ready_timeout`` (2 s by default, 0.2 s in ``crash_child``).
+    ``guild_ready_timeout`` (2 s by default, 0.2 s in ``bot_process``).
     """
     from bot.store.guilds import Guilds
-    from tests.fake_discord import FakeDiscord
+    from fake_discord import FakeDiscord
 
     fake = FakeDiscord(token=BOT_TOKEN)
     await fake.start()
@@ -481,7 +481,7 @@ async def start_bot_once(
     """One start of the bot process for :func:`run_ready`; stopped with SIGTERM after."""
     import psutil
 
-    from tests.crash_child import READY_LINE
+    from fake_discord.bot_process import READY_LINE
 
     logfile = db.with_name(f"bot-{run}.log")
     with logfile.open("wb") as sink:
@@ -489,7 +489,7 @@ async def start_bot_once(
         child = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "tests.crash_child",
+            "fake_discord.bot_process",
             *("--api", fake.api_url, "--gateway", fake.gateway_url),
             *("--db", str(db), "--token", BOT_TOKEN, "--log-level", "INFO"),
             cwd=ROOT,
@@ -744,7 +744,7 @@ def _unkey(key: bytes) -> list[int]:
     unkey = getattr(core, "_ctx_ids", None)
     if unkey is not None:
         return list(unkey(key))
-    from bot.model import unpack
+    from bot.core.model import unpack
 
     return unpack(key)
 

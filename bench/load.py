@@ -3,9 +3,9 @@
     python bench/load.py                      # 30 s at 1,000 messages/s and 10 /markov per s
     python bench/load.py --seconds 5 --rate 200
 
-What runs where.  The fake Discord (gateway + REST on 127.0.0.1, ``tests/fake_discord``)
+What runs where.  The fake Discord (gateway + REST on 127.0.0.1, ``fake_discord``)
 and the load generator run in *this* process; the real :class:`bot.app.MarkovBot` runs in a
-child process (``tests/crash_child.py``) with its own event loop, exactly as
+child process (``fake_discord/bot_process.py``) with its own event loop, exactly as
 ``markov-bot run`` would, and reaches the fake over loopback sockets.  So the cost of
 building, encoding and sending 1,000 gateway events a second is not charged to the bot's
 event loop, and the bot's loop lag is measured inside the bot's process.  (Running both in
@@ -49,9 +49,9 @@ sys.path.insert(0, str(REPO))
 
 import psutil  # noqa: E402
 
+from bot.core.tokenize import tokenize  # noqa: E402
 from bot.store import Store  # noqa: E402
-from bot.tokenize import tokenize  # noqa: E402
-from tests.fake_discord import FakeDiscord, InteractionRecord  # noqa: E402
+from fake_discord import FakeDiscord, InteractionRecord  # noqa: E402
 
 TOKEN = "fake-bot-token.for-the-load-test"
 CORPUS = REPO / "corpora" / "ubuntu_irc_chat.txt"
@@ -234,7 +234,7 @@ async def run(args: argparse.Namespace) -> int:
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.crash_child",
+        "fake_discord.bot_process",
         "--api",
         fake.api_url,
         "--gateway",

@@ -1,5 +1,5 @@
 """``python -m bot``: run the Discord bot (the same as ``markov-bot run``)."""
 
-from .cli import main
+from bot.cli import main
 
 raise SystemExit(main(["run"]))

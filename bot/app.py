@@ -20,9 +20,9 @@ from collections.abc import AsyncIterator
 import discord
 from discord.ext import commands
 
-from .servers import Servers
-from .settings import Settings
-from .store import Store, StoreError
+from bot.services.servers import Servers
+from bot.services.settings import Settings
+from bot.store import Store, StoreError
 
 __all__ = ["EXTENSIONS", "MarkovBot", "open_servers", "run_bot"]
 

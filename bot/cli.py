@@ -17,9 +17,8 @@ from importlib.resources import as_file
 from pathlib import Path
 from typing import Any
 
-from .corpora import CORPORA, DEFAULT_CORPUS, read_lines
-from .explain import Explanation
-from .generate import (
+from bot.core.explain import Explanation
+from bot.core.generate import (
     COMPARE_LENGTH,
     DEFAULT_TEMPERATURES,
     Options,
@@ -28,9 +27,8 @@ from .generate import (
     generate,
     parse_temperatures,
 )
-from .importing import ImportTotals, corpus_namespace, import_lines
-from .model import MAX_ORDER, TEACHING_ORDER, EmptyModel, ModelReader, UnknownStart
-from .present import (
+from bot.core.model import MAX_ORDER, TEACHING_ORDER, EmptyModel, ModelReader, UnknownStart
+from bot.core.present import (
     candidate_lines,
     explanation_json,
     explanation_summary,
@@ -39,10 +37,12 @@ from .present import (
     temperature_label,
     trace_lines,
 )
-from .sampling import InvalidOption
-from .settings import Settings, SettingsError, load_settings
-from .stepper import Stepper
-from .store import Namespace, Store, StoreError
+from bot.core.sampling import InvalidOption
+from bot.core.stepper import Stepper
+from bot.corpora import CORPORA, DEFAULT_CORPUS, read_lines
+from bot.services.importing import ImportTotals, corpus_namespace, import_lines
+from bot.services.settings import Settings, SettingsError, load_settings
+from bot.store import Namespace, Store, StoreError
 
 __all__ = ["main"]
 
@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"markov-bot: {e}", file=sys.stderr)
         return 1 if bot else 2  # the bot's start-up failures exit 1, as run_bot's do
     if bot:
-        from .app import run_bot
+        from bot.app import run_bot
 
         return run_bot(settings, sync_only=args.command == "sync")  # it sets up logging
     logging.basicConfig(
@@ -297,7 +297,7 @@ async def _explain(store: Store, ns: Namespace, args: argparse.Namespace) -> dic
         min_words=args.min_words,
     )
     if args.chart:
-        from .charts import explanation_chart
+        from bot.core.charts import explanation_chart
 
         chart_source = e
         if args.all or args.json:
@@ -422,7 +422,7 @@ async def _forget(store: Store, ns: Namespace, args: argparse.Namespace) -> dict
     if args.all:
         n = await store.purge(ns)
     else:
-        from .store import message_key
+        from bot.store import message_key
 
         n = 0
         for path in args.files:

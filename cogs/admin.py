@@ -16,10 +16,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core.model import TEACHING_ORDER
 from bot.corpora import CORPORA
-from bot.importing import ImportTotals, import_lines
-from bot.model import TEACHING_ORDER
-from bot.servers import PROGRESS_EVERY, upload_namespace_name
+from bot.services.importing import ImportTotals, import_lines
+from bot.services.servers import PROGRESS_EVERY, upload_namespace_name
 from bot.store.guilds import Backfill
 
 from .common import require_admin

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
+from bot.core.model import TEACHING_ORDER, ModelReader
+from bot.core.present import shorten
 from bot.corpora import CORPORA
-from bot.importing import CORPUS_PREFIX, corpus_namespace
-from bot.model import TEACHING_ORDER, ModelReader
-from bot.present import shorten
-from bot.servers import upload_namespace_name
+from bot.services.importing import CORPUS_PREFIX, corpus_namespace
+from bot.services.servers import upload_namespace_name
 
 from .errors import UserFacingError, echo
 

@@ -16,11 +16,11 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.model import EmptyModel, UnknownStart
-from bot.present import shorten
-from bot.sampling import InvalidOption
+from bot.core.model import EmptyModel, UnknownStart
+from bot.core.present import shorten
+from bot.core.sampling import InvalidOption
+from bot.core.text import storable
 from bot.store.errors import transient_cause
-from bot.text import storable
 
 __all__ = [
     "MarkovTree",
@@ -125,7 +125,7 @@ async def reply_to_error(interaction: discord.Interaction, error: BaseException,
 
 def _clean_options(data: Any) -> None:
     """Every typed option value (nested under subcommands, the focused one of an
-    autocomplete too) made :func:`bot.text.storable`, in place."""
+    autocomplete too) made :func:`bot.core.text.storable`, in place."""
     for option in (data or {}).get("options", ()):
         if isinstance(option.get("value"), str):
             option["value"] = storable(option["value"])

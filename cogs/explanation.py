@@ -12,11 +12,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.explain import Explanation
-from bot.generate import explain_context
-from bot.model import ModelReader
-from bot.present import explanation_summary, explanation_table, temperature_label
-from bot.sampling import MAX_LENGTH, MAX_TEMPERATURE, MAX_TOP_K
+from bot.core.explain import Explanation
+from bot.core.generate import explain_context
+from bot.core.model import ModelReader
+from bot.core.present import explanation_summary, explanation_table, temperature_label
+from bot.core.sampling import MAX_LENGTH, MAX_TEMPERATURE, MAX_TOP_K
 
 from .common import CorpusName, corpus_autocomplete, inert, model_for
 from .generation import Temperature, vocabulary_autocomplete
@@ -75,7 +75,7 @@ async def render(
     )
     file = None
     try:
-        from bot.charts import explanation_chart
+        from bot.core.charts import explanation_chart
 
         png = await asyncio.to_thread(explanation_chart, e)
         file = discord.File(io.BytesIO(png), filename=CHART_NAME)

@@ -8,8 +8,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.explain import Generation
-from bot.generate import (
+from bot.core.explain import Generation
+from bot.core.generate import (
     COMPARE_LENGTH,
     DEFAULT_TEMPERATURES,
     Options,
@@ -17,8 +17,8 @@ from bot.generate import (
     generate,
     parse_temperatures,
 )
-from bot.present import shorten, temperature_label, trace_lines
-from bot.sampling import MAX_LENGTH, MAX_TEMPERATURE, MAX_TOP_K
+from bot.core.present import shorten, temperature_label, trace_lines
+from bot.core.sampling import MAX_LENGTH, MAX_TEMPERATURE, MAX_TOP_K
 
 from .common import (
     CorpusName,

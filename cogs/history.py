@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.servers import BackfillFailed, HistoryPage, HistoryReader, Progress
+from bot.core.tokenize import tokenize
+from bot.services.servers import BackfillFailed, HistoryPage, HistoryReader, Progress
 from bot.store import Incoming
 from bot.store.guilds import Backfill
-from bot.tokenize import tokenize
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot

@@ -1,4 +1,4 @@
-"""Learning from channels: Discord's message events, translated for :mod:`bot.servers`.
+"""Learning from channels: Discord's message events, translated for :mod:`bot.services.servers`.
 
 What may be learned, what is forgotten and when is the service's business; this cog turns
 gateway events into its calls, reads channel history for catch-up and backfill, and speaks
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands, tasks
 
-from bot.generate import Options, generate
-from bot.model import EmptyModel
-from bot.speaking import CHATTER, REPLY, Cooldowns
-from bot.tasks import create_task, logged_failure
+from bot.core.generate import Options, generate
+from bot.core.model import EmptyModel
+from bot.services.speaking import CHATTER, REPLY, Cooldowns
+from bot.services.tasks import create_task, logged_failure
 
 from .common import inert
 from .history import member_post, parent_channel_id, start_backfill

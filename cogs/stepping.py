@@ -2,7 +2,7 @@
 
 The class sees the candidates for the next word with their probabilities at the current
 temperature, then presses Sample (a seeded draw), Greedy (the top one) or Back, and can
-change the temperature between steps. The stepping itself is :class:`bot.stepper.Stepper`,
+change the temperature between steps. The stepping itself is :class:`bot.core.stepper.Stepper`,
 which ``markov-bot step`` drives from a terminal.
 """
 
@@ -16,11 +16,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.explain import Explanation
-from bot.model import START_LABEL
-from bot.present import candidate_lines, shorten, temperature_label
-from bot.sampling import MAX_LENGTH
-from bot.stepper import Stepper
+from bot.core.explain import Explanation
+from bot.core.model import START_LABEL
+from bot.core.present import candidate_lines, shorten, temperature_label
+from bot.core.sampling import MAX_LENGTH
+from bot.core.stepper import Stepper
 
 from .common import CorpusName, Seed, corpus_autocomplete, inert, model_for
 from .generation import Temperature, vocabulary_autocomplete

@@ -16,12 +16,12 @@ import math
 import sys
 from pathlib import Path
 
-from bot.charts import explanation_chart
+from bot.core.charts import explanation_chart
+from bot.core.explain import Explanation
+from bot.core.generate import explain_context
+from bot.core.model import TEACHING_ORDER, MemoryModel
+from bot.core.tokenize import tokenize
 from bot.corpora import CORPORA, Corpus
-from bot.explain import Explanation
-from bot.generate import explain_context
-from bot.model import TEACHING_ORDER, MemoryModel
-from bot.tokenize import tokenize
 
 IMAGES = Path(__file__).resolve().parent / "images"
 CHARTS = (

@@ -4,7 +4,7 @@
   acknowledged within 3 s and no payload the bot sent may allow a mention.
 * ``world``: one guild with #general, a thread, an admin (Manage Server) and alice.
 * ``settings``: the bot's settings with ``MARKOV_DB`` under ``tmp_path``.
-* ``e2e``: :class:`tests.e2e_support.E2E` — ``async with e2e.start() as bot`` runs the real
+* ``e2e``: :class:`tests.e2e.support.E2E` — ``async with e2e.start() as bot`` runs the real
   ``MarkovBot(settings)``; ``await e2e.enable_learning(member, channel=...)`` listens to a
   channel as the admin and opts members in; plus invoke/say/wait_learned/snapshot helpers.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from bot.settings import Settings, load_settings
-from tests.e2e_support import DEADLINE, E2E
-from tests.fake_discord import BasicWorld, FakeDiscord, basic_world, started_fake
+from bot.services.settings import Settings, load_settings
+from fake_discord import BasicWorld, FakeDiscord, basic_world, started_fake
+from tests.e2e.support import DEADLINE, E2E
 
 #: Long enough for the settings' token check; the fake accepts exactly this one.
 TOKEN = "fake-bot-token.for-end-to-end-tests"

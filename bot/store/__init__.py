@@ -1,6 +1,8 @@
-"""SQLite storage: the only package that speaks SQL (see :mod:`bot.store.core`)."""
+"""SQLite storage: the only package that speaks SQL (see :mod:`bot.store.sqlite`)."""
 
-from .core import (
+from bot.store.errors import StoreError
+from bot.store.schema import SCHEMA_VERSION
+from bot.store.sqlite import (
     Incoming,
     LearnResult,
     Namespace,
@@ -9,8 +11,6 @@ from .core import (
     StoreModel,
     message_key,
 )
-from .errors import StoreError
-from .schema import SCHEMA_VERSION
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -1,6 +1,6 @@
 """What the Discord bot remembers about servers: listened channels, consent, backfills.
 
-Kept apart from the model tables in :mod:`bot.store.core` but on the same connections, so
+Kept apart from the model tables in :mod:`bot.store.sqlite` but on the same connections, so
 a purge or a "forget me" can change configuration and counts in one place.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from .core import Store
+    from bot.store.sqlite import Store
 
 __all__ = ["Backfill", "ConsentMode", "GuildConfig", "Guilds", "MemberConsent"]
 

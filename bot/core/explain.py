@@ -1,0 +1,161 @@
+"""The numbers behind a choice: explanation tables, entropy and generation traces.
+
+Everything here is computed from the same :func:`bot.core.sampling.scale` the sampler uses, so
+the table a class reads is, to the last digit, the distribution the bot drew from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.core.model import END_LABEL
+from bot.core.sampling import CountClass, ScaledClass, entropy_bits, scale, without
+
+__all__ = ["Explanation", "Generation", "Row", "Step", "explain", "sequence_scores"]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One candidate next token with every intermediate number of the computation."""
+
+    token: str
+    count: int
+    p: float  # count / total: the learned probability
+    logit: float  # ln p
+    scaled_logit: float | None  # ln p / T; None at T = 0, where it is undefined
+    prob: float  # softmax of the scaled logits after top-k/top-p (what sampling uses)
+    masked: bool = False  # <end> masked by min_words: logit −∞, probability 0
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    asked: tuple[str, ...]  # the words the user gave
+    context: tuple[str, ...]  # the context actually used (shorter if it backed off)
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    total: int  # Σ count over every candidate
+    candidates: int
+    rows: tuple[Row, ...]  # the most frequent candidates, in rank order
+    others: int  # candidates not listed in rows
+    others_p: float  # their share of the learned probability
+    others_prob: float  # their share after temperature and cut-offs
+    entropy_t1: float  # bits, learned distribution (T = 1, no cut-offs)
+    entropy_t: float  # bits, at T with the cut-offs
+    backed_off: bool  # the full context was never seen, a shorter one was used
+    # The whole distribution, so a chart can recompute it at other temperatures without
+    # going back to the model (rows alone miss the long tail that temperature redistributes).
+    classes: tuple[CountClass, ...] = ()
+    end_masked: bool = False  # <end> removed and the others renormalised (min_words)
+
+    @property
+    def perplexity_t1(self) -> float:
+        """Effective number of choices of the learned distribution."""
+        return math.pow(2.0, self.entropy_t1)
+
+    @property
+    def perplexity_t(self) -> float:
+        return math.pow(2.0, self.entropy_t)
+
+
+def explain(
+    asked: Sequence[str],
+    context: Sequence[str],
+    classes: Sequence[CountClass],
+    top: Sequence[tuple[str, int]],
+    temperature: float,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    *,
+    backed_off: bool = False,
+    end_masked: int = 0,
+) -> Explanation:
+    """Build the table for ``top`` — a rank-ordered prefix of the candidates (all of them
+    for a full listing) — and summarise the rest from the count classes alone.
+
+    ``end_masked`` is the count of <end> when min_words masks it: its row keeps its
+    learned p and logit but gets probability 0, and the others are renormalised."""
+    total = sum(c.count * c.size for c in classes)
+    sampled = without(classes, end_masked) if end_masked else tuple(classes)
+    scaled = scale(sampled, temperature, top_k, top_p)
+    kept = {s.count: s for s in scaled}
+    rows: list[Row] = []
+    seen_in_class: dict[int, int] = {}
+    for token, count in top:
+        p = count / total
+        logit = math.log(p)
+        scaled_logit = logit / temperature if temperature else None
+        if end_masked and token == END_LABEL:
+            rows.append(Row(token, count, p, logit, scaled_logit, 0.0, masked=True))
+            continue
+        position = seen_in_class.get(count, 0)
+        seen_in_class[count] = position + 1
+        cls: ScaledClass | None = kept.get(count)
+        prob = cls.prob if cls is not None and position < cls.size else 0.0
+        rows.append(Row(token, count, p, logit, scaled_logit, prob))
+    listed_p = math.fsum(r.p for r in rows)
+    listed_prob = math.fsum(r.prob for r in rows)
+    return Explanation(
+        asked=tuple(asked),
+        context=tuple(context),
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        total=total,
+        candidates=sum(c.size for c in classes),
+        rows=tuple(rows),
+        others=sum(c.size for c in classes) - len(rows),
+        others_p=max(0.0, 1.0 - listed_p),
+        others_prob=max(0.0, 1.0 - listed_prob),
+        entropy_t1=entropy_bits(scale(classes, 1.0)),
+        entropy_t=entropy_bits(scaled),
+        backed_off=backed_off,
+        classes=tuple(classes),
+        end_masked=bool(end_masked),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One generated token and how it was chosen."""
+
+    context: tuple[str, ...]  # the context used, after back-off
+    backed_off: bool
+    token: str
+    prob: float
+    rank: int
+    candidates: int  # those it was drawn from (without <end> when masked)
+    end_masked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    text: str
+    tokens: tuple[str, ...]  # the generated words (the start words included, no markers)
+    steps: tuple[Step, ...]
+    seed: int
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    order: int
+    attempts: int  # tries needed to pass the originality check
+    copied_run: int  # longest run found verbatim in one learned message (0 unless a copy)
+    ended: bool  # True if it stopped at the end marker, False at the length limit
+    min_words: int = 0
+    copied_whole: bool = False  # every attempt copied, and this one is a whole message
+
+    @property
+    def log_prob(self) -> float:
+        return sequence_scores(self.steps)[0]
+
+    @property
+    def perplexity(self) -> float:
+        return sequence_scores(self.steps)[1]
+
+
+def sequence_scores(steps: Sequence[Step]) -> tuple[float, float]:
+    """Natural log-probability of the sampled sequence and its per-token perplexity."""
+    log_prob = math.fsum(math.log(s.prob) for s in steps if s.prob > 0)
+    return log_prob, (math.exp(-log_prob / len(steps)) if steps else 1.0)

@@ -1,0 +1,130 @@
+"""A sentence built one word at a time: the state behind ``/markov-step`` and ``markov-bot step``.
+
+Both the Discord buttons and the terminal keys drive this one object, so a class that tries
+the stepper in a terminal sees exactly what the buttons would show: the same draws for the
+same seed, the same notes, the same limits. It holds no I/O beyond the model it reads.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from bot.core.explain import Explanation
+from bot.core.generate import choose_next, explain_tokens, start_words
+from bot.core.model import BOS, EOS, EmptyModel, ModelReader
+from bot.core.sampling import MAX_LENGTH, MAX_TEMPERATURE, validate_min_words, validate_temperature
+from bot.core.tokenize import join_words
+
+__all__ = ["Stepper"]
+
+
+@dataclass(slots=True)
+class Stepper:
+    model: ModelReader
+    temperature: float
+    seed: int
+    tokens: list[int] = field(default_factory=list)  # generated so far (start words included)
+    words: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what each step drew, for Back
+    ended: bool = False
+    min_words: int = 0  # <end> is masked while the sentence has fewer words than this
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.temperature = validate_temperature(self.temperature)
+        self.min_words = validate_min_words(self.min_words, MAX_LENGTH)
+        self.rng = random.Random(self.seed)
+
+    @classmethod
+    async def begin(
+        cls,
+        model: ModelReader,
+        start: str | None,
+        temperature: float,
+        seed: int,
+        min_words: int = 0,
+    ) -> Stepper:
+        """A stepper after the typed start words (none: the start of a message)."""
+        words = start_words(start)
+        tokens = await model.resolve(words) if words else []
+        spelled = await model.spell(tokens)
+        return cls(model, temperature, seed, tokens, spelled, min_words=min_words)
+
+    @property
+    def context(self) -> list[int]:
+        return self.tokens or [BOS]
+
+    @property
+    def mask_end(self) -> bool:
+        return len(self.tokens) < self.min_words
+
+    @property
+    def can_advance(self) -> bool:
+        return not self.ended and len(self.notes) < MAX_LENGTH
+
+    @property
+    def can_go_back(self) -> bool:
+        return bool(self.notes)
+
+    @property
+    def sentence(self) -> str:
+        return join_words(self.words)
+
+    async def candidates(self, rows: int) -> Explanation | None:
+        """The next word's distribution at the current temperature; None once ended."""
+        if self.ended:
+            return None
+        return await explain_tokens(
+            self.model, self.context, self.temperature, rows=rows, mask_end=self.mask_end
+        )
+
+    async def sample(self) -> str:
+        """Draw the next word with the seeded generator; the note describing the step."""
+        return await self._advance(self.rng)
+
+    async def greedy(self) -> str:
+        """Take the most likely next word."""
+        return await self._advance(None)
+
+    async def _advance(self, rng: random.Random | None) -> str:
+        if not self.can_advance:
+            raise ValueError("the sentence has ended")  # buttons and keys are disabled then
+        pick = await choose_next(
+            self.model, self.context, self.temperature, None, None, rng, self.mask_end
+        )
+        if pick is None:
+            raise EmptyModel()
+        word = (await self.model.spell([pick.token]))[0]
+        how = "drew" if rng is not None and self.temperature > 0 else "took the top word"
+        note = (
+            f"{how} “{word}” — probability {pick.prob:.1%}, rank {pick.rank} of "
+            f"{pick.found.candidates - pick.end_masked}"
+            + (" (<end> masked)" if pick.end_masked else "")
+            + ("; backed off to the word frequencies" if pick.found.order == 0 else "")
+        )
+        self.notes.append(note)
+        if pick.token == EOS:
+            self.ended = True
+        else:
+            self.tokens.append(pick.token)
+            self.words.append(word)
+        return note
+
+    def back(self) -> None:
+        """Undo the last step (the start words stay)."""
+        if not self.notes:
+            return
+        self.notes.pop()
+        if self.ended:
+            self.ended = False
+        else:
+            self.tokens.pop()
+            self.words.pop()
+
+    def colder(self) -> None:
+        self.temperature = round(self.temperature / 2, 4)
+
+    def warmer(self) -> None:
+        t = self.temperature
+        self.temperature = min(MAX_TEMPERATURE, round(t * 2, 4) if t > 0 else 0.1)

@@ -1,0 +1,1220 @@
+"""SQLite storage: the only module that speaks SQL.
+
+One file holds many independent models, one per *namespace* (a Discord server, the CLI,
+a bundled corpus). Every row is reachable only through its namespace, so no query can
+see another namespace's words.
+
+Layout, and why:
+
+* ``messages`` keeps each learned message's token ids (not its text). That is the
+  provenance that lets a delete, an edit or a member's "forget me" remove exactly the
+  counts the message added, lets generation be restricted to one author or channel, and
+  makes learning idempotent by message id.
+* ``transitions`` (context → next token → count, a context being 1 to ``order`` token
+  ids packed as bytes) is the model. ``classes`` is kept in step with ``transitions`` by
+  each batch: per context, how many candidates share each count. Sampling and explanation
+  read classes, so their cost does not grow with the number of candidates. Transitions
+  have no index but their key (one would double the cost of learning): the few contexts
+  with more than ``_SMALL`` candidates are walked in key order to find a candidate.
+* ``anchors`` indexes (a hash of) every fifth 5-token window of each message. Any
+  verbatim run of 9 words from a message contains one whole anchor, so the originality
+  check looks up a few anchors instead of scanning the corpus. Shorter runs matter only in
+  short outputs (a copy is a run of 70% of the output); those are found through the
+  indexes on each message's first and last 4 tokens, which also find a whole message.
+
+Writes go through one connection in batched transactions (WAL), each batch one job in
+that connection's thread, reads through another, so a long import never blocks a reply
+and a reply never sees half a batch. A process killed mid-batch leaves the last
+committed state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import time
+import zlib
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from bot.core.model import (
+    BOS,
+    DEFAULT_ORDER,
+    END_LABEL,
+    EOS,
+    MAX_ORDER,
+    NO_COPY,
+    START_LABEL,
+    Copy,
+    Found,
+    MemoryModel,
+    UnknownStart,
+    anchor_windows,
+    contribution,
+    copy_in,
+    copy_probes,
+    pack,
+    unpack,
+)
+from bot.core.sampling import CountClass
+from bot.services.tasks import create_task
+from bot.store.errors import StoreError, newer_schema, open_error
+from bot.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Incoming",
+    "LearnResult",
+    "Namespace",
+    "Stats",
+    "Store",
+    "StoreError",
+    "StoreModel",
+    "message_key",
+]
+
+log = logging.getLogger(__name__)
+
+# Which of a list of message ids (a JSON array) are stored: one statement for any number.
+_PER_PROBE = 64  # messages read per kind of originality probe: the check's cost is bounded
+_KNOWN_IDS = "SELECT id FROM messages WHERE ns = ? AND id IN (SELECT value FROM json_each(?))"
+_PURGE, _DROP = 1, 2  # namespaces.purging: what a recorded purge must finish
+_BUSY_MS = 5000  # how long a write waits for another process's lock
+_WIPE_DELAY = 0.5  # seconds from a deletion to the checkpoint that wipes the WAL
+_WIPE_RETRY_MAX = 2.0  # seconds between attempts while a reader blocks the checkpoint
+_CHECKPOINT_BUSY_MS = 100
+
+
+Transitions = Counter[tuple[int, ...]]
+T = TypeVar("T")
+
+
+def message_key(*parts: object) -> int:
+    """A stable 63-bit id for a message that has no Discord id (a line of a file)."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    id: int
+    name: str
+    order: int
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A message to learn: its tokens, already produced by :func:`bot.core.tokenize.tokenize`."""
+
+    id: int
+    tokens: Sequence[str]
+    author: int | None = None
+    channel: int | None = None  # for a thread, its parent channel
+    created: float | None = None
+    thread: int | None = None  # the thread it was posted in, if any
+
+
+@dataclass(frozen=True, slots=True)
+class LearnResult:
+    learned: int
+    duplicates: int  # already learned under the same id: counted once
+    empty: int  # nothing to learn (no words)
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    messages: int
+    tokens: int
+    vocabulary: int
+    contexts: int
+    order: int
+    top_words: list[tuple[str, int]]
+    channels: list[tuple[int | None, int]]
+    authors: int
+    database_bytes: int
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _anchor(window: bytes) -> int:
+    """An anchor's key: a 31-bit hash of a packed window (a collision costs one check)."""
+    return zlib.crc32(window) >> 1
+
+
+def _anchors(body: bytes) -> list[int]:
+    """Keys of every fifth ANCHOR-token window of a packed message."""
+    return [_anchor(w) for w in anchor_windows(body)]
+
+
+_SLICE = 20_000  # transitions per statement when learning
+_ROWS = 500  # rows per multi-row INSERT (binds ~2x faster than a statement per row)
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, head: str, row: str, width: int, flat: Sequence[Any]
+) -> None:
+    """Insert ``flat`` (rows of ``width`` values laid end to end) with ``head`` followed by
+    ``row`` repeated: ``_ROWS`` rows per statement."""
+    step = _ROWS * width
+    full = len(flat) // step * step
+    if full:
+        sql = head + ",".join([row] * _ROWS)
+        conn.executemany(sql, [flat[i : i + step] for i in range(0, full, step)])
+    if full < len(flat):
+        sql = head + ",".join([row] * ((len(flat) - full) // width))
+        conn.execute(sql, flat[full:])
+
+
+def _class_moves(group: Any, old: Any, new: Any) -> tuple[Any, Any]:
+    """How the count classes change when transitions go from ``old`` to ``new`` counts:
+    (context << 32 | count, change in size) per class that changes, in key order."""
+    import numpy as np
+
+    leave, join = np.flatnonzero(old > 0), np.flatnonzero(new > 0)
+    key = np.empty(len(leave) + len(join), dtype=np.int64)
+    key[: len(leave)] = (group[leave].astype(np.int64) << 32) | old[leave]
+    key[len(leave) :] = (group[join].astype(np.int64) << 32) | new[join]
+    step = np.ones(len(key), dtype=np.int8)
+    step[: len(leave)] = -1
+    del leave, join
+    order = np.argsort(key, kind="stable")
+    key, step = key[order], step[order]
+    del order
+    if not len(key):
+        return key, key
+    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    sizes = np.add.reduceat(step, starts, dtype=np.int64)
+    changed = sizes != 0
+    return key[starts][changed], sizes[changed]
+
+
+def _json_ints(values: Any) -> str:
+    """A numpy integer array as a JSON array (a list's repr is one, and quicker to make)."""
+    return repr(values.tolist())
+
+
+def _ints(text: str) -> Any:
+    """A JSON array of integers (from json_group_array) as a numpy array."""
+    import numpy as np
+
+    if text == "[]":
+        return np.zeros(0, dtype=np.int64)
+    return np.fromstring(text[1:-1], dtype=np.int64, sep=",")
+
+
+def _anchor_rows(bodies: dict[int, bytes]) -> list[int]:
+    """(anchor, message id) of every message, laid end to end in key order (neighbouring
+    B-tree pages)."""
+    import numpy as np
+
+    grams = [(g, mid) for mid, body in bodies.items() for g in _anchors(body)]
+    if not grams:
+        return []
+    pairs = np.array(grams, dtype=np.int64)
+    flat: list[int] = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))].ravel().tolist()
+    return flat
+
+
+#: Builds selections one at a time: the work is Python, holding the GIL, so each thread
+#: building one at once takes a share of it from the event loop (three at once held up
+#: an unrelated command for 2 s); queued, they leave the loop half of it.
+_BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="markov-selection")
+
+
+def _decode_bodies(rows: Iterable[Any]) -> tuple[list[list[int]], str]:
+    """Stored message bodies as token ids, newest first, and a JSON list of their words."""
+    sequences = [unpack(bytes(r[0])) for r in rows]
+    return sequences, json.dumps(sorted({t for s in sequences for t in s}))
+
+
+def _memory_model(order: int, sequences: list[list[int]], spelled: Iterable[Any]) -> MemoryModel:
+    """A model of ``sequences`` (newest first) learned oldest first, in words."""
+    names = {int(i): str(t) for i, t in spelled}
+    model = MemoryModel(order)
+    model.learn_all([names.get(t, "?") for t in seq] for seq in reversed(sequences))
+    return model
+
+
+#: The words of a JSON list of vocabulary ids (``+ns``: the id is the better index).
+_SPELL = "SELECT id, token FROM vocab WHERE +ns = ? AND id IN (SELECT value FROM json_each(?))"
+
+
+async def _in_writer_thread(db: aiosqlite.Connection, job: Callable[..., T], *args: Any) -> T:
+    """``job(connection, *args)`` run in the thread that owns ``db``'s sqlite3 connection.
+
+    aiosqlite runs every call in that thread; this queues one call that runs many
+    statements (``Connection._execute`` and ``_conn`` are aiosqlite internals, stable since
+    0.17; the tests exercise them on every write).
+    """
+    run: Callable[..., Awaitable[T]] = db._execute
+    return await run(job, db._conn, *args)
+
+
+@dataclass(slots=True)
+class _Grams:
+    """A batch's transitions whose contexts have ``k`` tokens, in primary key order."""
+
+    k: int
+    contexts: Any  # (contexts, k) uint32 array: the distinct contexts, in order
+    group: Any  # per transition: the index of its context in ``contexts``
+    next: Any  # per transition: the next token
+    n: Any  # per transition: the signed count to add
+
+
+def _grams(bodies: Sequence[bytes], order: int, sign: int) -> list[_Grams]:
+    """:func:`contribution` of packed messages, sign applied: one :class:`_Grams` per
+    context length, in the order of the ``transitions`` primary key.
+
+    The same counts as ``contribution`` (``Store.check`` compares the stored counts with
+    it), computed with numpy: the messages are laid end to end between markers, and the
+    windows of k + 1 tokens whose context holds no end marker are sorted and counted. The
+    sort is SQLite's key order (memcmp of the little-endian packed context, then next), so
+    a batch walks the B-trees in order instead of jumping around.
+    """
+    import numpy as np
+
+    lengths = np.fromiter(map(len, bodies), dtype=np.int64, count=len(bodies)) // 4
+    size = int(lengths.sum()) + 2 * len(bodies)
+    if size >= 2**30:
+        raise ValueError("batch too large")
+    bos = np.cumsum(lengths + 2) - (lengths + 2)
+    eos = bos + lengths + 1
+    body = np.ones(size, dtype=bool)
+    body[bos] = False
+    body[eos] = False
+    stream = np.empty(size, dtype=np.uint32)
+    stream[bos] = BOS
+    stream[eos] = EOS
+    stream[body] = np.frombuffer(b"".join(bodies), dtype="<u4")
+    del body
+    # memcmp order of a little-endian uint32 is the numeric order of its byte-swapped value
+    swapped = stream.byteswap()
+    out = []
+    for k in range(1, order + 1):
+        n = size - k
+        keep = stream[:n] != EOS
+        for i in range(1, k):
+            keep &= stream[i : i + n] != EOS
+        at = np.flatnonzero(keep).astype(np.int32)  # size < 2**30: int32 halves the memory
+        del keep
+        # np.lexsort sorts by its last key first: the context's first token, ..., next
+        keys = [stream[at + k], *(swapped[at + i] for i in range(k - 1, -1, -1))]
+        at = at[np.lexsort(keys)]
+        del keys
+        columns = [stream[at + i] for i in range(k + 1)]
+        new_context = np.ones(len(at), dtype=bool)
+        new_row = np.ones(len(at), dtype=bool)
+        if len(at) > 1:
+            differs = columns[0][1:] != columns[0][:-1]
+            for column in columns[1:k]:
+                differs |= column[1:] != column[:-1]
+            new_context[1:] = differs
+            new_row[1:] = differs | (columns[k][1:] != columns[k][:-1])
+        first = np.flatnonzero(new_row)
+        starts = np.flatnonzero(new_context)
+        out.append(
+            _Grams(
+                k=k,
+                contexts=np.stack([c[starts] for c in columns[:k]], axis=1).astype("<u4"),
+                group=np.cumsum(new_context, dtype=np.int32)[first] - 1,
+                next=columns[k][first],
+                n=(np.diff(np.append(first, len(at))) * sign).astype(np.int32),
+            )
+        )
+        del at, columns, new_context, new_row, first, starts
+    return out
+
+
+class Store:
+    """The SQLite file. Open with :meth:`open`, close with :meth:`close`."""
+
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._write_lock = asyncio.Lock()
+        self._wiper: asyncio.Task[None] | None = None
+        self._wipe_wanted = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str]) -> Store:
+        """Open (creating with owner-only permissions) and migrate the database.
+
+        A file that cannot serve as the database (not one, damaged, from a newer version,
+        not readable and writable) raises :class:`StoreError`, whose message is the one
+        line to show whoever runs the bot.
+        """
+        file = Path(path)
+        try:
+            return await cls._open(file)
+        except (sqlite3.Error, OSError) as e:
+            problem = open_error(file, e)
+            if problem is None:
+                raise
+            raise problem from e
+
+    @classmethod
+    async def _open(cls, file: Path) -> Store:
+        # Once at start-up, before the bot answers anything: a blocking check is harmless.
+        if str(file) != ":memory:" and not file.exists():  # noqa: ASYNC240
+            file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(file, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        # A file SQLite cannot open at all fails here, not in aiosqlite's connect, which
+        # leaves its worker thread to report to an event loop that may be gone by then.
+        sqlite3.connect(file).close()
+        writer = await aiosqlite.connect(file, isolation_level=None)
+        reader: aiosqlite.Connection | None = None
+        try:
+            await cls._configure(writer)
+            await cls._migrate(writer, file)
+            reader = await aiosqlite.connect(file, isolation_level=None)
+            await cls._configure(reader)
+        except BaseException:
+            if reader is not None:
+                await reader.close()
+            await writer.close()
+            raise
+        store = cls(file, writer, reader)
+        try:
+            await store._resume_purges()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    @staticmethod
+    async def _configure(db: aiosqlite.Connection) -> None:
+        # WAL lets the reader keep answering while a batch is written; NORMAL sync keeps
+        # every committed batch across a process crash (only an OS crash may lose the
+        # last few), at a fraction of FULL's cost.
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA synchronous = NORMAL")
+        await db.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+        await db.execute("PRAGMA foreign_keys = ON")
+        # Deleted rows are overwritten with zeros, not just unlinked: forgotten words must
+        # leave the file (the WAL's older copies of the pages go with _wipe_soon).
+        await db.execute("PRAGMA secure_delete = ON")
+        # 8 MB page cache per connection: the OS caches the file anyway, and a bigger cache
+        # barely speeds up learning (measured: bench/benchmark.py) while it adds to the
+        # process's memory. Temporary tables and sorts spill to a file, not to memory.
+        await db.execute("PRAGMA cache_size = -8000")
+        await db.execute("PRAGMA temp_store = FILE")
+
+    @staticmethod
+    async def _migrate(db: aiosqlite.Connection, file: Path) -> None:
+        async with db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise newer_schema(file, version, SCHEMA_VERSION)
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            log.info("migrating database schema to version %d", target)
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(MIGRATIONS[target - 1]):
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {target}")
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+
+    async def close(self) -> None:
+        wiper, self._wiper = self._wiper, None
+        if wiper is not None and not wiper.done():
+            wiper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await wiper
+        async with self._write_lock:
+            await self._reader.close()
+            if self._wipe_wanted:  # another process may keep the WAL after we close
+                try:
+                    await self._truncate_wal()
+                except sqlite3.Error as e:
+                    log.warning("could not checkpoint the WAL on close: %s", e)
+            try:
+                await self._writer.execute("PRAGMA optimize")
+            except sqlite3.Error as e:  # only an optimisation: a full disk must not stop it
+                log.warning("PRAGMA optimize skipped on close: %s", e)
+            finally:
+                await self._writer.close()
+
+    # ------------------------------------------------------------------ wiping the WAL
+
+    def _wipe_soon(self) -> None:
+        """After a deletion commits: the main file's pages are zeroed (secure_delete), but
+        the WAL still holds their earlier versions, forgotten words included, until it is
+        checkpointed and truncated. Done ``_WIPE_DELAY`` s later, so a burst of deletions
+        (a bulk delete arrives one message at a time) costs one checkpoint."""
+        self._wipe_wanted = True
+        if self._wiper is None or self._wiper.done():
+            self._wiper = create_task(self._wipe(), name="wiping the WAL")
+
+    async def _wipe(self) -> None:
+        delay, blocked = _WIPE_DELAY, False
+        while self._wipe_wanted:
+            await asyncio.sleep(delay)
+            self._wipe_wanted = False
+            try:
+                done = await self._locked_truncate_wal()
+            except sqlite3.Error as e:
+                log.warning("checkpointing the WAL failed (%s); retrying", e)
+                done = False
+            if done:
+                delay = _WIPE_DELAY
+                if blocked:
+                    log.info("the WAL is checkpointed: deleted words are gone from the disk")
+                blocked = False
+                continue
+            # Another connection still reads an older snapshot: never skipped, retried.
+            self._wipe_wanted = True
+            if not blocked:
+                log.warning(
+                    "a reader of %s keeps the WAL from being truncated; deleted words stay "
+                    "in it until it can be (retrying)",
+                    self.path,
+                )
+            blocked, delay = True, min(2 * delay, _WIPE_RETRY_MAX)
+
+    async def _locked_truncate_wal(self) -> bool:
+        async with self._write_lock:
+            return await self._truncate_wal()
+
+    async def _truncate_wal(self) -> bool:
+        """Copy the WAL into the main file and empty it; False if a reader prevented it.
+
+        A short busy timeout: a reader in the way is waited for by the retry, not here,
+        where writers would wait too (the write lock is held).
+        """
+        db = self._writer
+        await db.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_BUSY_MS}")
+        try:
+            async with db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cur:
+                row = await cur.fetchone()
+        finally:
+            await db.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+        return row is not None and int(row[0]) == 0
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                # SQLite has already rolled back after some errors ("disk is full"); a
+                # second ROLLBACK would fail and hide the error that matters.
+                if self._writer.in_transaction:
+                    await self._writer.execute("ROLLBACK")
+                raise
+            await self._writer.execute("COMMIT")
+
+    async def _one(self, sql: str, *args: Any) -> Any:
+        async with self._reader.execute(sql, args) as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    # ------------------------------------------------------------------ namespaces
+
+    async def namespace(self, name: str, order: int = DEFAULT_ORDER) -> Namespace:
+        """The namespace called ``name``, created on first use with context ``order``."""
+        if not 1 <= order <= MAX_ORDER:
+            raise ValueError(f"order must be 1 to {MAX_ORDER}")
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO namespaces (name, ord, created) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (name, order, time.time()),
+            )
+            async with db.execute("SELECT id, ord FROM namespaces WHERE name = ?", (name,)) as c:
+                row = await c.fetchone()
+        assert row is not None
+        return Namespace(int(row[0]), name, int(row[1]))
+
+    async def namespaces(self) -> list[Namespace]:
+        async with self._reader.execute("SELECT id, name, ord FROM namespaces ORDER BY id") as c:
+            return [Namespace(int(i), str(n), int(o)) async for i, n, o in c]
+
+    def reader(self, ns: Namespace) -> StoreModel:
+        return StoreModel(self._reader, ns)
+
+    # ------------------------------------------------------------------ learning
+
+    async def learn(
+        self,
+        ns: Namespace,
+        batch: Sequence[Incoming],
+        *,
+        also: Callable[[sqlite3.Connection, LearnResult], None] | None = None,
+    ) -> LearnResult:
+        """Learn a batch of messages in one transaction; ids already learned are skipped.
+
+        ``also(connection, result)`` runs in the same transaction (in the writer's thread),
+        so a caller's bookkeeping, such as a backfill's saved position, commits with the
+        counts it describes or not at all.
+        """
+        if not batch and also is None:
+            return LearnResult(0, 0, 0, 0)
+        async with self._transaction() as db:
+            return await _in_writer_thread(db, self._learn_and, ns, batch, also)
+
+    def _learn_and(
+        self,
+        conn: sqlite3.Connection,
+        ns: Namespace,
+        batch: Sequence[Incoming],
+        also: Callable[[sqlite3.Connection, LearnResult], None] | None,
+    ) -> LearnResult:
+        result = self._learn(conn, ns, batch) if batch else LearnResult(0, 0, 0, 0)
+        if also is not None:
+            also(conn, result)
+        return result
+
+    # The write path runs as one job in the writer connection's own thread: SQLite works
+    # without the GIL, so the event loop (tokenizing the next batch of an import, or
+    # answering) keeps going meanwhile, and a batch costs one hop between the threads.
+
+    def _learn(
+        self, conn: sqlite3.Connection, ns: Namespace, batch: Sequence[Incoming]
+    ) -> LearnResult:
+        rows = conn.execute(_KNOWN_IDS, (ns.id, json.dumps([m.id for m in batch])))
+        known = {int(r[0]) for r in rows}
+        fresh: dict[int, Incoming] = {}
+        empty = duplicates = 0
+        for m in batch:
+            if m.id in known or m.id in fresh:
+                duplicates += 1
+            elif not m.tokens:
+                empty += 1
+            else:
+                fresh[m.id] = m
+        if not fresh:
+            return LearnResult(0, duplicates, empty, 0)
+        # First-seen order (a Counter keeps it): ids break ties between equally frequent
+        # candidates, so they must not depend on hash order.
+        words = Counter(chain.from_iterable(m.tokens for m in fresh.values()))
+        ids = self._intern(conn, ns, words)
+        bodies = {mid: pack(list(map(ids.__getitem__, m.tokens))) for mid, m in fresh.items()}
+        conn.executemany(
+            "INSERT INTO messages (ns, id, author, channel, created, tokens, thread) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (ns.id, mid, m.author, m.channel, m.created, bodies[mid], m.thread)
+                for mid, m in sorted(fresh.items())  # id order: the id index's order
+            ],
+        )
+        _insert_rows(
+            conn,
+            "INSERT OR IGNORE INTO anchors (ns, gram, msg) VALUES ",
+            f"({int(ns.id)}, ?, ?)",
+            2,
+            _anchor_rows(bodies),
+        )
+        self._apply(conn, ns, list(bodies.values()), +1)
+        return LearnResult(len(fresh), duplicates, empty, sum(map(len, bodies.values())) // 4)
+
+    def _intern(
+        self, conn: sqlite3.Connection, ns: Namespace, words: Counter[str]
+    ) -> dict[str, int]:
+        """Vocabulary ids of ``words``, numbering new ones in the Counter's order, with
+        their counts added in the same statements (a few hundred words each)."""
+        ids: dict[str, int] = {}
+        items = list(words.items())
+        for start in range(0, len(items), _ROWS):
+            part = items[start : start + _ROWS]
+            sql = (
+                "INSERT INTO vocab (ns, token, folded, count) VALUES "
+                + ",".join([f"({int(ns.id)}, ?, ?, ?)"] * len(part))
+                + " ON CONFLICT (ns, token) DO UPDATE SET count = count + excluded.count "
+                "RETURNING token, id"
+            )
+            values = [x for t, n in part for x in (t, t.casefold(), n)]
+            ids.update(conn.execute(sql, values))
+        return ids
+
+    def _apply(
+        self,
+        conn: sqlite3.Connection,
+        ns: Namespace,
+        bodies: Sequence[bytes],
+        sign: int,
+    ) -> None:
+        """Add (sign=+1) or remove (sign=-1) the transition counts of packed messages.
+
+        Learning and forgetting share this, so forgetting is the exact inverse. (Word
+        counts: learning adds them in :meth:`_intern`, forgetting removes them here.)
+
+        Transitions go to SQLite in bulk: numpy packs their contexts end to end in one blob
+        and the rest in a JSON array, which statements slice and decode, so no Python
+        object is made per transition. The counts they had are read in the same way, and
+        from them numpy works out how the count classes move.
+        """
+        import numpy as np
+
+        # CROSS JOIN keeps the batch as the outer loop whatever the planner estimates.
+        rows = (
+            "FROM json_each(?4) j CROSS JOIN transitions t ON t.ns = ?1 "
+            "AND t.ctx = substr(?2, j.key * ?3 + 1, ?3) AND t.next = j.value >> 31"
+        )
+        for grams in _grams(bodies, ns.order, sign):
+            width, size = 4 * grams.k, len(grams.next)
+            old = np.zeros(size, dtype=np.int64)
+            for i in range(0, size, _SLICE):
+                j = min(size, i + _SLICE)
+                contexts = grams.contexts[grams.group[i:j]].tobytes()
+                values = _json_ints(
+                    (grams.next[i:j].astype(np.int64) << 31) | (grams.n[i:j] + 2**30)
+                )
+                args = (ns.id, contexts, width, values)
+                # The counts these transitions have now (those that exist), then the new.
+                at, counts = conn.execute(
+                    f"SELECT json_group_array(j.key), json_group_array(t.count) {rows}", args
+                ).fetchone()
+                old[_ints(at) + i] = _ints(counts)
+                conn.execute(
+                    "INSERT INTO transitions (ns, ctx, next, count) "
+                    "SELECT ?1, substr(?2, key * ?3 + 1, ?3), value >> 31, "
+                    "(value & 2147483647) - 1073741824 FROM json_each(?4) WHERE true "
+                    "ON CONFLICT (ns, ctx, next) DO UPDATE SET count = count + excluded.count",
+                    args,
+                )
+            new = old + grams.n
+            if sign < 0:
+                gone = np.flatnonzero(new <= 0)
+                contexts = grams.contexts[grams.group[gone]].tobytes()
+                conn.executemany(
+                    "DELETE FROM transitions WHERE ns = ? AND ctx = ? AND next = ?",
+                    [
+                        (ns.id, contexts[width * r : width * (r + 1)], int(t))
+                        for r, t in enumerate(grams.next[gone])
+                    ],
+                )
+            # Count classes move set-wise: every candidate whose count changes leaves the
+            # class of its old count and joins the class of its new one. Moves that cancel
+            # out within a context are dropped; a class emptied by them is deleted by the
+            # trigger classes_empty.
+            moves, sizes = _class_moves(grams.group, old, new)
+            del old, new
+            for i in range(0, len(moves), _SLICE):
+                part = moves[i : i + _SLICE]
+                contexts = grams.contexts[part >> 32].tobytes()  # part: context << 32 | count
+                values = ((part & 0xFFFFFFFF) << 32) | (sizes[i : i + _SLICE] + 2**31)
+                conn.execute(
+                    "INSERT INTO classes (ns, ctx, count, size) "
+                    "SELECT ?1, substr(?2, key * ?3 + 1, ?3), value >> 32, "
+                    "(value & 4294967295) - 2147483648 FROM json_each(?4) WHERE true "
+                    "ON CONFLICT (ns, ctx, count) DO UPDATE SET size = size + excluded.size",
+                    (ns.id, contexts, width, _json_ints(values)),
+                )
+        if sign < 0:
+            words = Counter(chain.from_iterable(map(unpack, bodies)))
+            conn.executemany(
+                "UPDATE vocab SET count = count - ? WHERE id = ?",
+                [(n, t) for t, n in words.items()],
+            )
+            conn.executemany("DELETE FROM vocab WHERE id = ? AND count <= 0", [(t,) for t in words])
+
+    # ------------------------------------------------------------------ forgetting
+
+    async def forget(self, ns: Namespace, message_ids: Sequence[int]) -> int:
+        """Remove messages and exactly their contribution; returns how many were known."""
+        return await self._forget_ids(ns, list(message_ids))
+
+    async def forget_author(self, ns: Namespace, author: int) -> int:
+        return await self._forget_selected(ns, "author = ?", (author,))
+
+    async def forget_channel(self, ns: Namespace, channel: int) -> int:
+        """A channel's messages, its threads' included (they are stored under it)."""
+        return await self._forget_selected(ns, "channel = ?", (channel,))
+
+    async def forget_thread(self, ns: Namespace, thread: int) -> int:
+        return await self._forget_selected(ns, "thread = ?", (thread,))
+
+    async def forget_older_than(self, ns: Namespace, timestamp: float) -> int:
+        return await self._forget_selected(ns, "created < ?", (timestamp,))
+
+    async def _forget_selected(self, ns: Namespace, where: str, args: tuple[Any, ...]) -> int:
+        sql = f"SELECT id FROM messages WHERE ns = ? AND {where}"
+        async with self._reader.execute(sql, (ns.id, *args)) as cur:
+            ids = [int(r[0]) async for r in cur]
+        return await self._forget_ids(ns, ids)
+
+    async def _forget_ids(self, ns: Namespace, ids: list[int]) -> int:
+        forgotten = 0
+        for batch in _chunks(ids, 5_000):
+            async with self._transaction() as db:
+                forgotten += await _in_writer_thread(db, self._forget_batch, ns, batch)
+        if forgotten:
+            self._wipe_soon()
+        return forgotten
+
+    def _forget_batch(self, conn: sqlite3.Connection, ns: Namespace, ids: Sequence[int]) -> int:
+        sql = (
+            "SELECT id, tokens FROM messages WHERE ns = ? "
+            "AND id IN (SELECT value FROM json_each(?))"
+        )
+        blobs = [(int(i), bytes(b)) for i, b in conn.execute(sql, (ns.id, json.dumps(ids)))]
+        if not blobs:
+            return 0
+        self._apply(conn, ns, [b for _, b in blobs], -1)
+        conn.executemany(
+            "DELETE FROM anchors WHERE ns = ? AND gram = ? AND msg = ?",
+            [(ns.id, g, mid) for mid, b in blobs for g in _anchors(b)],
+        )
+        conn.executemany(
+            "DELETE FROM messages WHERE ns = ? AND id = ?", [(ns.id, m) for m, _ in blobs]
+        )
+        return len(blobs)
+
+    async def purge(self, ns: Namespace) -> int:
+        """Delete everything learned in a namespace (the namespace itself stays)."""
+        return await self._purge(ns.id, _PURGE)
+
+    async def drop_namespace(self, ns: Namespace) -> int:
+        """Purge a namespace and remove its name (an uploaded corpus being deleted)."""
+        return await self._purge(ns.id, _DROP)
+
+    async def _purge(self, ns_id: int, mode: int) -> int:
+        # The request is committed before the deletion starts, so a crash in the middle
+        # (which rolls the deletion back) leaves a record that open() finishes: someone
+        # asked for their data to go, and it must go even if nobody asks twice.
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE namespaces SET purging = max(purging, ?) WHERE id = ?", (mode, ns_id)
+            )
+        async with self._transaction() as db:
+            n = await _scalar(db, "SELECT COUNT(*) FROM messages WHERE ns = ?", ns_id)
+            for table in ("classes", "transitions", "vocab", "messages", "anchors"):
+                await db.execute(f"DELETE FROM {table} WHERE ns = ?", (ns_id,))
+            if mode == _DROP:
+                await db.execute("DELETE FROM namespaces WHERE id = ?", (ns_id,))
+            else:
+                await db.execute("UPDATE namespaces SET purging = 0 WHERE id = ?", (ns_id,))
+        self._wipe_soon()
+        return int(n)
+
+    async def _resume_purges(self) -> None:
+        async with self._writer.execute(
+            "SELECT id, name, purging FROM namespaces WHERE purging > 0"
+        ) as cur:
+            pending = [(int(i), str(name), int(mode)) for i, name, mode in await cur.fetchall()]
+        for ns_id, name, mode in pending:
+            n = await self._purge(ns_id, mode)
+            log.warning("finished the purge of %s cut short by a crash: %d messages", name, n)
+
+    # ------------------------------------------------------------------ reading
+
+    async def is_complete(self, ns: Namespace) -> bool:
+        """Whether :meth:`mark_complete` was called: a bulk import that committed its last
+        batch (one cut short leaves some batches in, and must be run again)."""
+        return bool(await self._one("SELECT complete FROM namespaces WHERE id = ?", ns.id))
+
+    async def mark_complete(self, ns: Namespace) -> None:
+        async with self._transaction() as db:
+            await db.execute("UPDATE namespaces SET complete = 1 WHERE id = ?", (ns.id,))
+
+    async def is_empty(self, ns: Namespace) -> bool:
+        return await self._one("SELECT 1 FROM messages WHERE ns = ? LIMIT 1", ns.id) is None
+
+    async def last_message(self, ns: Namespace, channel: int) -> int | None:
+        """The newest learned message id of a channel: where catch-up resumes."""
+        sql = "SELECT MAX(id) FROM messages WHERE ns = ? AND channel = ?"
+        value = await self._one(sql, ns.id, channel)
+        return None if value is None else int(value)
+
+    async def author_messages(self, ns: Namespace, author: int) -> int:
+        """How many of one member's messages are stored (for their privacy status)."""
+        sql = "SELECT COUNT(*) FROM messages WHERE ns = ? AND author = ?"
+        return int(await self._one(sql, ns.id, author))
+
+    async def known_messages(self, ns: Namespace, ids: Sequence[int]) -> set[int]:
+        rows = await self._reader.execute_fetchall(_KNOWN_IDS, (ns.id, json.dumps(list(ids))))
+        return {int(r[0]) for r in rows}
+
+    async def autocomplete(self, ns: Namespace, prefix: str, limit: int = 25) -> list[str]:
+        """Learned words starting with ``prefix`` (any case), most frequent first."""
+        folded = prefix.strip().casefold()
+        if not folded:
+            sql = "SELECT token FROM vocab WHERE ns = ? AND count > 0 ORDER BY count DESC LIMIT ?"
+            args: tuple[Any, ...] = (ns.id, limit)
+        else:
+            sql = (
+                "SELECT token FROM vocab WHERE ns = ? AND folded >= ? AND folded < ? "
+                "AND count > 0 ORDER BY count DESC LIMIT ?"
+            )
+            args = (ns.id, folded, folded + "\U0010ffff", limit)
+        async with self._reader.execute(sql, args) as cur:
+            return [str(r[0]) async for r in cur]
+
+    async def stats(self, ns: Namespace, top: int = 10) -> Stats:
+        db = self._reader
+        messages = await _scalar(db, "SELECT COUNT(*) FROM messages WHERE ns = ?", ns.id)
+        tokens = await _scalar(
+            db, "SELECT COALESCE(SUM(count), 0) FROM vocab WHERE ns = ? AND count > 0", ns.id
+        )
+        vocabulary = await _scalar(
+            db, "SELECT COUNT(*) FROM vocab WHERE ns = ? AND count > 0", ns.id
+        )
+        contexts = await _scalar(
+            db, "SELECT COUNT(*) FROM (SELECT DISTINCT ctx FROM classes WHERE ns = ?)", ns.id
+        )
+        authors = await _scalar(
+            db, "SELECT COUNT(DISTINCT author) FROM messages WHERE ns = ?", ns.id
+        )
+        sql = (
+            "SELECT token, count FROM vocab WHERE ns = ? AND count > 0 ORDER BY count DESC LIMIT ?"
+        )
+        async with db.execute(sql, (ns.id, top)) as cur:
+            top_words = [(str(t), int(c)) async for t, c in cur]
+        sql = (
+            "SELECT channel, COUNT(*) FROM messages WHERE ns = ? GROUP BY channel "
+            "ORDER BY COUNT(*) DESC LIMIT ?"
+        )
+        async with db.execute(sql, (ns.id, top)) as cur:
+            channels = [(None if c is None else int(c), int(n)) async for c, n in cur]
+        pages = await _scalar(db, "PRAGMA page_count")
+        page_size = await _scalar(db, "PRAGMA page_size")
+        return Stats(
+            messages=int(messages),
+            tokens=int(tokens),
+            vocabulary=int(vocabulary),
+            contexts=int(contexts),
+            order=ns.order,
+            top_words=top_words,
+            channels=channels,
+            authors=int(authors),
+            database_bytes=int(pages) * int(page_size),
+        )
+
+    async def selection(
+        self,
+        ns: Namespace,
+        *,
+        author: int | None = None,
+        channel: int | None = None,
+        limit: int = 20_000,
+    ) -> MemoryModel:
+        """A model of only one author's and/or one channel's most recent messages.
+
+        The rows are read in one call of the reader connection; decoding them and building
+        the model (a second or more of Python for 20,000 messages) run in a worker thread:
+        on the event loop they would hold up every other interaction past Discord's 3
+        seconds, and in the reader's own thread every other read."""
+        where, args = ["ns = ?"], [ns.id]
+        if author is not None:
+            where.append("author = ?")
+            args.append(author)
+        if channel is not None:
+            where.append("channel = ?")
+            args.append(channel)
+        sql = f"SELECT tokens FROM messages WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
+        loop = asyncio.get_running_loop()
+        rows = await self._reader.execute_fetchall(sql, (*args, limit))
+        sequences, wanted = await loop.run_in_executor(_BUILDER, _decode_bodies, rows)
+        spelled = await self._reader.execute_fetchall(_SPELL, (ns.id, wanted))
+        return await loop.run_in_executor(_BUILDER, _memory_model, ns.order, sequences, spelled)
+
+    async def recount(self, ns: Namespace) -> tuple[Transitions, Transitions]:
+        """(stored transition counts, counts recomputed from the stored messages).
+
+        Equal in a consistent database; used by tests and by :meth:`check`.
+        """
+        return await self._stored_transitions(ns), contribution(await self._sequences(ns), ns.order)
+
+    async def _stored_transitions(self, ns: Namespace) -> Transitions:
+        stored: Transitions = Counter()
+        sql = "SELECT ctx, next, count FROM transitions WHERE ns = ?"
+        for key, nxt, count in await self._reader.execute_fetchall(sql, (ns.id,)):
+            stored[(*unpack(bytes(key)), int(nxt))] = int(count)
+        return stored
+
+    async def _sequences(self, ns: Namespace) -> list[list[int]]:
+        """Every stored message's token ids."""
+        sql = "SELECT tokens FROM messages WHERE ns = ?"
+        return [unpack(bytes(b)) for (b,) in await self._reader.execute_fetchall(sql, (ns.id,))]
+
+    async def check(self, ns: Namespace, *, recount: bool = True) -> list[str]:
+        """What is inconsistent in a namespace's model: an empty list when nothing is.
+
+        The count classes must be exactly the histogram of every context's transition
+        counts (sampling reads the classes), and every count positive. With ``recount``,
+        the transitions and word counts must also be exactly what the stored messages
+        contribute; that part holds the whole model in memory, like :meth:`recount`.
+        """
+        problems: list[str] = []
+        sql = (
+            "WITH h AS MATERIALIZED (SELECT ctx, count, COUNT(*) AS n FROM transitions "
+            "WHERE ns = ?1 GROUP BY ctx, count) "
+            "SELECT h.ctx, h.count, h.n, c.size FROM h LEFT JOIN classes c "
+            "ON c.ns = ?1 AND c.ctx = h.ctx AND c.count = h.count WHERE c.size IS NOT h.n "
+            "UNION ALL SELECT c.ctx, c.count, 0, c.size FROM classes c WHERE c.ns = ?1 "
+            "AND NOT EXISTS (SELECT 1 FROM h WHERE h.ctx = c.ctx AND h.count = c.count) "
+            "LIMIT 20"
+        )
+        for ctx, count, n, size in await self._reader.execute_fetchall(sql, (ns.id,)):
+            problems.append(
+                f"context {unpack(bytes(ctx))}: {n} candidates seen {count} times, "
+                f"but its count class says {size or 0}"
+            )
+        sql = "SELECT COUNT(*) FROM transitions WHERE ns = ? AND count <= 0"
+        if bad := await _scalar(self._reader, sql, ns.id):
+            problems.append(f"{bad} transitions have a count of 0 or less")
+        if recount:
+            sequences = await self._sequences(ns)  # read once for both checks below
+            stored = await self._stored_transitions(ns)
+            expected = contribution(sequences, ns.order)
+            wrong = sorted(k for k in stored.keys() | expected.keys() if stored[k] != expected[k])
+            if wrong:
+                problems.append(
+                    f"{len(wrong)} transition counts differ from what the stored messages "
+                    f"contribute, e.g. {[(k, stored[k], expected[k]) for k in wrong[:3]]}"
+                )
+            words = Counter(chain.from_iterable(sequences))
+            sql = "SELECT id, count FROM vocab WHERE ns = ?"
+            rows = await self._reader.execute_fetchall(sql, (ns.id,))
+            vocab = {int(i): int(c) for i, c in rows}
+            wrong_words = sorted(
+                t for t in words.keys() | vocab.keys() if words[t] != vocab.get(t, 0)
+            )
+            if wrong_words:
+                problems.append(
+                    f"{len(wrong_words)} word counts differ from the stored messages, e.g. "
+                    f"{[(t, vocab.get(t), words[t]) for t in wrong_words[:3]]}"
+                )
+        return problems
+
+
+async def _scalar(db: aiosqlite.Connection, sql: str, *args: Any) -> Any:
+    async with db.execute(sql, args) as cur:
+        row = await cur.fetchone()
+    return row[0] if row else None
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (triggers contain semicolons)."""
+    out, current = [], ""
+    for line in script.strip().splitlines():
+        current += line + "\n"
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    if current.strip():
+        out.append(current.strip())
+    return out
+
+
+_SMALL = 64  # candidates a lookup returns with the classes
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What :class:`StoreModel` keeps in :attr:`Found.handle`."""
+
+    key: bytes  # classes.ctx / transitions.ctx
+    candidates: tuple[tuple[int, int], ...] | None  # (next, count) by next, if few
+
+
+class StoreModel:
+    """:class:`bot.core.model.ModelReader` over one namespace of the store.
+
+    Every method is one round trip to the reader thread. A context with at most
+    ``_SMALL`` candidates (nearly all of them) comes back from :meth:`lookup` whole, so
+    drawing from it needs no second trip.
+    """
+
+    def __init__(self, db: aiosqlite.Connection, ns: Namespace) -> None:
+        self._db = db
+        self.ns = ns
+
+    @property
+    def order(self) -> int:
+        return self.ns.order
+
+    async def lookup(self, context: Sequence[int]) -> Found | None:
+        context = tuple(context[-self.ns.order :])
+        keys = [pack(context[i:]) for i in range(len(context))]
+        # The longest known suffix, its count classes and, if few, its candidates.
+        marks = ",".join(f"?{i}" for i in range(3, 3 + len(keys)))
+        best = (
+            f"(SELECT ctx FROM classes WHERE ns = ?1 AND ctx IN ({marks}) "
+            "ORDER BY length(ctx) DESC LIMIT 1)"
+        )
+        sql = (
+            f"SELECT ctx, count, size FROM classes WHERE ns = ?1 AND ctx = {best} "
+            "UNION ALL SELECT NULL, * FROM (SELECT next, count FROM transitions "
+            f"WHERE ns = ?1 AND ctx = {best} ORDER BY next LIMIT ?2)"
+        )
+        rows = await self._db.execute_fetchall(sql, (self.ns.id, _SMALL + 1, *keys))
+        classes = sorted(
+            (CountClass(int(c), int(s)) for k, c, s in rows if k is not None),
+            key=lambda c: -c.count,
+        )
+        if not classes:
+            return None
+        key = next(bytes(k) for k, _, _ in rows if k is not None)
+        candidates = [(int(t), int(c)) for k, t, c in rows if k is None]
+        few = tuple(candidates) if len(candidates) <= _SMALL else None
+        return Found(_Context(key, few), tuple(unpack(key)), tuple(classes))
+
+    async def candidate_at(self, found: Found, count: int, offset: int) -> int:
+        context = found.handle
+        assert isinstance(context, _Context)
+        if context.candidates is not None:
+            same = [t for t, c in context.candidates if c == count]
+            if offset < len(same):
+                return same[offset]
+            raise LookupError("candidate vanished while sampling")
+        if not context.key:  # order 0: the vocabulary, in learning (id) order among equals
+            sql = "SELECT id FROM vocab WHERE ns = ? AND count = ? ORDER BY id LIMIT 1 OFFSET ?"
+            rows = await self._db.execute_fetchall(sql, (self.ns.id, count, offset))
+            if not rows:
+                raise LookupError("candidate vanished while sampling")
+            return int(next(iter(rows))[0])
+        # Learning order among equals is token id order: the primary key's order.
+        sql = (
+            "SELECT next FROM transitions WHERE ns = ? AND ctx = ? AND count = ? "
+            "ORDER BY next LIMIT 1 OFFSET ?"
+        )
+        rows = await self._db.execute_fetchall(sql, (self.ns.id, context.key, count, offset))
+        if not rows:
+            raise LookupError("candidate vanished while sampling")
+        return int(next(iter(rows))[0])
+
+    async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
+        context = found.handle
+        assert isinstance(context, _Context)
+        if not context.key:
+            sql = (
+                "SELECT id, count FROM vocab WHERE ns = ? AND count > 0 "
+                "ORDER BY count DESC, id LIMIT ?"
+            )
+            limit_arg = -1 if limit is None else limit
+            rows = await self._db.execute_fetchall(sql, (self.ns.id, limit_arg))
+            return [(int(n), int(c)) for n, c in rows]
+        if context.candidates is not None:
+            ranked = sorted(context.candidates, key=lambda tc: (-tc[1], tc[0]))
+            return ranked if limit is None else ranked[:limit]
+        # Only the classes that hold the first ``limit`` candidates need sorting.
+        least, seen = 0, 0
+        for cls in found.classes:
+            least, seen = cls.count, seen + cls.size
+            if limit is not None and seen >= limit:
+                break
+        sql = (
+            "SELECT next, count FROM transitions WHERE ns = ? AND ctx = ? AND count >= ? "
+            "ORDER BY count DESC, next LIMIT ?"
+        )
+        args = (self.ns.id, context.key, least, -1 if limit is None else limit)
+        return [(int(n), int(c)) for n, c in await self._db.execute_fetchall(sql, args)]
+
+    async def unigram(self) -> Found | None:
+        sql = "SELECT count, COUNT(*) FROM vocab WHERE ns = ? AND count > 0 GROUP BY count"
+        rows = await self._db.execute_fetchall(sql, (self.ns.id,))
+        classes = tuple(
+            sorted((CountClass(int(c), int(n)) for c, n in rows), key=lambda c: -c.count)
+        )
+        return Found(_Context(b"", None), (), classes) if classes else None
+
+    async def count_of(self, found: Found, token: int) -> int:
+        context = found.handle
+        assert isinstance(context, _Context)
+        if not context.key:
+            return 0  # order 0 holds words only, never the end marker
+        if context.candidates is not None:
+            return next((c for t, c in context.candidates if t == token), 0)
+        sql = "SELECT count FROM transitions WHERE ns = ? AND ctx = ? AND next = ?"
+        rows = await self._db.execute_fetchall(sql, (self.ns.id, context.key, token))
+        return int(next(iter(rows))[0]) if rows else 0
+
+    async def resolve(self, words: Sequence[str]) -> list[int]:
+        out: list[int] = []
+        # The exact spelling, else the most frequent one ignoring case: one round trip.
+        sql = (
+            "SELECT id FROM vocab WHERE ns = ?1 AND token = ?2 AND count > 0 UNION ALL "
+            "SELECT * FROM (SELECT id FROM vocab WHERE ns = ?1 AND folded = ?3 AND count > 0 "
+            "ORDER BY count DESC LIMIT 1) LIMIT 1"
+        )
+        for word in words:
+            rows = await self._db.execute_fetchall(sql, (self.ns.id, word, word.casefold()))
+            token = next(iter(rows))[0] if rows else None
+            if token is None:
+                raise UnknownStart(words, await self.suggest(word))
+            out.append(int(token))
+        return out
+
+    async def suggest(self, word: str, n: int = 5) -> list[str]:
+        """Known words spelled like ``word``: frequent words sharing its first letter."""
+        folded = word.casefold()
+        sql = (
+            "SELECT token FROM vocab WHERE ns = ? AND folded >= ? AND folded < ? AND count > 0 "
+            "ORDER BY count DESC LIMIT 2000"
+        )
+        head = folded[:1]
+        async with self._db.execute(sql, (self.ns.id, head, head + "\U0010ffff")) as cur:
+            pool = [str(r[0]) async for r in cur]
+        by_fold: dict[str, str] = {}
+        for token in pool:
+            by_fold.setdefault(token.casefold(), token)
+        close = difflib.get_close_matches(folded, list(by_fold), n=n, cutoff=0.6)
+        return [by_fold[c] for c in close]
+
+    async def spell(self, tokens: Sequence[int]) -> list[str]:
+        names = {BOS: START_LABEL, EOS: END_LABEL}
+        wanted = json.dumps(sorted({t for t in tokens if t not in names}))
+        rows = await self._db.execute_fetchall(_SPELL, (self.ns.id, wanted))
+        names.update((int(i), str(t)) for i, t in rows)
+        return [names.get(t, "?") for t in tokens]
+
+    async def copy_of(self, tokens: Sequence[int], at_least: int) -> Copy:
+        """One round trip reading at most a few hundred candidate messages, whatever the
+        corpus: those :func:`bot.core.model.copy_probes` points to through the anchors and the
+        indexes on each message's first and last 4 tokens."""
+        if not tokens:
+            return NO_COPY
+        probes = copy_probes(tokens, at_least)
+        sql: list[str] = []
+        args: list[Any] = [self.ns.id]
+
+        def probe(select: str, values: Sequence[Any]) -> None:
+            if values:
+                marks = ",".join(f"?{i}" for i in range(len(args) + 1, len(args) + 1 + len(values)))
+                args.extend(values)
+                sql.append(f"SELECT * FROM ({select.format(marks)} LIMIT {_PER_PROBE})")
+
+        # The expressions are the indexes' own (schema 4), so SQLite uses them.
+        probe(
+            "SELECT tokens FROM messages WHERE ns = ?1 AND id IN (SELECT DISTINCT msg FROM "
+            "anchors WHERE ns = ?1 AND gram IN ({}))",
+            sorted({_anchor(w) for w in probes.windows}),
+        )
+        probe(
+            "SELECT DISTINCT tokens FROM messages WHERE ns = ?1 AND substr(tokens, 1, 16) IN ({})",
+            sorted(probes.heads),
+        )
+        probe(
+            "SELECT DISTINCT tokens FROM messages WHERE ns = ?1 AND substr(tokens, -16) IN ({})",
+            sorted(probes.tails),
+        )
+        rows = await self._db.execute_fetchall(" UNION ALL ".join(sql), args)
+        return copy_in(tokens, (bytes(r[0]) for r in rows), at_least)
