@@ -20,10 +20,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 
-from bot.services.tasks import create_task
 from bot.services.write_queue import Place, WriteQueue
 from bot.store import Incoming, LearnResult, Namespace, Store
 from bot.store.guilds import Backfill, ConsentMode, GuildConfig, Guilds, MemberConsent
+from bot.tasks import create_task
 
 __all__ = [
     "BackfillFailed",

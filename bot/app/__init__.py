@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 import discord
 from discord.ext import commands
 
+from bot.app.replies import MarkovTree
 from bot.services.servers import Servers
 from bot.services.settings import Settings
 from bot.store import Store, StoreError
@@ -53,8 +54,6 @@ class MarkovBot(commands.Bot):
     """The Discord client: cogs reach the store and the service through its attributes."""
 
     def __init__(self, settings: Settings, servers: Servers, *, force_sync: bool = False) -> None:
-        from cogs.errors import MarkovTree
-
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents(),
