@@ -53,8 +53,9 @@ async def test_a_view_that_outlives_its_token_is_greyed_out_with_the_bot_token(
 ) -> None:
     w = e2e.world
     async with e2e.start() as bot:
-        # load_extension executes its own copy of the module: patch that one.
-        monkeypatch.setattr(bot.extensions[module], constant, 1.0)
+        # load_extension executes its own copy of the module: patch that one. Long enough
+        # for the press below to land before it, on a loaded machine too.
+        monkeypatch.setattr(bot.extensions[module], constant, 3.0)
         await taught(e2e, bot)
         rec = await e2e.invoke(w.user_id, command, options)
         fake.expire_token(rec)  # the command was run more than 15 minutes ago
@@ -66,7 +67,7 @@ async def test_a_view_that_outlives_its_token_is_greyed_out_with_the_bot_token(
             shown = buttons(fake, rec)
             return bool(shown) and all(b.get("disabled") for b in shown)
 
-        await eventually(greyed_out, timeout=5.0, what=f"the {command} buttons to be greyed out")
+        await eventually(greyed_out, timeout=10.0, what=f"the {command} buttons to be greyed out")
         message = fake.message(rec.original_message_id)
         assert message["author"]["id"] == str(BOT_USER_ID)
         edits = fake.requests_matching(
