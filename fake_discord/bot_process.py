@@ -73,6 +73,9 @@ class BotProcess:
         self.args = list(args)
         self.proc: asyncio.subprocess.Process | None = None
         self.starts = 0
+        # Gateway sessions this process opened (processes start one at a time, so the
+        # connections made between a start and its ready line are its own).
+        self.sessions: set[str] = set()
 
     @property
     def pid(self) -> int:
@@ -87,6 +90,7 @@ class BotProcess:
         """Start a fresh process and wait (up to 30 s) for its ``on_ready``."""
         assert self.proc is None or self.proc.returncode is not None
         self.starts += 1
+        first = len(self.fake.gateway.connections)
         with (self.logs / f"{self.name}-{self.starts}.log").open("wb") as out:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -110,6 +114,8 @@ class BotProcess:
             if self.proc.returncode is not None or time.monotonic() > deadline:
                 raise AssertionError(f"the bot did not become ready:\n{self.log()[-3000:]}")
             await asyncio.sleep(0.02)
+        connections = self.fake.gateway.connections[first:]
+        self.sessions = {c.session_id for c in connections if c.session_id is not None}
 
     async def kill(self) -> None:
         """SIGKILL it now: no flush, no goodbye to the gateway."""
@@ -122,7 +128,7 @@ class BotProcess:
         assert self.proc is not None
         await asyncio.wait_for(self.proc.wait(), 30)
         assert self.proc.returncode == -signal.SIGKILL, self.proc.returncode
-        self._forget_dead_sessions()
+        await self._forget_dead_sessions()
 
     async def stop(self) -> None:
         """SIGTERM: the clean shutdown of ``markov-bot run`` (flushes, closes the database)."""
@@ -130,19 +136,22 @@ class BotProcess:
         self.proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(self.proc.wait(), 30)
         assert self.proc.returncode == 0, self.log()[-3000:]
-        self._forget_dead_sessions()
+        await self._forget_dead_sessions()
 
     async def ensure_dead(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
             await self.proc.wait()
 
-    def _forget_dead_sessions(self) -> None:
-        # Discord expires a dead session; the fake would buffer events for it forever.
-        # (Other processes' sessions are connected, so only this one's are dropped.)
-        for session in self.fake.gateway.sessions.values():
-            if session.ws is None:
-                session.invalidated = True
+    async def _forget_dead_sessions(self) -> None:
+        """Discord expires a dead session; the fake would buffer events for it forever.
+        Only this process's sessions, once the fake has seen their sockets close."""
+        mine = [self.fake.gateway.sessions[s] for s in self.sessions]
+        await self.fake.wait_for(
+            lambda: all(s.ws is None for s in mine), 10, "the dead bot's sockets to close"
+        )
+        for session in mine:
+            session.invalidated = True
 
     def assert_clean_logs(self) -> None:
         for n in range(1, self.starts + 1):

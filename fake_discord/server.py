@@ -451,16 +451,19 @@ class FakeDiscord:
         owner_id: IdLike | None = None,
         bot_permissions: int = DEFAULT_BOT_PERMISSIONS,
         everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
+        shard: tuple[int, int] | None = None,
     ) -> JSONDict:
         """Create a guild containing the bot (managed role with ``bot_permissions``) and its owner.
 
         A guild added after READY is invisible to the bot until :meth:`join_guild`.
+        ``shard=(id, count)``: a guild whose id puts it on that shard.
         """
         return self.world.add_guild(
             name,
             owner_id=owner_id,
             bot_permissions=bot_permissions,
             everyone_permissions=everyone_permissions,
+            shard=shard,
         )
 
     def add_role(
