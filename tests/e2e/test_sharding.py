@@ -15,6 +15,7 @@ wait on the lock); the same test is meant to run against PostgreSQL once it is a
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,6 +33,8 @@ from fake_discord.bot_process import BotProcess
 
 pytestmark = pytest.mark.asyncio
 
+_log = logging.getLogger(__name__)
+
 TOKEN = "fake-bot-token.for-the-sharding-tests"
 SHARDS = 2
 
@@ -43,6 +46,18 @@ async def eventually(check: Callable[[], Awaitable[Any]], seconds: float, what: 
             raise AssertionError(f"timed out after {seconds} s waiting for {what}")
         await asyncio.sleep(0.05)
     return value
+
+
+class Phases:
+    """Logs how long each step took (run with ``-o log_cli=true`` to see them)."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def done(self, what: str) -> None:
+        now = time.monotonic()
+        _log.info("%-48s %6.2f s", what, now - self.last)
+        self.last = now
 
 
 class Server:
@@ -177,7 +192,9 @@ async def test_two_processes_share_the_servers_by_shard(cluster: Cluster) -> Non
     fake = cluster.fake
     servers = [Server(fake, i, shard=i % SHARDS) for i in range(4)]
     assert [shard_of(s.guild, SHARDS) for s in servers] == [0, 1, 0, 1]
+    phases = Phases()
     await start_all(cluster)
+    phases.done("both processes started and ready")
     first, second = cluster.procs
     for proc, shard in ((first, 0), (second, 1)):
         assert f"shard {shard} of {SHARDS} ready: 2 servers" in proc.log()
@@ -188,17 +205,21 @@ async def test_two_processes_share_the_servers_by_shard(cluster: Cluster) -> Non
     learned = {s.index: await s.chat(12) for s in servers}
     for server in servers:
         await cluster.wait_learned(server, learned[server.index])
+    phases.done("4 servers listened to, 48 messages learned")
     for server in servers:
         await assert_answers_alone(server, servers)
+    phases.done("/markov answered in all 4")
 
     # The second process dies without a word; the first keeps answering and learning.
     await second.kill()
     assert fake.gateway.connected_shards == {(0, SHARDS)}
+    phases.done("shard 1's process SIGKILLed")
     for server in servers[0::2]:
         await assert_answers_alone(server, servers)
         more = await server.chat(3)
         await cluster.wait_learned(server, more)
         learned[server.index] += more
+    phases.done("shard 0 answered and learned alone")
     # A command in a server of the dead shard reaches no one (Discord shows it failed).
     orphan = await servers[1].markov()
     assert orphan.delivered == 0
@@ -210,13 +231,17 @@ async def test_two_processes_share_the_servers_by_shard(cluster: Cluster) -> Non
         lambda: _absent(cluster, servers[0].guild, gone), 10, "the deleted message to leave"
     )
 
+    phases.done("live deletion while shard 1 is down")
+
     # Restarted, it catches up on what its servers said while it was away.
     await second.start()
+    phases.done("shard 1's process restarted and ready")
     assert fake.gateway.connected_shards == {(s, SHARDS) for s in range(SHARDS)}
     for server in servers[1::2]:
         await cluster.wait_learned(server, learned[server.index] + missed[server.index])
         learned[server.index] += missed[server.index]
         assert f"in guild {server.guild}: 5 messages posted while away" in second.log()
+    phases.done("caught up on 10 messages")
     for server in servers:
         await assert_answers_alone(server, servers)
 
@@ -231,6 +256,7 @@ async def test_two_processes_share_the_servers_by_shard(cluster: Cluster) -> Non
             learned[server.index]
         )
     await cluster.assert_consistent(servers)
+    phases.done("answers, deletion and Store.check after restart")
     # Each process's housekeeping ran on start; neither took the other's servers, absent
     # from its own gateway connection, for servers that removed the bot.
     assert cluster.store is not None
@@ -238,6 +264,7 @@ async def test_two_processes_share_the_servers_by_shard(cluster: Cluster) -> Non
 
     for proc in cluster.procs:
         await proc.stop()
+    phases.done("both processes stopped (SIGTERM)")
     fake.assert_no_mentions_allowed()
     senders = {o.path for o in fake.outgoing}
     assert len(fake.outgoing) >= 4 * 3 + 2, senders  # both processes answered
