@@ -12,6 +12,7 @@ import json
 import logging
 import secrets
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from importlib.resources import as_file
 from pathlib import Path
@@ -41,6 +42,7 @@ from bot.core.sampling import InvalidOption
 from bot.core.stepper import Stepper
 from bot.corpora import CORPORA, DEFAULT_CORPUS, read_lines
 from bot.services.importing import ImportTotals, corpus_namespace, import_lines
+from bot.services.servers import DAY, Servers
 from bot.services.settings import Settings, SettingsError, load_settings
 from bot.store import Namespace, Store, StoreError
 
@@ -150,9 +152,22 @@ def _parser() -> argparse.ArgumentParser:
 
     command("stats", "what the model has learned")
 
-    c = command("forget", "forget the lines of files learned earlier, or everything")
+    def server(c: argparse.ArgumentParser) -> None:
+        c.add_argument(
+            "--guild",
+            type=int,
+            help="act on this Discord server's model (as the bot does) instead of --namespace",
+        )
+
+    c = command("forget", "forget the lines of files learned earlier, a member, or everything")
     c.add_argument("files", nargs="*", type=Path)
-    c.add_argument("--all", action="store_true", help="forget everything in this namespace")
+    c.add_argument("--all", action="store_true", help="forget everything in the model")
+    c.add_argument("--author", type=int, help="forget every message of this member (user id)")
+    server(c)
+
+    c = command("retention", "forget messages older than DAYS now (as the hourly run does)")
+    c.add_argument("days", type=int)
+    server(c)
 
     sub.add_parser("run", help="run the Discord bot (needs DISCORD_TOKEN)")
     sub.add_parser("sync", help="register the slash commands with Discord now")
@@ -188,6 +203,7 @@ async def _offline(args: argparse.Namespace, settings: Settings) -> int:
     store = await Store.open(args.db or settings.db_path)
     try:
         ns = await store.namespace(args.namespace, args.order)
+        args.settings = settings
         handler: Callable[[Store, Namespace, argparse.Namespace], Awaitable[Any]] = _COMMANDS[
             args.command
         ]
@@ -416,11 +432,25 @@ async def _stats(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[
     }
 
 
+def _servers(store: Store, args: argparse.Namespace) -> Servers:
+    """The bot's per-server service over the same store (for --guild)."""
+    settings: Settings = args.settings
+    return Servers(store, order=settings.order, grace_days=settings.removed_guild_grace_days)
+
+
 async def _forget(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
-    if args.all == bool(args.files):
-        raise CliError("give the files whose lines to forget, or --all")
-    if args.all:
-        n = await store.purge(ns)
+    if sum((args.all, bool(args.files), args.author is not None)) != 1:
+        raise CliError("give the files whose lines to forget, --author ID, or --all")
+    servers = _servers(store, args) if args.guild is not None else None
+    if servers is not None:
+        ns = await servers.namespace(args.guild)
+    if args.author is not None:
+        if servers is not None:
+            n = await servers.forget_member(args.guild, args.author)
+        else:
+            n = await store.forget_author(ns, args.author)
+    elif args.all:
+        n = await servers.purge(args.guild) if servers is not None else await store.purge(ns)
     else:
         from bot.store import message_key
 
@@ -434,6 +464,19 @@ async def _forget(store: Store, ns: Namespace, args: argparse.Namespace) -> dict
     return {"forgotten": n}
 
 
+async def _retention(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
+    if args.days < 1:
+        raise CliError("DAYS must be at least 1")
+    if args.guild is not None:
+        servers = _servers(store, args)
+        ns = await servers.namespace(args.guild)
+        n = await servers.apply_retention(args.guild, args.days)
+    else:
+        n = await store.forget_older_than(ns, time.time() - args.days * DAY)
+    _say(args, f"Forgot {n:,} messages older than {args.days} days from “{ns.name}”.")
+    return {"forgotten": n, "days": args.days}
+
+
 _COMMANDS: dict[str, Callable[[Store, Namespace, argparse.Namespace], Awaitable[Any]]] = {
     "learn": _learn,
     "markov": _markov,
@@ -442,6 +485,7 @@ _COMMANDS: dict[str, Callable[[Store, Namespace, argparse.Namespace], Awaitable[
     "step": _step,
     "stats": _stats,
     "forget": _forget,
+    "retention": _retention,
 }
 
 if __name__ == "__main__":  # pragma: no cover

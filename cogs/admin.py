@@ -16,6 +16,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.app.replies import UserFacingError, acknowledge, answer, echo
 from bot.core.model import TEACHING_ORDER
 from bot.corpora import CORPORA
 from bot.services.importing import ImportTotals, import_lines
@@ -23,7 +24,6 @@ from bot.services.servers import PROGRESS_EVERY, upload_namespace_name
 from bot.store.guilds import Backfill
 
 from .common import require_admin
-from .errors import UserFacingError, acknowledge, answer, echo
 from .history import start_backfill
 from .views import OwnedView, send_ephemeral_view
 

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
+from bot.app.replies import UserFacingError, echo
 from bot.core.model import TEACHING_ORDER, ModelReader
 from bot.core.present import shorten
+from bot.core.sampling import MAX_TEMPERATURE
 from bot.corpora import CORPORA
 from bot.services.importing import CORPUS_PREFIX, corpus_namespace
 from bot.services.servers import upload_namespace_name
-
-from .errors import UserFacingError, echo
 
 if TYPE_CHECKING:
     from bot.app import MarkovBot
@@ -34,6 +34,8 @@ MESSAGE_LIMIT = 2000
 #: A corpus option: a bundled corpus's name or an upload's (at most 32 characters, see
 #: ``cogs.admin.CORPUS_NAME``). Declaring the length makes Discord refuse longer text.
 CorpusName = app_commands.Range[str, 1, 32]
+#: A temperature option: Discord refuses values outside 0..5 before the command runs.
+Temperature = app_commands.Range[float, 0.0, MAX_TEMPERATURE]
 
 #: Discord's integer options hold -(2^53 - 1) .. 2^53 - 1; a bound outside that makes it refuse
 #: the whole command registration, leaving the server with no commands.
@@ -146,3 +148,30 @@ async def model_for(
         raise UserFacingError("I haven't learned any messages from that selection yet.")
     parts = [p for p in (user and user.display_name, channel and f"#{channel.name}") if p]
     return model, " in ".join(parts)
+
+
+async def vocabulary_autocomplete(
+    interaction: discord.Interaction, current: str
+) -> list[app_commands.Choice[str]]:
+    """This server's (or the chosen corpus's) words starting with what was typed."""
+    bot: MarkovBot = interaction.client  # type: ignore[assignment]
+    if interaction.guild_id is None:
+        return []
+    corpus = getattr(interaction.namespace, "corpus", None)
+    words = current.split()
+    prefix = words[-1] if words and not current.endswith(" ") else ""
+    head = current[: len(current) - len(prefix)]
+    if corpus:
+        # Never build or create a model while typing: only read one that exists.
+        name = corpus_namespace_name(interaction.guild_id, corpus)
+        existing = [n for n in await bot.store.namespaces() if n.name == name]
+        if not existing:
+            return []
+        ns = existing[0]
+    else:
+        ns = await bot.servers.namespace(interaction.guild_id)
+    found = await bot.store.autocomplete(ns, prefix, 25)
+    return [
+        app_commands.Choice(name=shorten(head + w, 100), value=shorten(head + w, 100))
+        for w in found
+    ]

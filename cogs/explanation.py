@@ -18,8 +18,14 @@ from bot.core.model import ModelReader
 from bot.core.present import explanation_summary, explanation_table, temperature_label
 from bot.core.sampling import MAX_LENGTH, MAX_TEMPERATURE, MAX_TOP_K
 
-from .common import CorpusName, corpus_autocomplete, inert, model_for
-from .generation import Temperature, vocabulary_autocomplete
+from .common import (
+    CorpusName,
+    Temperature,
+    corpus_autocomplete,
+    inert,
+    model_for,
+    vocabulary_autocomplete,
+)
 from .views import OwnedView, through_bot
 
 if TYPE_CHECKING:

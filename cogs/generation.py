@@ -18,15 +18,16 @@ from bot.core.generate import (
     parse_temperatures,
 )
 from bot.core.present import shorten, temperature_label, trace_lines
-from bot.core.sampling import MAX_LENGTH, MAX_TEMPERATURE, MAX_TOP_K
+from bot.core.sampling import MAX_LENGTH, MAX_TOP_K
 
 from .common import (
     CorpusName,
     Seed,
+    Temperature,
     corpus_autocomplete,
-    corpus_namespace_name,
     inert,
     model_for,
+    vocabulary_autocomplete,
 )
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ __all__ = ["Generation", "GenerationCog", "vocabulary_autocomplete"]
 
 EMBED_DESCRIPTION = 4096
 FIELD_VALUE = 1024
-Temperature = app_commands.Range[float, 0.0, MAX_TEMPERATURE]
 DEFAULT_TEMPS = ",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES)
 
 
@@ -62,33 +62,6 @@ def ansi_trace(g: Generation, limit: int) -> str:
     while lines and len(fence.format("\n".join([*lines, total]))) > limit:
         lines.pop()
     return fence.format("\n".join([*lines, total]))
-
-
-async def vocabulary_autocomplete(
-    interaction: discord.Interaction, current: str
-) -> list[app_commands.Choice[str]]:
-    """This server's (or the chosen corpus's) words starting with what was typed."""
-    bot: MarkovBot = interaction.client  # type: ignore[assignment]
-    if interaction.guild_id is None:
-        return []
-    corpus = getattr(interaction.namespace, "corpus", None)
-    words = current.split()
-    prefix = words[-1] if words and not current.endswith(" ") else ""
-    head = current[: len(current) - len(prefix)]
-    if corpus:
-        # Never build or create a model while typing: only read one that exists.
-        name = corpus_namespace_name(interaction.guild_id, corpus)
-        existing = [n for n in await bot.store.namespaces() if n.name == name]
-        if not existing:
-            return []
-        ns = existing[0]
-    else:
-        ns = await bot.servers.namespace(interaction.guild_id)
-    found = await bot.store.autocomplete(ns, prefix, 25)
-    return [
-        app_commands.Choice(name=shorten(head + w, 100), value=shorten(head + w, 100))
-        for w in found
-    ]
 
 
 class GenerationCog(commands.Cog, name="Generation"):

@@ -18,7 +18,7 @@ from discord.ext import commands, tasks
 from bot.core.generate import Options, generate
 from bot.core.model import EmptyModel
 from bot.services.speaking import CHATTER, REPLY, Cooldowns
-from bot.services.tasks import create_task, logged_failure
+from bot.tasks import create_task, logged_failure
 
 from .common import inert
 from .history import member_post, parent_channel_id, start_backfill

@@ -8,9 +8,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.app.replies import acknowledge, answer
 from bot.store.guilds import MemberConsent
 
-from .errors import acknowledge, answer
 from .views import OwnedView, send_ephemeral_view
 
 if TYPE_CHECKING:

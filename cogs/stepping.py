@@ -22,8 +22,15 @@ from bot.core.present import candidate_lines, shorten, temperature_label
 from bot.core.sampling import MAX_LENGTH
 from bot.core.stepper import Stepper
 
-from .common import CorpusName, Seed, corpus_autocomplete, inert, model_for
-from .generation import Temperature, vocabulary_autocomplete
+from .common import (
+    CorpusName,
+    Seed,
+    Temperature,
+    corpus_autocomplete,
+    inert,
+    model_for,
+    vocabulary_autocomplete,
+)
 from .views import OwnedView, through_bot
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import Any
 
 import discord
 
-from .errors import reply_to_error
+from bot.app.replies import reply_to_error
 
 __all__ = [
     "EXPIRED",
@@ -58,7 +58,7 @@ async def send_ephemeral_view(
     interaction: discord.Interaction, content: str, view: OwnedView
 ) -> None:
     """Answer with ``content`` and ``view`` for the member's eyes only, attached to its message
-    (the reply, or the follow-up that fills an :func:`~cogs.errors.acknowledge`-d one).
+    (the reply, or the follow-up that fills an :func:`~bot.app.replies.acknowledge`-d one).
 
     Only the interaction's token can edit an ephemeral message, so ``view``'s timeout must be
     shorter than :data:`TOKEN_LIFETIME`.

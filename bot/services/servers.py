@@ -20,10 +20,10 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 
-from bot.services.tasks import create_task
 from bot.services.write_queue import Place, WriteQueue
 from bot.store import Incoming, LearnResult, Namespace, Store
 from bot.store.guilds import Backfill, ConsentMode, GuildConfig, Guilds, MemberConsent
+from bot.tasks import create_task
 
 __all__ = [
     "BackfillFailed",
@@ -446,10 +446,21 @@ class Servers:
         logged once; it is not resumed on the next start, only when an admin starts it
         again (from where it stopped)."""
         b = await self.guilds.start_backfill(guild_id, channel_id, limit)
-        started = time.monotonic()
+        ns = await self.namespace(guild_id)
+        started, last_report = time.monotonic(), 0.0
         try:
-            b = await self._read_history(b, read, progress, started)
+            while b.remaining > 0:
+                page = await read(b.before, min(100, b.remaining))
+                if page is None or page.read == 0:
+                    break
+                state = await self.state(guild_id)
+                batch = [m for m in page.messages if state.learns(m)]
+                b = await self._learn_page(ns, batch, b, page)  # the store skips empty ones
+                if progress and time.monotonic() - last_report >= PROGRESS_EVERY:
+                    last_report = time.monotonic()
+                    await progress(b, b.read / max(1e-9, last_report - started))
         except Exception as e:
+            # ``b`` is where the last committed page left it: saved with the reason.
             b = replace(b, failed=str(e) or type(e).__name__)
             log.warning(
                 "backfill of channel %s in guild %s failed: %s",
@@ -464,23 +475,6 @@ class Servers:
         await self.guilds.save_backfill(b)
         if progress:
             await progress(b, b.read / max(1e-9, time.monotonic() - started))
-        return b
-
-    async def _read_history(
-        self, b: Backfill, read: HistoryReader, progress: Progress | None, started: float
-    ) -> Backfill:
-        ns = await self.namespace(b.guild)
-        last_report = 0.0
-        while b.remaining > 0:
-            page = await read(b.before, min(100, b.remaining))
-            if page is None or page.read == 0:
-                break
-            state = await self.state(b.guild)
-            batch = [m for m in page.messages if state.learns(m)]
-            b = await self._learn_page(ns, batch, b, page)  # the store skips empty ones
-            if progress and time.monotonic() - last_report >= PROGRESS_EVERY:
-                last_report = time.monotonic()
-                await progress(b, b.read / max(1e-9, last_report - started))
         return b
 
     async def _learn_page(

@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Literal
 
-from bot.services.tasks import create_task
 from bot.store import Incoming, Namespace, Store
 from bot.store.errors import database_wide
+from bot.tasks import create_task
 
 __all__ = ["FLUSH_MESSAGES", "QUEUE_LIMIT", "Place", "WriteQueue"]
 

@@ -71,9 +71,9 @@ from bot.core.model import (
     unpack,
 )
 from bot.core.sampling import CountClass
-from bot.services.tasks import create_task
 from bot.store.errors import StoreError, newer_schema, open_error
 from bot.store.schema import MIGRATIONS, SCHEMA_VERSION
+from bot.tasks import create_task
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -192,3 +192,46 @@ def test_corpus_option_reads_a_bundled_corpus(tmp_path: Path) -> None:
     assert cli_json(tmp_path, "stats")["messages"] == 0
     bad = cli(tmp_path, "markov", "--corpus", "nope")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_forget_author_and_retention_act_on_a_servers_model_as_the_bot_does(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import time
+
+    from bot.core.tokenize import tokenize
+    from bot.store import Incoming, Store
+
+    now = time.time()
+
+    async def seed() -> None:
+        store = await Store.open(tmp_path / "m.db")
+        try:
+            ns = await store.namespace("guild:5", 2)
+            await store.learn(
+                ns,
+                [
+                    Incoming(1, tokenize("alice wrote this"), author=7, created=now),
+                    Incoming(2, tokenize("bob wrote that"), author=8, created=now - 40 * 86400),
+                    Incoming(3, tokenize("bob again today"), author=8, created=now),
+                ],
+            )
+        finally:
+            await store.close()
+
+    async def left() -> set[int]:
+        store = await Store.open(tmp_path / "m.db")
+        try:
+            return await store.known_messages(await store.namespace("guild:5", 2), [1, 2, 3])
+        finally:
+            await store.close()
+
+    asyncio.run(seed())
+    assert cli_json(tmp_path, "forget", "--author", "7", "--guild", "5") == {"forgotten": 1}
+    assert asyncio.run(left()) == {2, 3}
+    out = cli_json(tmp_path, "retention", "30", "--guild", "5")
+    assert out == {"forgotten": 1, "days": 30}
+    assert asyncio.run(left()) == {3}
+    bad = cli(tmp_path, "forget", "--author", "7", "--all")
+    assert bad.returncode == 2 and "--author ID, or --all" in bad.stderr

@@ -37,7 +37,7 @@ from bot.services.settings import load_settings
 from fake_discord import BOT_USER_ID, FakeDiscord, InteractionRecord
 from tests.e2e.support import DEADLINE, E2E, eventually, ids_of
 
-#: What :func:`cogs.errors.explain_error` answers when SQLite is locked or full.
+#: What :func:`bot.app.replies.explain_error` answers when SQLite is locked or full.
 BUSY_REPLY = "My database is busy or full right now; please try again in a minute."
 
 #: Shaped like a real bot token (base64 of the bot's id, a timestamp part, an HMAC part),
@@ -218,7 +218,7 @@ async def test_locked_database_reads_go_on_writes_get_a_polite_reply_nothing_is_
             # A learned message deleted during the outage: its forgetting waits in the queue.
             await fake.delete_message(before[0]["id"])
             await answered_politely(optout)
-            [error] = records(caplog, "cogs.errors")
+            [error] = records(caplog, "bot.app.replies")
             assert error.getMessage() == "database unavailable: database is locked"
             # The batch waits for the opt-out's turn, then out its own busy timeout.
             [failed] = await eventually(
@@ -308,7 +308,9 @@ async def test_disk_full_keeps_the_queue_and_answers_politely(
             w.guild_id, w.channel_id, w.admin_id, "markov-admin listen", {"channel": random}
         )
         await answered_politely(listen)
-        assert records(caplog, "cogs.errors")[-1].getMessage().startswith("database unavailable")
+        assert (
+            records(caplog, "bot.app.replies")[-1].getMessage().startswith("database unavailable")
+        )
         assert fake.connected
 
         # Room again: the queue is written by the bot's own flusher, exactly once.

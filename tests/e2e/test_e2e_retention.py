@@ -255,7 +255,7 @@ async def test_housekeeping_survives_a_locked_database(
         blocker = sqlite3.connect(bot.store.path, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")
         try:
-            with caplog.at_level(logging.ERROR, logger="bot.services.tasks"):
+            with caplog.at_level(logging.ERROR, logger="bot.tasks"):
                 await housekeeping(cog)  # raises nothing
         finally:
             blocker.execute("ROLLBACK")

@@ -21,6 +21,7 @@ from typing import cast
 import discord
 from discord.ext import commands
 
+from bot.app.replies import MarkovTree
 from bot.services.servers import Servers, owns_guild
 from bot.services.settings import Settings
 from bot.store import Store, StoreError
@@ -59,8 +60,6 @@ class MarkovBot(commands.AutoShardedBot):
     """
 
     def __init__(self, settings: Settings, servers: Servers, *, force_sync: bool = False) -> None:
-        from cogs.errors import MarkovTree
-
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents(),
