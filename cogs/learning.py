@@ -195,8 +195,9 @@ class Learning(commands.Cog):
     async def housekeep(self) -> None:
         # Which servers the bot is in is known only once connected (before READY,
         # bot.guilds is empty and every server would look removed).
+        # Other processes' shards hold the other servers: judge only this process's own.
         present = {g.id for g in self.bot.guilds} if self.bot.is_ready() else None
-        await self.servers.housekeep(present)
+        await self.servers.housekeep(present, self.bot.owns)
 
     @housekeeping.before_loop
     async def _housekeeping_waits_until_ready(self) -> None:
@@ -207,6 +208,8 @@ class Learning(commands.Cog):
     async def _resume_backfills(self) -> None:
         await self.bot.wait_until_ready()  # channels are known only once connected
         for b in await self.servers.resumable_backfills():
+            if not self.bot.owns(b.guild):
+                continue  # the process running that server's shard resumes it
             log.info("resuming backfill of channel %s in guild %s", b.channel, b.guild)
             start_backfill(self.bot, b.guild, b.channel, b.remaining, progress=None)
 

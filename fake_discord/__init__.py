@@ -25,14 +25,19 @@ Quick start (pytest-asyncio, ``asyncio_mode = "auto"``)::
 
 World setup (sync; returns Discord-shaped dicts with *string* ids; every parameter
 that takes an id accepts an int, a str, a payload dict or an object with ``.id``):
-    add_user(name, bot=False)            add_guild(name, owner_id=None, bot_permissions=...)
+    add_user(name, bot=False)            add_guild(name, owner_id=None, bot_permissions=...,
+                                                   shard=(id, count) for an id on that shard)
     add_role(guild, name, permissions)   add_member(guild, user, permissions=int | [role ids])
     make_admin(guild, user)              give_role(guild, user, role)
     add_text_channel(guild, name)        add_category(guild, name)   add_thread(parent, name)
     set_overwrite(channel, target, allow=0, deny=0, member=False)     open_dm(user)
     seed_history(channel, [(author, content), ...])   past messages, nothing dispatched
 Knobs: token, privileged_intents_enabled / allowed_privileged_intents, enforce_permissions,
-echo_bot_messages, interaction_deadline (3 s, None = off), heartbeat_interval_ms.
+echo_bot_messages, interaction_deadline (3 s, None = off), heartbeat_interval_ms,
+recommended_shards (GET /gateway/bot), max_guilds_per_shard (more: IDENTIFY closed with 4011).
+Sharding: a session that IDENTIFYs with ``shard: [id, count]`` gets only the servers of shard
+``(guild_id >> 22) % count`` (DMs on shard 0); ``gateway.connected_shards`` lists live ones,
+``InteractionRecord.delivered`` says how many sessions an interaction reached.
 
 Events towards the bot (async; return once written to the bot's socket):
     send_message(channel, author, content, **extra)   edit_message(id, content)

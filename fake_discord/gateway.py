@@ -5,8 +5,11 @@ READY, per-guild GUILD_CREATE, heartbeats, intents (privileged-intent
 refusal with 4014, event filtering by intent, blanking message content
 without the MESSAGE_CONTENT intent), member chunking, sequence numbers, and
 RESUME with replay of missed events, so tests can prove the bot survives a
-dropped connection.  Frames are plain JSON text; discord.py asks for
-``zlib-stream`` but decodes text frames regardless.
+dropped connection.  Sharding as Discord does it: an IDENTIFY with ``shard: [id, count]``
+opens a session that receives only the servers of shard ``(guild_id >> 22) % count`` (and,
+on shard 0, direct messages); an invalid shard is refused with 4010 and a shard that would
+hold more than ``FakeDiscord.max_guilds_per_shard`` servers with 4011.  Frames are plain
+JSON text; discord.py asks for ``zlib-stream`` but decodes text frames regardless.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from .constants import (
     CLOSE_AUTHENTICATION_FAILED,
     CLOSE_DISALLOWED_INTENTS,
     CLOSE_INVALID_INTENTS,
+    CLOSE_INVALID_SHARD,
     CLOSE_NOT_AUTHENTICATED,
+    CLOSE_SHARDING_REQUIRED,
     INTENT_DIRECT_MESSAGES,
     INTENT_GUILD_MEMBERS,
     INTENT_GUILD_MESSAGE_REACTIONS,
@@ -91,12 +96,39 @@ class ResumeRecord:
     replayed: int
 
 
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard Discord delivers a server on."""
+    return (int(guild_id) >> 22) % shard_count
+
+
+def parse_shard(value: Any) -> tuple[int, int] | None:
+    """IDENTIFY's ``shard: [id, count]`` if valid (``0 <= id < count``), else None."""
+    if not isinstance(value, list) or len(value) != 2:
+        return None
+    shard_id, count = value
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return None
+    return (shard_id, count) if 0 <= shard_id < count else None
+
+
+_GUILD_OBJECT_EVENTS = frozenset({"GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"})
+_DM_EVENT_PREFIXES = ("MESSAGE_", "INTERACTION_", "CHANNEL_", "TYPING_")
+
+
+def event_guild(event: str, data: JSONDict) -> int | None:
+    """The server an event belongs to (None: not a server's event)."""
+    raw = data.get("id") if event in _GUILD_OBJECT_EVENTS else data.get("guild_id")
+    return None if raw is None else int(raw)
+
+
 class GatewaySession:
     """A gateway session: survives reconnects until invalidated, and buffers events for RESUME."""
 
     def __init__(self, session_id: str, identify: JSONDict) -> None:
         self.session_id = session_id
         self.identify = identify
+        # (id, count) when the bot identified as one shard of several; None: unsharded.
+        self.shard = parse_shard(identify["shard"]) if "shard" in identify else None
         self.intents: int = int(identify.get("intents") or 0)
         self.seq = 0
         self.log: collections.deque[tuple[int, str]] = collections.deque(maxlen=_REPLAY_BUFFER)
@@ -104,6 +136,19 @@ class GatewaySession:
         self.lock = asyncio.Lock()
         self.invalidated = False
         self.ready_sent = False
+
+    def holds(self, guild_id: int) -> bool:
+        """Whether this session's shard is the one that server's events go to."""
+        return self.shard is None or shard_of(guild_id, self.shard[1]) == self.shard[0]
+
+    def receives(self, event: str, data: JSONDict) -> bool:
+        """Server events go to the server's shard, direct messages to shard 0, the rest to all."""
+        guild = event_guild(event, data)
+        if guild is not None:
+            return self.holds(guild)
+        if self.shard is not None and event.startswith(_DM_EVENT_PREFIXES):
+            return self.shard[0] == 0
+        return True
 
 
 def required_intent(event: str, data: JSONDict) -> int | None:
@@ -162,6 +207,19 @@ class Gateway:
     def active_sessions(self) -> list[GatewaySession]:
         """Sessions that may still receive events (connected now or resumable)."""
         return [s for s in self.sessions.values() if not s.invalidated]
+
+    @property
+    def connected_shards(self) -> set[tuple[int, int]]:
+        """``(id, count)`` of every sharded session with a live websocket that got READY."""
+        return {
+            s.shard
+            for s in self.active_sessions
+            if s.shard is not None and s.ws is not None and not s.ws.closed and s.ready_sent
+        }
+
+    def session_starts(self) -> int:
+        """IDENTIFYs that opened a session (what ``session_start_limit`` counts)."""
+        return len(self.sessions)
 
     @property
     def connected(self) -> bool:
@@ -265,14 +323,22 @@ class Gateway:
         if intents & PRIVILEGED_INTENTS & ~fake.allowed_privileged_intents:
             await self._close(ws, record, CLOSE_DISALLOWED_INTENTS, "Disallowed intent(s).")
             return None
+        if "shard" in data and parse_shard(data["shard"]) is None:
+            await self._close(ws, record, CLOSE_INVALID_SHARD, "Invalid shard.")
+            return None
         session = GatewaySession(secrets.token_hex(16), data)
+        held = [gid for gid in fake.world.guilds if session.holds(gid)]
+        limit = fake.max_guilds_per_shard
+        if limit is not None and len(held) > limit:
+            await self._close(ws, record, CLOSE_SHARDING_REQUIRED, "Sharding required.")
+            return None
         self.sessions[session.session_id] = session
         record.session_id = session.session_id
         async with session.lock:
             session.ws = ws
         await self._dispatch_to(session, "READY", fake._ready_payload(session))
         session.ready_sent = True
-        for gid in list(fake.world.guilds):
+        for gid in held:
             await self._dispatch_to(
                 session, "GUILD_CREATE", fake._guild_create_payload(gid, session.intents)
             )
@@ -403,6 +469,8 @@ class Gateway:
                 continue
             if needed is not None and not session.intents & needed:
                 _log.debug("not sending %s: session lacks intent %s", event, needed)
+                continue
+            if not session.receives(event, data):
                 continue
             await self._dispatch_to(session, event, data)
             count += 1

@@ -246,6 +246,8 @@ class InteractionRecord:
     ) -> None:
         self.id = interaction_id
         self.token = token
+        # Sessions the INTERACTION_CREATE went to: 0 when no connection holds the server's shard.
+        self.delivered = 0
         self.type = type
         self.payload = payload
         self.name = name

@@ -494,14 +494,17 @@ class RestApi:
         return json_response({"url": self.fake.gateway_url})
 
     async def get_gateway_bot(self, request: web.Request) -> web.StreamResponse:
+        fake = self.fake
+        shards = fake.recommended_shards or max(1, -(-len(fake.world.guilds) // 1000))
+        total = fake.session_start_total
         return json_response(
             {
-                "url": self.fake.gateway_url,
-                "shards": 1,
+                "url": fake.gateway_url,
+                "shards": shards,
                 "session_start_limit": {
-                    "total": 1000,
-                    "remaining": 999,
-                    "reset_after": 0,
+                    "total": total,
+                    "remaining": max(0, total - fake.gateway.session_starts()),
+                    "reset_after": 86_400_000,
                     "max_concurrency": 1,
                 },
             }

@@ -163,6 +163,11 @@ class FakeDiscord:
         # Reject initial interaction callbacks later than this (Discord: 3 s). None disables.
         self.interaction_deadline: float | None = 3.0
         self.heartbeat_interval_ms = 41_250
+        # GET /gateway/bot's "shards"; None: one per 1,000 servers, as Discord recommends.
+        self.recommended_shards: int | None = None
+        # An IDENTIFY whose shard would hold more servers is closed with 4011 (Discord: 2,500).
+        self.max_guilds_per_shard: int | None = 2500
+        self.session_start_total = 1000
         self._rate_limits: list[RateLimitRule] = []
         self._notifier = Notifier()
         self._runner: web.AppRunner | None = None
@@ -363,7 +368,11 @@ class FakeDiscord:
         data: JSONDict = {
             "v": 10,
             "user": copy.deepcopy(self.world.bot_user),
-            "guilds": [{"id": str(gid), "unavailable": True} for gid in self.world.guilds],
+            "guilds": [
+                {"id": str(gid), "unavailable": True}
+                for gid in self.world.guilds
+                if session.holds(gid)
+            ],
             "session_id": session.session_id,
             "session_type": "normal",
             "resume_gateway_url": self.resume_gateway_url,
@@ -442,16 +451,19 @@ class FakeDiscord:
         owner_id: IdLike | None = None,
         bot_permissions: int = DEFAULT_BOT_PERMISSIONS,
         everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
+        shard: tuple[int, int] | None = None,
     ) -> JSONDict:
         """Create a guild containing the bot (managed role with ``bot_permissions``) and its owner.
 
         A guild added after READY is invisible to the bot until :meth:`join_guild`.
+        ``shard=(id, count)``: a guild whose id puts it on that shard.
         """
         return self.world.add_guild(
             name,
             owner_id=owner_id,
             bot_permissions=bot_permissions,
             everyone_permissions=everyone_permissions,
+            shard=shard,
         )
 
     def add_role(
@@ -813,7 +825,7 @@ class FakeDiscord:
         """Announce a guild added after READY (the bot was invited): GUILD_CREATE."""
         gid = sid(guild_id)
         self.world.guild(gid)
-        sessions = [s for s in self.gateway.active_sessions if s.ready_sent]
+        sessions = [s for s in self.gateway.active_sessions if s.ready_sent and s.holds(gid)]
         payload: JSONDict = {}
         for session in sessions:
             payload = self._guild_create_payload(gid, session.intents)
@@ -944,7 +956,7 @@ class FakeDiscord:
         self.interactions[iid] = rec
         self._interactions_by_token[token] = rec
         rec.dispatched_at = loop.time()
-        await self.gateway.dispatch("INTERACTION_CREATE", copy.deepcopy(payload))
+        rec.delivered = await self.gateway.dispatch("INTERACTION_CREATE", copy.deepcopy(payload))
         return rec
 
     async def _command_interaction(

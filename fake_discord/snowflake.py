@@ -67,6 +67,18 @@ class SnowflakeGenerator:
         self._last = candidate
         return candidate
 
+    def on_shard(self, shard_id: int, shard_count: int) -> int:
+        """A fresh id whose server would be delivered on shard ``shard_id`` of ``shard_count``:
+        the next id whose millisecond part is ``shard_id`` modulo ``shard_count`` (at most
+        ``shard_count - 1`` ms ahead of now)."""
+        candidate = self.next()
+        ms = candidate >> 22
+        ahead = (shard_id - ms) % shard_count
+        if ahead:
+            candidate = ((ms + ahead) << 22) | (_WORKER_ID << 17) | (_PROCESS_ID << 12)
+            self._last = candidate
+        return candidate
+
     def at(self, when: datetime.datetime) -> int:
         """A fresh id for a past moment (used to seed history).
 

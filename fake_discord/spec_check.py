@@ -201,6 +201,22 @@ def check_body(template: str, method: str, body: Any) -> Violation | None:
     return None if error is None else _explain(error)
 
 
+def check_response(template: str, method: str, body: Any, status: str = "200") -> Violation | None:
+    """Why ``body`` does not fit the operation's documented response (the fake's own check)."""
+    pointer = _pointer(
+        "paths",
+        template,
+        method.lower(),
+        "responses",
+        status,
+        "content",
+        "application/json",
+        "schema",
+    )
+    error = best_match(_validator(pointer).iter_errors(body))
+    return None if error is None else _explain(error)
+
+
 def warm() -> None:
     """Load the document and route table now (the first request would otherwise pay for it)."""
     _routes()

@@ -143,11 +143,12 @@ class World:
         owner_id: IdLike | None = None,
         bot_permissions: int = DEFAULT_BOT_PERMISSIONS,
         everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
+        shard: tuple[int, int] | None = None,
     ) -> JSONDict:
         """Create a guild the bot is in, with ``@everyone``, the bot's managed role and the owner as
-        member.
+        member. ``shard=(id, count)`` mints an id that Discord would deliver on that shard.
         """
-        gid = self.ids.next()
+        gid = self.ids.next() if shard is None else self.ids.on_shard(*shard)
         owner = self.add_user(f"{name}-owner") if owner_id is None else self.user(owner_id)
         data = guild_base_payload(gid, name, int(owner["id"]))
         everyone = role_payload(gid, "@everyone", everyone_permissions, position=0)

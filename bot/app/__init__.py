@@ -16,12 +16,13 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator
+from typing import cast
 
 import discord
 from discord.ext import commands
 
 from bot.app.replies import MarkovTree
-from bot.services.servers import Servers
+from bot.services.servers import Servers, owns_guild
 from bot.services.settings import Settings
 from bot.store import Store, StoreError
 
@@ -50,8 +51,13 @@ def intents() -> discord.Intents:
     return wanted
 
 
-class MarkovBot(commands.Bot):
-    """The Discord client: cogs reach the store and the service through its attributes."""
+class MarkovBot(commands.AutoShardedBot):
+    """The Discord client: cogs reach the store and the service through its attributes.
+
+    Sharded so that a bot in thousands of servers can run as several processes, each with
+    its own shards (``SHARD_IDS`` of ``SHARD_COUNT``) over one database; with neither set it
+    runs every shard Discord recommends, in one process.
+    """
 
     def __init__(self, settings: Settings, servers: Servers, *, force_sync: bool = False) -> None:
         super().__init__(
@@ -61,6 +67,9 @@ class MarkovBot(commands.Bot):
             tree_cls=MarkovTree,
             help_command=None,
             max_ratelimit_timeout=60.0,
+            shard_count=settings.shard_count,
+            # None (its default: every shard) is missing from discord.py's annotation.
+            shard_ids=cast("list[int]", settings.shard_ids and list(settings.shard_ids)),
         )
         self.settings = settings
         self.servers = servers
@@ -70,7 +79,37 @@ class MarkovBot(commands.Bot):
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        await self.sync_commands(force=self.force_sync)
+        if self.force_sync or self.syncs_commands:
+            await self.sync_commands(force=self.force_sync)
+        else:
+            log.info("slash commands are registered by the process running shard 0")
+
+    @property
+    def syncs_commands(self) -> bool:
+        """Commands are global: one process registers them, the one running shard 0."""
+        return self.shard_ids is None or 0 in self.shard_ids
+
+    def owns(self, guild_id: int) -> bool:
+        """Whether this process handles the server (its shard runs here); False before the
+        shard count is known, since nothing can be concluded about any server then."""
+        count: int | None = self.shard_count  # None until launched without SHARD_COUNT
+        if count is None:
+            return False
+        return owns_guild(guild_id, count, self.shard_ids)
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        servers = sum(1 for g in self.guilds if g.shard_id == shard_id)
+        log.info("shard %d of %s ready: %d servers", shard_id, self.shard_count, servers)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        log.info("shard %d of %s resumed its session", shard_id, self.shard_count)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        log.info("shard %d of %s disconnected; discord.py reconnects", shard_id, self.shard_count)
+
+    async def on_ready(self) -> None:
+        shards = sorted(self.shards)
+        log.info("ready: shards %s of %s, %d servers", shards, self.shard_count, len(self.guilds))
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands: the learning cog listens to messages instead."""

@@ -16,7 +16,7 @@ import logging
 import math
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 
@@ -29,9 +29,12 @@ __all__ = [
     "BackfillFailed",
     "HistoryPage",
     "MemberStatus",
+    "Owns",
     "Servers",
     "consents",
+    "owns_guild",
     "server_namespace_name",
+    "shard_of",
     "upload_namespace_name",
     "upload_owner",
 ]
@@ -46,6 +49,28 @@ def consents(mode: ConsentMode | str, choice: MemberConsent | str | None) -> boo
     """The consent rule: in opt-in mode only members who opted in are learned; in opt-out
     mode everyone except those who opted out."""
     return choice != "out" if mode == "opt-out" else choice == "in"
+
+
+#: Whether this process is responsible for a server (its shard runs here).
+Owns = Callable[[int], bool]
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard Discord delivers a server's events on."""
+    return (guild_id >> 22) % shard_count
+
+
+def owns_guild(guild_id: int, shard_count: int, shard_ids: Collection[int] | None) -> bool:
+    """Whether a process running ``shard_ids`` of ``shard_count`` (None: all) owns a server.
+
+    Several processes share one database; each may only conclude things about the servers
+    Discord shows it, or it would take other processes' servers for removed ones.
+    """
+    return shard_ids is None or shard_of(guild_id, shard_count) in shard_ids
+
+
+def _everything(guild_id: int) -> bool:
+    return True
 
 
 def server_namespace_name(guild_id: int) -> str:
@@ -334,27 +359,30 @@ class Servers:
     async def joined(self, guild_id: int) -> None:
         await self.guilds.mark_removed(guild_id, False)
 
-    async def reconcile(self, present: set[int]) -> None:
+    async def reconcile(self, present: set[int], owns: Owns = _everything) -> None:
         """Catch up on removals and invitations while the bot was offline (Discord sends no
         event for them): a server with stored data that the bot is no longer in starts its
-        grace period now, and one it is in again is no longer due for deletion."""
+        grace period now, and one it is in again is no longer due for deletion. Only servers
+        this process ``owns`` are judged: another process's are absent here, not removed."""
         removed = set(await self.guilds.removed_before(math.inf))
         for guild_id in removed & present:
             await self.guilds.mark_removed(guild_id, False)
         owners = {upload_owner(ns.name) for ns in await self.store.namespaces()}
         known = await self.guilds.known() | {g for g in owners if g is not None}
-        for guild_id in known - present - removed:
+        for guild_id in {g for g in known - present - removed if owns(g)}:
             await self.guilds.mark_removed(guild_id, True, at=self.now())
             log.info("not in guild %s any more: its data will be deleted later", guild_id)
 
-    async def housekeep(self, present: set[int] | None) -> None:
+    async def housekeep(self, present: set[int] | None, owns: Owns = _everything) -> None:
         """The hourly run: reconcile with ``present`` (None before the bot knows its
-        servers), delete servers past their grace period, apply each server's retention.
+        servers), delete servers past their grace period, apply each server's retention;
+        each for the servers this process ``owns`` (the others' processes do theirs).
         Runs one at a time (a run by hand waits for the periodic one)."""
         async with self.housekeeping_lock:
             if present is not None:
-                await self.reconcile(present)
-            for guild_id in await self.guilds.removed_before(self.now() - self.grace_days * DAY):
+                await self.reconcile(present, owns)
+            due = await self.guilds.removed_before(self.now() - self.grace_days * DAY)
+            for guild_id in filter(owns, due):
                 n = await self.delete_server(guild_id)
                 log.info(
                     "deleted the data of guild %s after the grace period (%d messages)",
@@ -362,7 +390,8 @@ class Servers:
                     n,
                 )
             for guild_id, days in await self.guilds.with_retention():
-                await self.apply_retention(guild_id, days)
+                if owns(guild_id):
+                    await self.apply_retention(guild_id, days)
 
     async def apply_retention(self, guild_id: int, days: int) -> int:
         """Forget a server's messages older than ``days``; returns how many."""

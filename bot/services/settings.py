@@ -33,11 +33,14 @@ class Settings:
     dev_guild_id: int | None  # DEV_GUILD_ID: sync commands to this server instantly
     order: int  # MARKOV_ORDER: context length for new models
     removed_guild_grace_days: int  # MARKOV_REMOVED_GUILD_GRACE_DAYS
+    shard_count: int | None = None  # SHARD_COUNT; None: Discord's recommendation
+    shard_ids: tuple[int, ...] | None = None  # SHARD_IDS: this process's shards; None: all
 
     def __repr__(self) -> str:  # never print the token, even by accident
         return (
             f"Settings(token={'set' if self.token else 'unset'}, db_path={self.db_path!s}, "
-            f"log_level={self.log_level}, dev_guild_id={self.dev_guild_id}, order={self.order})"
+            f"log_level={self.log_level}, dev_guild_id={self.dev_guild_id}, order={self.order}, "
+            f"shard_count={self.shard_count}, shard_ids={self.shard_ids})"
         )
 
     @property
@@ -56,6 +59,35 @@ def _int(env: Mapping[str, str], name: str, default: int | None, low: int, high:
     if not low <= value <= high:
         raise SettingsError(f"{name} must be a whole number from {low} to {high}, not {value}.")
     return value
+
+
+#: More shards than any bot needs (Discord asks for one per 1,000 servers or so); a
+#: bound keeps a typo from starting a process that tries to open millions of sessions.
+MAX_SHARDS = 100_000
+
+
+def _shard_ids(env: Mapping[str, str], count: int | None) -> tuple[int, ...] | None:
+    """SHARD_IDS: the shards this process runs, each within 0..SHARD_COUNT-1."""
+    raw = env.get("SHARD_IDS", "").strip()
+    if not raw:
+        return None
+    if count is None:
+        raise SettingsError(
+            "SHARD_IDS needs SHARD_COUNT (the total number of shards across all processes)."
+        )
+    allowed = f"comma-separated shard ids from 0 to {count - 1}"
+    ids: list[int] = []
+    for part in raw.split(","):
+        try:
+            value = int(part.strip())
+        except ValueError:
+            raise SettingsError(f"SHARD_IDS must be {allowed}, not {raw!r}.") from None
+        if not 0 <= value < count:
+            raise SettingsError(f"SHARD_IDS must be {allowed} (SHARD_COUNT={count}), not {value}.")
+        if value in ids:
+            raise SettingsError(f"SHARD_IDS names shard {value} twice.")
+        ids.append(value)
+    return tuple(ids)
 
 
 def load_settings(
@@ -83,6 +115,8 @@ def load_settings(
     order = _int(env, "MARKOV_ORDER", DEFAULT_ORDER, 1, MAX_ORDER)
     grace = _int(env, "MARKOV_REMOVED_GUILD_GRACE_DAYS", 30, 0, 3650)
     assert order is not None and grace is not None
+    shard_count = _int(env, "SHARD_COUNT", None, 1, MAX_SHARDS)
+    shard_ids = _shard_ids(env, shard_count)
     return Settings(
         token=token,
         db_path=Path(db),
@@ -90,4 +124,6 @@ def load_settings(
         dev_guild_id=guild,
         order=order,
         removed_guild_grace_days=grace,
+        shard_count=shard_count,
+        shard_ids=shard_ids,
     )

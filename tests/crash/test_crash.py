@@ -29,7 +29,6 @@ import contextlib
 import os
 import signal
 import sqlite3
-import sys
 import threading
 import time
 from collections import Counter
@@ -45,7 +44,7 @@ from bot.core.tokenize import tokenize
 from bot.store import Incoming, Store
 from cogs.learning import CATCH_UP_LIMIT
 from fake_discord import FakeDiscord
-from fake_discord.bot_process import READY_LINE
+from fake_discord.bot_process import BotProcess
 
 pytestmark = pytest.mark.asyncio
 
@@ -59,85 +58,6 @@ CHAT = [
 
 
 # ---------------------------------------------------------------------- the bot process
-
-
-class BotProcess:
-    """The real bot in a child process, connected to ``fake``; logs go to a file."""
-
-    def __init__(self, fake: FakeDiscord, db: Path, logs: Path) -> None:
-        self.fake = fake
-        self.db = db
-        self.logs = logs
-        self.proc: asyncio.subprocess.Process | None = None
-        self.starts = 0
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def log(self, n: int | None = None) -> str:
-        path = self.logs / f"bot-{self.starts if n is None else n}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    async def start(self) -> None:
-        """Start a fresh process and wait (up to 30 s) for its ``on_ready``."""
-        assert self.proc is None or self.proc.returncode is not None
-        self.starts += 1
-        with (self.logs / f"bot-{self.starts}.log").open("wb") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "fake_discord.bot_process",
-                "--api",
-                self.fake.api_url,
-                "--gateway",
-                self.fake.gateway_url,
-                "--db",
-                str(self.db),
-                "--token",
-                TOKEN,
-                cwd=REPO,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while READY_LINE not in self.log():
-            if self.proc.returncode is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the bot did not become ready:\n{self.log()[-3000:]}")
-            await asyncio.sleep(0.02)
-
-    async def wait_killed(self) -> None:
-        """Wait for a SIGKILL sent by a :class:`Killer`."""
-        assert self.proc is not None
-        await asyncio.wait_for(self.proc.wait(), 30)
-        assert self.proc.returncode == -signal.SIGKILL, self.proc.returncode
-        self._forget_dead_sessions()
-
-    async def stop(self) -> None:
-        """SIGTERM: the clean shutdown of ``markov-bot run`` (flushes, closes the database)."""
-        assert self.proc is not None and self.proc.returncode is None
-        self.proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(self.proc.wait(), 30)
-        assert self.proc.returncode == 0, self.log()[-3000:]
-        self._forget_dead_sessions()
-
-    async def ensure_dead(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-
-    def _forget_dead_sessions(self) -> None:
-        # Discord expires a dead session; the fake would buffer events for it forever.
-        for session in self.fake.gateway.sessions.values():
-            if session.ws is None:
-                session.invalidated = True
-
-    def assert_clean_logs(self) -> None:
-        for n in range(1, self.starts + 1):
-            text = self.log(n)
-            bad = [ln for ln in text.splitlines() if "Traceback" in ln or " ERROR " in ln]
-            assert not bad, f"bot run {n} logged errors:\n{text[-4000:]}"
 
 
 class Killer(threading.Thread):
