@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import copy
 import dataclasses
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -43,8 +44,6 @@ from .constants import (
     COMMAND_MESSAGE,
     COMMAND_USER,
     COMPONENT_BUTTON,
-    DEFAULT_BOT_PERMISSIONS,
-    DEFAULT_EVERYONE_PERMISSIONS,
     INTENT_GUILD_MEMBERS,
     INTENT_GUILD_PRESENCES,
     INTENT_MESSAGE_CONTENT,
@@ -54,7 +53,6 @@ from .constants import (
     INTERACTION_MODAL_SUBMIT,
     INTERACTION_TOKEN_LIFETIME,
     OP_INVALID_SESSION,
-    PERM_MANAGE_GUILD,
     PRIVILEGED_INTENTS,
     THREAD_CHANNEL_TYPES,
 )
@@ -116,6 +114,17 @@ class CommandSync:
     payload: list[JSONDict]
     at: float
     bulk: bool = True
+
+
+def _world_method(name: str) -> Any:
+    """``World.<name>``, called on the fake's world."""
+    method = getattr(World, name)
+
+    @functools.wraps(method)
+    def call(self: FakeDiscord, *args: Any, **kwargs: Any) -> Any:
+        return method(self.world, *args, **kwargs)
+
+    return call
 
 
 class FakeDiscord:
@@ -440,106 +449,21 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ world building (sync)
 
-    def add_user(self, name: str, *, bot: bool = False, global_name: str | None = None) -> JSONDict:
-        """Create a user; returns its (live) user dict."""
-        return self.world.add_user(name, bot=bot, global_name=global_name)
-
-    def add_guild(
-        self,
-        name: str,
-        *,
-        owner_id: IdLike | None = None,
-        bot_permissions: int = DEFAULT_BOT_PERMISSIONS,
-        everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
-        shard: tuple[int, int] | None = None,
-    ) -> JSONDict:
-        """Create a guild containing the bot (managed role with ``bot_permissions``) and its owner.
-
-        A guild added after READY is invisible to the bot until :meth:`join_guild`.
-        ``shard=(id, count)``: a guild whose id puts it on that shard.
-        """
-        return self.world.add_guild(
-            name,
-            owner_id=owner_id,
-            bot_permissions=bot_permissions,
-            everyone_permissions=everyone_permissions,
-            shard=shard,
-        )
-
-    def add_role(
-        self, guild_id: IdLike, name: str, permissions: int = 0, *, mentionable: bool = False
-    ) -> JSONDict:
-        """Create a role."""
-        return self.world.add_role(guild_id, name, permissions, mentionable=mentionable)
-
-    def add_member(
-        self,
-        guild_id: IdLike,
-        user_id: IdLike,
-        *,
-        permissions: int | Sequence[IdLike] | None = None,
-        nick: str | None = None,
-    ) -> JSONDict:
-        """Add a user to a guild; ``permissions`` is an int (a role is made for it) or a list of
-        role ids.
-        """
-        return self.world.add_member(guild_id, user_id, permissions=permissions, nick=nick)
-
-    def give_role(self, guild_id: IdLike, user_id: IdLike, role_id: IdLike) -> None:
-        """Give a member a role."""
-        self.world.give_role(guild_id, user_id, role_id)
-
-    def make_admin(
-        self, guild_id: IdLike, user_id: IdLike, permissions: int = PERM_MANAGE_GUILD
-    ) -> JSONDict:
-        """Give a member the "Admin" role (Manage Guild unless ``permissions`` says otherwise)."""
-        return self.world.make_admin(guild_id, user_id, permissions)
-
-    def add_text_channel(self, guild_id: IdLike, name: str, **kwargs: Any) -> JSONDict:
-        """Create a text channel (kwargs: ``topic``, ``nsfw``, ``category_id``,
-        ``channel_type``).
-        """
-        return self.world.add_text_channel(guild_id, name, **kwargs)
-
-    def add_category(self, guild_id: IdLike, name: str) -> JSONDict:
-        """Create a category."""
-        return self.world.add_category(guild_id, name)
-
-    def add_thread(self, parent_channel_id: IdLike, name: str, **kwargs: Any) -> JSONDict:
-        """Create an active public thread (kwargs: ``owner_id``, ``thread_type``, ``archived``,
-        ``locked``).
-        """
-        return self.world.add_thread(parent_channel_id, name, **kwargs)
-
-    def set_overwrite(
-        self,
-        channel_id: IdLike,
-        target_id: IdLike,
-        *,
-        allow: int = 0,
-        deny: int = 0,
-        member: bool = False,
-    ) -> None:
-        """Set a channel permission overwrite for a role (or a member with ``member=True``).
-
-        Change it before the bot connects (or re-announce the guild) if the
-        bot's cache should see it; the fake enforces it immediately.
-        """
-        self.world.set_overwrite(channel_id, target_id, allow=allow, deny=deny, member=member)
-
-    def guild_permissions(self, guild_id: IdLike, user_id: IdLike) -> int:
-        """Base permissions of a member (what ``member.guild_permissions`` should say)."""
-        return self.world.guild_permissions(guild_id, user_id)
-
-    def channel_permissions(self, channel_id: IdLike, user_id: IdLike) -> int:
-        """Permissions of a member in a channel after overwrites."""
-        return self.world.channel_permissions(channel_id, user_id)
-
-    def seed_history(
-        self, channel_id: IdLike, messages: Sequence[Any], **kwargs: Any
-    ) -> list[JSONDict]:
-        """Store past messages without dispatching (see :meth:`World.seed_history`)."""
-        return self.world.seed_history(channel_id, messages, **kwargs)
+    # Building the world is the world's business: these are its methods, served here so a
+    # test writes ``fake.add_guild(...)`` (same signatures and docs, see :class:`World`).
+    add_user = _world_method("add_user")
+    add_guild = _world_method("add_guild")
+    add_role = _world_method("add_role")
+    add_member = _world_method("add_member")
+    give_role = _world_method("give_role")
+    make_admin = _world_method("make_admin")
+    add_text_channel = _world_method("add_text_channel")
+    add_category = _world_method("add_category")
+    add_thread = _world_method("add_thread")
+    set_overwrite = _world_method("set_overwrite")
+    guild_permissions = _world_method("guild_permissions")
+    channel_permissions = _world_method("channel_permissions")
+    seed_history = _world_method("seed_history")
 
     def open_dm(self, user_id: IdLike) -> JSONDict:
         """The DM channel between the bot and a user (created on first use)."""
