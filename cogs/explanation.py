@@ -17,8 +17,10 @@ from bot.core.generate import explain_context
 from bot.core.model import ModelReader
 from bot.core.present import explanation_summary, explanation_table, temperature_label
 from bot.core.sampling import MAX_LENGTH, MAX_TEMPERATURE, MAX_TOP_K
+from bot.core.wording import START_PHRASE, context_phrase, context_size, unknown_note
 
 from .common import CorpusName, corpus_autocomplete, inert, model_for
+from .errors import echo
 from .generation import Temperature, vocabulary_autocomplete
 from .views import OwnedView, through_bot
 
@@ -45,10 +47,20 @@ class ExplainRequest:
 
 
 def explanation_embed(e: Explanation, source: str, with_chart: bool) -> discord.Embed:
-    context = " ".join(e.context)
+    context = context_phrase(e.context)
+    question = (
+        f"What comes first {START_PHRASE}?"
+        if context == START_PHRASE
+        else f"What comes after {context}?"
+    )
+    note = ""
+    if e.unknown:
+        note = unknown_note(e.unknown, e.asked)
+        note = echo(note, 500) + "\n"
     embed = discord.Embed(
-        title=inert(f"What comes after “{context}”? · T = {temperature_label(e.temperature)}", 256),
-        description=inert(explanation_summary(e), 1000)
+        title=inert(f"{question} · T = {temperature_label(e.temperature)}", 256),
+        description=note
+        + inert(explanation_summary(e), 1000)
         + "\n```\n"
         + inert(explanation_table(e, token_width=10), 2900)
         + "\n```\n"
@@ -57,7 +69,7 @@ def explanation_embed(e: Explanation, source: str, with_chart: bool) -> discord.
     )
     if with_chart:
         embed.set_image(url=f"attachment://{CHART_NAME}")
-    embed.set_footer(text=f"{source} · context of {len(e.context)} word(s)")
+    embed.set_footer(text=f"{source} · {context_size(len(e.context))}")
     return embed
 
 
