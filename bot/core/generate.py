@@ -121,24 +121,26 @@ async def resolve_known(model: ModelReader, words: Sequence[str]) -> Known:
     """Back off over unknown words: the longest suffix of ``words`` made of learned words,
     as a model backs off to the longest context it has seen. The word before the choice
     must be known (nothing can follow an unseen word), else :class:`UnknownStart` with
-    close spellings, as when no word is known at all."""
+    close spellings, naming that word, or every word when none is known."""
     ids: list[int] = []
-    cut = 0
     for i in range(len(words) - 1, -1, -1):
         try:
             ids[:0] = await model.resolve([words[i]])
-        except UnknownStart:
+        except UnknownStart as error:
+            unknown = [w for w in words[:i] if not await _known(model, w)] + [words[i]]
             if not ids:
-                raise
-            cut = i + 1
-            break
-    unknown: list[str] = []
-    for word in words[:cut]:
-        try:
-            await model.resolve([word])
-        except UnknownStart:
-            unknown.append(word)
-    return Known(ids, tuple(words[cut:]), tuple(unknown))
+                everything = len(unknown) == len(words)
+                raise UnknownStart(words if everything else [words[i]], error.suggestions) from None
+            return Known(ids, tuple(words[i + 1 :]), tuple(unknown))
+    return Known(ids, tuple(words), ())
+
+
+async def _known(model: ModelReader, word: str) -> bool:
+    try:
+        await model.resolve([word])
+    except UnknownStart:
+        return False
+    return True
 
 
 async def generate(

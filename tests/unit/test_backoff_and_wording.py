@@ -90,6 +90,13 @@ async def test_unknown_last_word_is_the_clear_error(start: str) -> None:
         await explain_context(model, start, 1.0)
 
 
+async def test_no_known_word_names_every_word() -> None:
+    with pytest.raises(UnknownStart) as info:
+        await generate(learned(CATS), "banana zzz", Options(seed=0))
+    assert info.value.words == ("banana", "zzz")
+    assert str(info.value) == "I never learned “banana zzz”."
+
+
 def test_unknown_note_names_the_words() -> None:
     assert unknown_note(["banana"], ["sat"]) == "Never saw “banana”; using “sat”."
     assert unknown_note(["a", "b"], ["the", "cat"]) == "Never saw “a”, “b”; using “the cat”."
@@ -128,9 +135,9 @@ async def test_learned_probability_renormalises_a_masked_end() -> None:
 
 
 async def test_perplexity_under_the_learned_model_rises_with_temperature() -> None:
-    lines = [
-        " ".join(f"w{(i * 7 + j * j) % 23}" for j in range(i % 9 + 3)) for i in range(300)
-    ] + ["w1 w2 w3"] * 40
+    lines = [" ".join(f"w{(i * 7 + j * j) % 23}" for j in range(i % 9 + 3)) for i in range(300)] + [
+        "w1 w2 w3"
+    ] * 40
     model = learned(lines)
     by_t: dict[float, list[float]] = {}
     for seed in range(30):

@@ -408,9 +408,7 @@ async def test_log_prob_and_perplexity(make_model: MakeModel) -> None:
         g = await generate(model, None, Options(temperature=0.8, length=20, seed=seed))
         expected = math.fsum(math.log(s.prob) for s in g.steps)
         assert g.log_prob_sampled == pytest.approx(expected, rel=1e-12, abs=1e-12)
-        assert g.perplexity_sampled == pytest.approx(
-            math.exp(-expected / len(g.steps)), rel=1e-12
-        )
+        assert g.perplexity_sampled == pytest.approx(math.exp(-expected / len(g.steps)), rel=1e-12)
         assert g.perplexity_sampled >= 1.0 - 1e-12
 
 
