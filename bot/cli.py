@@ -213,7 +213,7 @@ async def _ensure_learned(store: Store, ns: Namespace, args: argparse.Namespace)
         )
         with as_file(DEFAULT_CORPUS.path) as path:  # a real file even from a zipped install
             totals = await _learn_file(store, ns, path, progress=not args.json)
-        _say(args, f"Learned {totals.learned:,} lines ({totals.tokens:,} words).\n")
+        _say(args, f"Learned {plural(totals.learned, 'line')} ({plural(totals.tokens, 'word')}).\n")
 
 
 def _note_unknown(args: argparse.Namespace, unknown: Sequence[str], used: Sequence[str]) -> None:
@@ -258,8 +258,9 @@ async def _learn(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[
         }
         _say(
             args,
-            f"{path}: learned {totals.learned:,} of {totals.lines:,} lines ({totals.tokens:,} "
-            f"words); {totals.duplicates:,} were already known, {totals.empty:,} had no words.",
+            f"{path}: learned {totals.learned:,} of {plural(totals.lines, 'line')} "
+            f"({plural(totals.tokens, 'word')}); {totals.duplicates:,} were already known, "
+            f"{totals.empty:,} had no words.",
         )
     return out
 
@@ -450,7 +451,7 @@ async def _forget(store: Store, ns: Namespace, args: argparse.Namespace) -> dict
                 raise CliError(f"{path}: no such file")
             ids = [message_key(path.name, no, text) for no, text in read_lines(path)]
             n += await store.forget(ns, ids)
-    _say(args, f"Forgot {n:,} messages from “{ns.name}”.")
+    _say(args, f"Forgot {plural(n, 'message')} from “{ns.name}”.")
     return {"forgotten": n}
 
 

@@ -19,7 +19,7 @@ from bot.core.generate import (
 )
 from bot.core.present import shorten, temperature_label, trace_lines
 from bot.core.sampling import MAX_LENGTH, MAX_TEMPERATURE, MAX_TOP_K
-from bot.core.wording import context_size, seed_phrase, unknown_note
+from bot.core.wording import context_size, plural, seed_phrase, unknown_note
 
 from .common import (
     CorpusName,
@@ -219,7 +219,7 @@ class GenerationCog(commands.Cog, name="Generation"):
         embed.add_field(name="Messages", value=f"{s.messages:,}")
         embed.add_field(name="Words", value=f"{s.tokens:,} ({s.vocabulary:,} different)")
         embed.add_field(name="Members", value=f"{s.authors:,}")
-        embed.add_field(name="Context", value=f"up to {s.order} words")
+        embed.add_field(name="Context", value=f"up to {plural(s.order, 'word')}")
         embed.add_field(name="Database", value=f"{s.database_bytes / 1e6:.1f} MB")
         if s.top_words:
             embed.add_field(
