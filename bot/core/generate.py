@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from bot.core.explain import Explanation, Generation, Step, explain
+from bot.core.memo import Remembering
 from bot.core.model import (
     BOS,
     COPY_RUN,
@@ -151,6 +152,7 @@ async def generate(
     known = await resolve_known(model, start_words(start))
     prefix = known.ids
     rng = random.Random(seed)
+    model = Remembering(model)  # redraws walk the same first contexts again
 
     best: tuple[tuple[float, ...], list[int], list[Pick], bool, Copy] | None = None
     attempts = 0
