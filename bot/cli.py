@@ -40,6 +40,7 @@ from bot.core.present import (
 )
 from bot.core.sampling import InvalidOption
 from bot.core.stepper import Stepper
+from bot.core.wording import context_size, plural, seed_phrase, unknown_note
 from bot.corpora import CORPORA, DEFAULT_CORPUS, read_lines
 from bot.services.importing import ImportTotals, corpus_namespace, import_lines
 from bot.services.servers import DAY, Servers
@@ -228,7 +229,13 @@ async def _ensure_learned(store: Store, ns: Namespace, args: argparse.Namespace)
         )
         with as_file(DEFAULT_CORPUS.path) as path:  # a real file even from a zipped install
             totals = await _learn_file(store, ns, path, progress=not args.json)
-        _say(args, f"Learned {totals.learned:,} lines ({totals.tokens:,} words).\n")
+        _say(args, f"Learned {plural(totals.learned, 'line')} ({plural(totals.tokens, 'word')}).\n")
+
+
+def _note_unknown(args: argparse.Namespace, unknown: Sequence[str], used: Sequence[str]) -> None:
+    """Say which typed words were never learned and what was used instead."""
+    if unknown:
+        _say(args, unknown_note(unknown, used))
 
 
 async def _learn_file(store: Store, ns: Namespace, path: Path, progress: bool) -> ImportTotals:
@@ -267,8 +274,9 @@ async def _learn(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[
         }
         _say(
             args,
-            f"{path}: learned {totals.learned:,} of {totals.lines:,} lines ({totals.tokens:,} "
-            f"words); {totals.duplicates:,} were already known, {totals.empty:,} had no words.",
+            f"{path}: learned {totals.learned:,} of {plural(totals.lines, 'line')} "
+            f"({plural(totals.tokens, 'word')}); {totals.duplicates:,} were already known, "
+            f"{totals.empty:,} had no words.",
         )
     return out
 
@@ -293,9 +301,14 @@ async def _markov(store: Store, ns: Namespace, args: argparse.Namespace) -> dict
         min_words=args.min_words,
     )
     g = await generate(await _model(store, ns, args), args.start, options)
+    _note_unknown(args, g.unknown, g.start)
     if not args.json:
         print(g.text)
-        print(f"  T = {temperature_label(g.temperature)}, seed {g.seed}, context {g.order} words")
+        seed = seed_phrase(g.seed, g.temperature)
+        print(
+            f"  T = {temperature_label(g.temperature)}{f', {seed}' if seed else ''}, "
+            f"{context_size(g.order)}"
+        )
         if args.trace:
             print("\n".join("  " + line for line in trace_lines(g)))
     return generation_json(g)
@@ -327,6 +340,7 @@ async def _explain(store: Store, ns: Namespace, args: argparse.Namespace) -> dic
                 min_words=args.min_words,
             )
         args.chart.write_bytes(await asyncio.to_thread(explanation_chart, chart_source))
+    _note_unknown(args, e.unknown, e.asked)
     if not args.json:
         print(explanation_summary(e))
         print(explanation_table(e))
@@ -341,10 +355,15 @@ async def _compare(store: Store, ns: Namespace, args: argparse.Namespace) -> dic
     min_words = args.length if args.min_words is None else args.min_words
     options = Options(length=args.length, seed=args.seed, min_words=min_words)
     results = await compare(model, args.start, temps, options)
+    _note_unknown(args, results[0].unknown, results[0].start)
     if not args.json:
-        print(f"Seed {results[0].seed}; only the temperature changes:")
+        print(f"Seed {results[0].seed}; only the temperature changes.")
+        print("Perplexity under the learned model (T = 1): how surprising each text is.")
         for g in results:
-            print(f"\nT = {temperature_label(g.temperature):<10} (perplexity {g.perplexity:.2f})")
+            print(
+                f"\nT = {temperature_label(g.temperature):<10} "
+                f"(perplexity {g.perplexity_learned:.2f})"
+            )
             print(f"  {g.text}")
     return {"seed": results[0].seed, "results": [generation_json(g) for g in results]}
 
@@ -378,6 +397,7 @@ async def _step(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[s
     stepper = await Stepper.begin(
         await _model(store, ns, args), " ".join(args.start) or None, args.temp, seed, args.min_words
     )
+    _note_unknown(args, stepper.unknown, stepper.start)
     keys = iter(args.keys.lower()) if args.keys is not None else None
     prompt = "[s]ample [g]reedy [b]ack [c]older [w]armer [q]uit> "
     while True:
@@ -407,6 +427,7 @@ async def _step(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[s
         "text": stepper.sentence,
         "words": stepper.words,
         "ended": stepper.ended,
+        "unknown": list(stepper.unknown),
         "steps": stepper.notes,
     }
 
@@ -414,7 +435,7 @@ async def _step(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[s
 async def _stats(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
     s = await store.stats(ns)
     if not args.json:
-        print(f"Model “{ns.name}” (context of up to {s.order} words)")
+        print(f"Model “{ns.name}” (context of up to {plural(s.order, 'word')})")
         print(f"  messages   {s.messages:,}")
         print(f"  words      {s.tokens:,} ({s.vocabulary:,} different)")
         print(f"  contexts   {s.contexts:,}")
@@ -460,7 +481,7 @@ async def _forget(store: Store, ns: Namespace, args: argparse.Namespace) -> dict
                 raise CliError(f"{path}: no such file")
             ids = [message_key(path.name, no, text) for no, text in read_lines(path)]
             n += await store.forget(ns, ids)
-    _say(args, f"Forgot {n:,} messages from “{ns.name}”.")
+    _say(args, f"Forgot {plural(n, 'message')} from “{ns.name}”.")
     return {"forgotten": n}
 
 

@@ -18,6 +18,7 @@ from discord.ext import commands
 
 from bot.app.replies import UserFacingError, acknowledge, answer, echo
 from bot.core.model import TEACHING_ORDER
+from bot.core.wording import plural
 from bot.corpora import CORPORA
 from bot.services.importing import ImportTotals, import_lines
 from bot.services.servers import PROGRESS_EVERY, upload_namespace_name
@@ -65,7 +66,8 @@ class PurgeConfirm(OwnedView):
         n = await self.cog.bot.servers.purge(interaction.guild_id)
         self.stop()
         await interaction.edit_original_response(
-            content=f"Done: forgot {n:,} messages. Learning settings are unchanged.", view=None
+            content=f"Done: forgot {plural(n, 'message')}. Learning settings are unchanged.",
+            view=None,
         )
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
@@ -125,7 +127,7 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
         note = ""
         if forget:
             n = await self.servers.forget_channel(guild, channel.id)
-            note = f" Forgot {n:,} messages learned there."
+            note = f" Forgot {plural(n, 'message')} learned there."
         await answer(interaction, f"No longer learning in {channel.mention}.{note}")
 
     @app_commands.command(name="status", description="Where I learn, consent mode and counts")
@@ -137,7 +139,7 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
         stats = await self.bot.store.stats(await self.servers.namespace(guild))
         channels = ", ".join(f"<#{c}>" for c in sorted(config.listened)) or "none yet"
         chatter = ", ".join(f"<#{c}> {p:.0%}" for c, p in config.chatter.items()) or "off"
-        retention = f"{config.retention_days} days" if config.retention_days else "keep"
+        retention = plural(config.retention_days, "day") if config.retention_days else "keep"
         backfills = await self.servers.backfills(guild)
         history = "\n".join(f"- <#{b.channel}> {backfill_state(b)}" for b in backfills[:10])
         if len(backfills) > 10:
@@ -148,7 +150,7 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
             f"**Consent mode:** {config.consent} "
             f"({sum(v == 'in' for v in consents.values())} opted in, "
             f"{sum(v == 'out' for v in consents.values())} opted out)\n"
-            f"**Learned:** {stats.messages:,} messages, {stats.tokens:,} words\n"
+            f"**Learned:** {plural(stats.messages, 'message')}, {plural(stats.tokens, 'word')}\n"
             f"**Chatter:** {chatter} · **Retention:** {retention}"
             + (f"\n**Backfills:**\n{history}" if history else ""),
         )
@@ -193,7 +195,7 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
         note = (
             "Messages are kept."
             if not days
-            else f"Messages older than {days} days are forgotten hourly."
+            else f"Messages older than {plural(days, 'day')} are forgotten hourly."
         )
         await answer(interaction, note)
 
@@ -266,15 +268,16 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
             if time.monotonic() - last >= PROGRESS_EVERY:
                 last = time.monotonic()
                 await interaction.edit_original_response(
-                    content=f"Learning “{echo(name)}”: {totals.lines:,} of {len(lines):,} lines…"
+                    content=f"Learning “{echo(name)}”: {totals.lines:,} of "
+                    f"{plural(len(lines), 'line')}…"
                 )
 
         totals = await import_lines(
             self.bot.store, ns, lines, f"upload:{name}", progress, batch_lines=2_000
         )
         await interaction.edit_original_response(
-            content=f"Corpus “{echo(name)}” ready: {totals.learned:,} lines, "
-            f"{totals.tokens:,} words. Use it with `corpus:{name}`."
+            content=f"Corpus “{echo(name)}” ready: {plural(totals.learned, 'line')}, "
+            f"{plural(totals.tokens, 'word')}. Use it with `corpus:{name}`."
         )
 
     @app_commands.command(name="corpus-delete", description="Delete one of this server's corpora")
@@ -287,7 +290,7 @@ class AdminCog(commands.GroupCog, group_name="markov-admin"):
         await acknowledge(interaction)
         ns = await self.bot.store.namespace(upload_namespace_name(guild, name), TEACHING_ORDER)
         n = await self.bot.store.drop_namespace(ns)
-        await answer(interaction, f"Deleted corpus “{echo(name)}” ({n:,} lines).")
+        await answer(interaction, f"Deleted corpus “{echo(name)}” ({plural(n, 'line')}).")
 
     @app_commands.command(name="corpus-list", description="The corpora this server can use")
     async def corpus_list(self, interaction: discord.Interaction) -> None:

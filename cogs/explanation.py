@@ -12,11 +12,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.app.replies import echo
 from bot.core.explain import Explanation
 from bot.core.generate import explain_context
 from bot.core.model import ModelReader
 from bot.core.present import explanation_summary, explanation_table, temperature_label
 from bot.core.sampling import MAX_LENGTH, MAX_TEMPERATURE, MAX_TOP_K
+from bot.core.wording import START_PHRASE, context_phrase, context_size, unknown_note
 
 from .common import (
     CorpusName,
@@ -51,10 +53,20 @@ class ExplainRequest:
 
 
 def explanation_embed(e: Explanation, source: str, with_chart: bool) -> discord.Embed:
-    context = " ".join(e.context)
+    context = context_phrase(e.context)
+    question = (
+        f"What comes first {START_PHRASE}?"
+        if context == START_PHRASE
+        else f"What comes after {context}?"
+    )
+    note = ""
+    if e.unknown:
+        note = unknown_note(e.unknown, e.asked)
+        note = echo(note, 500) + "\n"
     embed = discord.Embed(
-        title=inert(f"What comes after “{context}”? · T = {temperature_label(e.temperature)}", 256),
-        description=inert(explanation_summary(e), 1000)
+        title=inert(f"{question} · T = {temperature_label(e.temperature)}", 256),
+        description=note
+        + inert(explanation_summary(e), 1000)
         + "\n```\n"
         + inert(explanation_table(e, token_width=10), 2900)
         + "\n```\n"
@@ -63,7 +75,7 @@ def explanation_embed(e: Explanation, source: str, with_chart: bool) -> discord.
     )
     if with_chart:
         embed.set_image(url=f"attachment://{CHART_NAME}")
-    embed.set_footer(text=f"{source} · context of {len(e.context)} word(s)")
+    embed.set_footer(text=f"{source} · {context_size(len(e.context))}")
     return embed
 
 

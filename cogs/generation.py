@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.app.replies import echo
 from bot.core.explain import Generation
 from bot.core.generate import (
     COMPARE_LENGTH,
@@ -19,6 +20,7 @@ from bot.core.generate import (
 )
 from bot.core.present import shorten, temperature_label, trace_lines
 from bot.core.sampling import MAX_LENGTH, MAX_TOP_K
+from bot.core.wording import context_size, plural, seed_phrase, unknown_note
 
 from .common import (
     CorpusName,
@@ -44,16 +46,25 @@ def footer(g: Generation, source: str) -> str:
     cut = "".join(
         [f", top-k {g.top_k}" if g.top_k else "", f", top-p {g.top_p:g}" if g.top_p else ""]
     )
+    seed = seed_phrase(g.seed, g.temperature)
     return (
-        f"T = {temperature_label(g.temperature)} · seed {g.seed} · context {g.order} "
-        f"word{'s' if g.order > 1 else ''}{cut} · {source}"
+        f"T = {temperature_label(g.temperature)}{f' · {seed}' if seed else ''} · "
+        f"{context_size(g.order)}{cut} · {source}"
     )
+
+
+def unknown_field(embed: discord.Embed, unknown: tuple[str, ...], used: tuple[str, ...]) -> None:
+    """Name the typed words that were never learned and what was used instead."""
+    if unknown:
+        note = unknown_note(unknown, used)
+        embed.add_field(name="Unknown words", value=echo(note, 1000))
 
 
 def ansi_trace(g: Generation, limit: int) -> str:
     """The trace as an ``ansi`` block (likely words green, unlikely ones red) of at most
     ``limit`` characters; lines are dropped from the end so the fence always closes."""
-    *steps, total = trace_lines(g)
+    every = trace_lines(g)
+    steps, total = every[: len(g.steps)], "\n".join(every[len(g.steps) :])
     lines = [
         f"\u001b[{32 if s.prob >= 0.3 else 33 if s.prob >= 0.05 else 31}m{inert(line)}\u001b[0m"
         for line, s in zip(steps, g.steps, strict=True)
@@ -115,8 +126,9 @@ class GenerationCog(commands.Cog, name="Generation"):
         g = await generate(model, start, options)
         embed = discord.Embed(description=inert(g.text, 1000) or "…", colour=0x5865F2)
         embed.set_footer(text=footer(g, source))
+        unknown_field(embed, g.unknown, g.start)
         if show_work:
-            name = f"How likely each word was (perplexity {g.perplexity:.2f})"
+            name = "How likely each word was"
             # Room left in the description after the text (at most 1,000) and the heading.
             trace = ansi_trace(g, EMBED_DESCRIPTION - 1000 - 100)
             if len(trace) <= FIELD_VALUE:
@@ -152,10 +164,17 @@ class GenerationCog(commands.Cog, name="Generation"):
         await interaction.response.defer(thinking=True)
         model, source = await model_for(self.bot, interaction, corpus=corpus)
         results = await compare(model, start, temperatures, options)
-        embed = discord.Embed(title="Same start, same seed, different temperature", colour=0x5865F2)
+        embed = discord.Embed(
+            title="Same start, same seed, different temperature",
+            description="Perplexity under the learned model (T = 1): how surprising each text "
+            "is next to what was learned.",
+            colour=0x5865F2,
+        )
+        unknown_field(embed, results[0].unknown, results[0].start)
         for g in results:
             embed.add_field(
-                name=f"T = {temperature_label(g.temperature)} · perplexity {g.perplexity:.2f}",
+                name=f"T = {temperature_label(g.temperature)} · "
+                f"perplexity {g.perplexity_learned:.2f}",
                 value=inert(g.text, 1024) or "…",
                 inline=False,
             )
@@ -173,7 +192,7 @@ class GenerationCog(commands.Cog, name="Generation"):
         embed.add_field(name="Messages", value=f"{s.messages:,}")
         embed.add_field(name="Words", value=f"{s.tokens:,} ({s.vocabulary:,} different)")
         embed.add_field(name="Members", value=f"{s.authors:,}")
-        embed.add_field(name="Context", value=f"up to {s.order} words")
+        embed.add_field(name="Context", value=f"up to {plural(s.order, 'word')}")
         embed.add_field(name="Database", value=f"{s.database_bytes / 1e6:.1f} MB")
         if s.top_words:
             embed.add_field(

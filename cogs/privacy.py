@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app.replies import acknowledge, answer
+from bot.core.wording import plural
 from bot.store.guilds import MemberConsent
 
 from .views import OwnedView, send_ephemeral_view
@@ -108,7 +109,7 @@ class PrivacyCog(commands.GroupCog, group_name="markov-privacy"):
         )
         await send_ephemeral_view(
             interaction,
-            f"This deletes the {status.stored:,} messages of yours I learned here "
+            f"This deletes the {plural(status.stored, 'message')} of yours I learned here "
             "(it cannot be undone). Sure?",
             view,
         )

@@ -16,11 +16,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.app.replies import echo
 from bot.core.explain import Explanation
-from bot.core.model import START_LABEL
 from bot.core.present import candidate_lines, shorten, temperature_label
 from bot.core.sampling import MAX_LENGTH
 from bot.core.stepper import Stepper
+from bot.core.wording import START_PHRASE, context_phrase, unknown_note
 
 from .common import (
     CorpusName,
@@ -53,16 +54,16 @@ def step_embed(stepper: Stepper, source: str, e: Explanation | None) -> discord.
         description=inert(f"**{shorten(sentence, 1500)}**", 2000),
         colour=0x57F287,
     )
+    if stepper.unknown:
+        note = unknown_note(stepper.unknown, stepper.start)
+        embed.add_field(name="Unknown words", value=echo(note, 1000), inline=False)
     if stepper.notes:
         embed.add_field(name="Last step", value=inert(stepper.notes[-1], 1024), inline=False)
     if e is not None:
-        after = (
-            "the start of a message"
-            if e.context == (START_LABEL,)
-            else f"“{shorten(' '.join(e.context), 60)}”"
-        )
+        at = context_phrase(e.context, 60)
+        where = at if at == START_PHRASE else f"after {at}"
         embed.add_field(
-            name=f"Next word after {after} ({e.perplexity_t:.1f} effective choices)",
+            name=f"Next word {where} ({e.perplexity_t:.1f} effective choices)",
             value="```\n" + inert("\n".join(candidate_lines(e)), 1000) + "\n```",
             inline=False,
         )

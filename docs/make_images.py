@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from bot.core.charts import explanation_chart
-from bot.core.explain import Explanation
-from bot.core.generate import explain_context
-from bot.core.model import TEACHING_ORDER, MemoryModel
+from bot.core.explain import Explanation, Generation
+from bot.core.generate import COMPARE_LENGTH, Options, compare, explain_context, generate
+from bot.core.model import BOS, EOS, TEACHING_ORDER, MemoryModel
 from bot.core.tokenize import tokenize
 from bot.corpora import CORPORA, Corpus
 
@@ -82,6 +83,73 @@ def table(at_1: Explanation, at_half: Explanation, at_2: Explanation) -> str:
     return "\n".join(lines)
 
 
+async def learned_probabilities(model: MemoryModel, g: Generation) -> list[float]:
+    """Each step's p = c / Σc from the counts of the context it used, as a student would
+    read them off the table: the learned model's probability of the word generated (<end>
+    left out of Σc while min_words masks it; an empty context is the word frequencies)."""
+    markers = {"<start>": BOS, "<end>": EOS}
+
+    async def ids(words: Sequence[str]) -> list[int]:
+        return [markers.get(w) or (await model.resolve([w]))[0] for w in words]
+
+    probs = []
+    for step in g.steps:
+        found = await model.lookup(await ids(step.context)) if step.context else None
+        found = found or await model.unigram()
+        assert found is not None
+        [token] = await ids([step.token])
+        ended = await model.count_of(found, EOS) if step.end_masked else 0
+        probs.append(await model.count_of(found, token) / (found.total - ended))
+    return probs
+
+
+def perplexity(probs: list[float]) -> float:
+    """exp(−Σ ln p / n), written out literally."""
+    return math.exp(-sum(math.log(p) for p in probs) / len(probs))
+
+
+async def perplexities(tiny: MemoryModel, burns: MemoryModel) -> str:
+    """Section 5's numbers: the greedy tiny-lesson sentence worked by hand, and the README's
+    compare on Burns, each checked against the bot and required to rise with T."""
+    greedy = await generate(tiny, "the", Options(temperature=0.0))
+    probs = await learned_probabilities(tiny, greedy)
+    by_hand = perplexity(probs)
+    if not math.isclose(greedy.perplexity_learned, by_hand, rel_tol=1e-12):
+        raise SystemExit(
+            f"perplexity: the bot says {greedy.perplexity_learned!r}, by hand {by_hand!r}"
+        )
+    lines = [
+        f"Greedy from “the”: {greedy.text!r}, learned p of each step "
+        f"{', '.join(f'{p:.4f}' for p in probs)}, perplexity {by_hand:.4f} under the learned "
+        f"model ({greedy.perplexity_sampled:.4f} under the greedy sampler).",
+        "",
+        "| T | perplexity under the learned model | as sampled | text |",
+        "|---:|---:|---:|---|",
+    ]
+    temps = (0.1, 0.5, 1.0, 2.0)
+    options = Options(seed=1, length=COMPARE_LENGTH, min_words=COMPARE_LENGTH)
+    results = await compare(burns, "When", temps, options)
+    for g in results:
+        hand = perplexity(await learned_probabilities(burns, g))
+        if not math.isclose(g.perplexity_learned, hand, rel_tol=1e-9):
+            raise SystemExit(
+                f"T = {g.temperature}: the bot says {g.perplexity_learned!r}, by hand {hand!r}"
+            )
+        lines.append(
+            f"| {g.temperature:g} | {g.perplexity_learned:.2f} | {g.perplexity_sampled:.2f} "
+            f"| {g.text} |"
+        )
+    shown = [g.perplexity_learned for g in results]
+    if shown != sorted(shown):
+        raise SystemExit(f"perplexity under the learned model does not rise with T: {shown}")
+    when = await explain_context(burns, "When", 0.5)
+    lines.append(
+        f"\nAfter “When”: {when.candidates} next words, {when.perplexity_t1:.0f} effective "
+        f"choices at T = 1, {when.perplexity_t:.0f} at T = 0.5."
+    )
+    return "\n".join(lines)
+
+
 async def main() -> None:
     IMAGES.mkdir(exist_ok=True)
     models: dict[str, MemoryModel] = {}
@@ -97,6 +165,7 @@ async def main() -> None:
     for e in worked:
         check(e)
     sys.stdout.write("\n" + table(*worked) + "\n")
+    sys.stdout.write("\n" + await perplexities(tiny, models["burns"]) + "\n")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ class Explanation:
     # going back to the model (rows alone miss the long tail that temperature redistributes).
     classes: tuple[CountClass, ...] = ()
     end_masked: bool = False  # <end> removed and the others renormalised (min_words)
+    unknown: tuple[str, ...] = ()  # typed words never learned, backed off over
 
     @property
     def perplexity_t1(self) -> float:
@@ -124,10 +125,11 @@ class Step:
     context: tuple[str, ...]  # the context used, after back-off
     backed_off: bool
     token: str
-    prob: float
+    prob: float  # under the sampling distribution (T and cut-offs applied)
     rank: int
     candidates: int  # those it was drawn from (without <end> when masked)
     end_masked: bool = False
+    learned_prob: float = 1.0  # under the learned model: T = 1, no cut-offs (<end> as masked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,17 +147,32 @@ class Generation:
     ended: bool  # True if it stopped at the end marker, False at the length limit
     min_words: int = 0
     copied_whole: bool = False  # every attempt copied, and this one is a whole message
+    unknown: tuple[str, ...] = ()  # typed start words never learned, backed off over
+    start: tuple[str, ...] = ()  # the start words used (the known suffix of those typed)
+
+    # Two measures of one text. Under the learned model (T = 1) it says how surprising the
+    # text is next to what was learned, so it rises with T: the number a lesson compares.
+    # Under the sampling distribution it says how surprising the text was to the sampler
+    # itself, which a low T makes confident whatever it says.
+    @property
+    def log_prob_learned(self) -> float:
+        return sequence_scores([s.learned_prob for s in self.steps])[0]
 
     @property
-    def log_prob(self) -> float:
-        return sequence_scores(self.steps)[0]
+    def perplexity_learned(self) -> float:
+        return sequence_scores([s.learned_prob for s in self.steps])[1]
 
     @property
-    def perplexity(self) -> float:
-        return sequence_scores(self.steps)[1]
+    def log_prob_sampled(self) -> float:
+        return sequence_scores([s.prob for s in self.steps])[0]
+
+    @property
+    def perplexity_sampled(self) -> float:
+        return sequence_scores([s.prob for s in self.steps])[1]
 
 
-def sequence_scores(steps: Sequence[Step]) -> tuple[float, float]:
-    """Natural log-probability of the sampled sequence and its per-token perplexity."""
-    log_prob = math.fsum(math.log(s.prob) for s in steps if s.prob > 0)
-    return log_prob, (math.exp(-log_prob / len(steps)) if steps else 1.0)
+def sequence_scores(probs: Sequence[float]) -> tuple[float, float]:
+    """Natural log-probability of a sequence of step probabilities and its per-token
+    perplexity exp(−Σ ln q / n)."""
+    log_prob = math.fsum(math.log(q) for q in probs if q > 0)
+    return log_prob, (math.exp(-log_prob / len(probs)) if probs else 1.0)

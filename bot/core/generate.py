@@ -7,12 +7,14 @@ tests all generate the same text for the same model, options and seed.
 
 from __future__ import annotations
 
+import math
 import random
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from bot.core.explain import Explanation, Generation, Step, explain
+from bot.core.memo import Remembering
 from bot.core.model import (
     BOS,
     COPY_RUN,
@@ -22,6 +24,7 @@ from bot.core.model import (
     EmptyModel,
     Found,
     ModelReader,
+    UnknownStart,
     copy_threshold,
 )
 from bot.core.sampling import (
@@ -45,6 +48,7 @@ __all__ = [
     "COPY_RUN",
     "DEFAULT_TEMPERATURES",
     "MAX_ATTEMPTS",
+    "Known",
     "Options",
     "Pick",
     "choose_next",
@@ -53,6 +57,7 @@ __all__ = [
     "explain_tokens",
     "generate",
     "parse_temperatures",
+    "resolve_known",
 ]
 
 #: Tries before the least-copied attempt is returned anyway.
@@ -104,14 +109,50 @@ def start_words(start: str | Sequence[str] | None) -> list[str]:
     return words
 
 
+@dataclass(frozen=True, slots=True)
+class Known:
+    """The longest known suffix of the words a user typed, and the words it had to drop."""
+
+    ids: list[int]
+    words: tuple[str, ...]  # the typed words kept (the suffix), as typed
+    unknown: tuple[str, ...]  # typed words never learned, in order (empty: all known)
+
+
+async def resolve_known(model: ModelReader, words: Sequence[str]) -> Known:
+    """Back off over unknown words: the longest suffix of ``words`` made of learned words,
+    as a model backs off to the longest context it has seen. The word before the choice
+    must be known (nothing can follow an unseen word), else :class:`UnknownStart` with
+    close spellings, naming that word, or every word when none is known."""
+    ids: list[int] = []
+    for i in range(len(words) - 1, -1, -1):
+        try:
+            ids[:0] = await model.resolve([words[i]])
+        except UnknownStart as error:
+            unknown = [w for w in words[:i] if not await _known(model, w)] + [words[i]]
+            if not ids:
+                everything = len(unknown) == len(words)
+                raise UnknownStart(words if everything else [words[i]], error.suggestions) from None
+            return Known(ids, tuple(words[i + 1 :]), tuple(unknown))
+    return Known(ids, tuple(words), ())
+
+
+async def _known(model: ModelReader, word: str) -> bool:
+    try:
+        await model.resolve([word])
+    except UnknownStart:
+        return False
+    return True
+
+
 async def generate(
     model: ModelReader, start: str | Sequence[str] | None, options: Options
 ) -> Generation:
     opts = options.validated()
     seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
-    words = start_words(start)
-    prefix = await model.resolve(words) if words else []
+    known = await resolve_known(model, start_words(start))
+    prefix = known.ids
     rng = random.Random(seed)
+    model = Remembering(model)  # redraws walk the same first contexts again
 
     best: tuple[tuple[float, ...], list[int], list[Pick], bool, Copy] | None = None
     attempts = 0
@@ -128,7 +169,8 @@ async def generate(
             break  # original, or greedy decoding, which would produce the same copy again
     assert best is not None
     _, tokens, picks, ended, copy = best
-    return await _spell_generation(model, tokens, picks, ended, copy, attempts, seed, opts)
+    g = await _spell_generation(model, tokens, picks, ended, copy, attempts, seed, opts)
+    return replace(g, unknown=known.unknown, start=g.tokens[: len(prefix)])
 
 
 async def _copy_of(model: ModelReader, tokens: list[int]) -> Copy:
@@ -171,10 +213,11 @@ class Pick:
 
     found: Found
     token: int
-    prob: float
+    prob: float  # under the distribution it was drawn from (T, cut-offs)
     rank: int
     backed_off: bool
     end_masked: bool = False  # <end> was a candidate, masked by min_words
+    learned_prob: float = 1.0  # under the learned model: T = 1, no cut-offs (<end> as masked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +284,8 @@ async def choose_next(
             if attempt == VANISHED_RETRIES - 1:
                 raise
             continue
-        return Pick(d.found, token, choice.prob, choice.rank, d.backed_off, d.masked)
+        learned = count / math.fsum(c.count * c.size for c in d.classes)
+        return Pick(d.found, token, choice.prob, choice.rank, d.backed_off, d.masked, learned)
     raise AssertionError("unreachable")
 
 
@@ -288,6 +332,7 @@ async def _spell_generation(
             backed_off=p.backed_off,
             token=spelled[p.token],
             prob=p.prob,
+            learned_prob=p.learned_prob,
             rank=p.rank,
             candidates=p.found.candidates - p.end_masked,
             end_masked=p.end_masked,
@@ -327,10 +372,18 @@ async def explain_context(
     """
     asked = start_words(words)
     min_words = validate_min_words(min_words, MAX_LENGTH)
-    ids = await model.resolve(asked) if asked else [BOS]
-    return await explain_tokens(
-        model, ids, temperature, top_k, top_p, rows, asked=asked, mask_end=len(asked) < min_words
+    known = await resolve_known(model, asked)
+    e = await explain_tokens(
+        model,
+        known.ids or [BOS],
+        temperature,
+        top_k,
+        top_p,
+        rows,
+        asked=known.words,
+        mask_end=len(known.words) < min_words,
     )
+    return replace(e, unknown=known.unknown) if known.unknown else e
 
 
 async def explain_tokens(

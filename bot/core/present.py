@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bot.core.explain import Explanation, Generation, sequence_scores
-from bot.core.model import END_LABEL
+from bot.core.explain import Explanation, Generation
+from bot.core.model import END_LABEL, START_LABEL
+from bot.core.wording import context_phrase, plural
 
 __all__ = [
     "candidate_lines",
@@ -18,9 +19,11 @@ __all__ = [
     "explanation_table",
     "generation_json",
     "probability_bar",
+    "sampling_label",
     "shorten",
     "temperature_label",
     "trace_lines",
+    "trace_summary",
 ]
 
 
@@ -55,7 +58,7 @@ def explanation_table(e: Explanation, token_width: int = 14) -> str:
         )
     if e.others:
         lines.append(
-            f"    … {e.others} other{'s' if e.others != 1 else ''}: "
+            f"    … {plural(e.others, 'other')}: "
             f"{e.others_p:.1%} learned, {e.others_prob:.1%} at T = {t}"
         )
     return "\n".join(lines)
@@ -63,7 +66,7 @@ def explanation_table(e: Explanation, token_width: int = 14) -> str:
 
 def explanation_summary(e: Explanation) -> str:
     t = temperature_label(e.temperature)
-    context = " ".join(e.context) or "<start>"
+    context = context_phrase(e.context)
     backed = " (backed off: the full context was never seen)" if e.backed_off else ""
     cut = []
     if e.top_k:
@@ -77,7 +80,8 @@ def explanation_summary(e: Explanation) -> str:
         else ""
     )
     return (
-        f"Context “{context}”{backed}: {e.candidates} candidates seen {e.total} times.\n"
+        f"Context {context}{backed}: {plural(e.candidates, 'candidate')} seen "
+        f"{plural(e.total, 'time')}.\n"
         f"Entropy {e.entropy_t1:.2f} bits ≈ {e.perplexity_t1:.1f} effective choices at T = 1; "
         f"{e.entropy_t:.2f} bits ≈ {e.perplexity_t:.1f} at T = {t}{cuts}.{masked}"
     )
@@ -87,6 +91,7 @@ def explanation_json(e: Explanation) -> dict[str, Any]:
     """Stable shape documented in the README (``explain --json``)."""
     return {
         "asked": list(e.asked),
+        "unknown": list(e.unknown),
         "context": list(e.context),
         "backed_off": e.backed_off,
         "temperature": e.temperature,
@@ -115,7 +120,6 @@ def explanation_json(e: Explanation) -> dict[str, Any]:
 
 
 def generation_json(g: Generation) -> dict[str, Any]:
-    log_prob, perplexity = sequence_scores(g.steps)
     return {
         "text": g.text,
         "tokens": list(g.tokens),
@@ -129,14 +133,20 @@ def generation_json(g: Generation) -> dict[str, Any]:
         "attempts": g.attempts,
         "copied_run": g.copied_run,
         "copied_whole": g.copied_whole,
-        "log_prob": log_prob,
-        "perplexity": perplexity,
+        "unknown": list(g.unknown),
+        # Under the learned model (T = 1, no cut-offs): rises with T.
+        "log_prob_learned": g.log_prob_learned,
+        "perplexity_learned": g.perplexity_learned,
+        # Under the distribution each word was drawn from (T and cut-offs applied).
+        "log_prob_sampled": g.log_prob_sampled,
+        "perplexity_sampled": g.perplexity_sampled,
         "steps": [
             {
                 "context": list(s.context),
                 "backed_off": s.backed_off,
                 "token": s.token,
                 "probability": s.prob,
+                "probability_learned": s.learned_prob,
                 "rank": s.rank,
                 "candidates": s.candidates,
                 "end_masked": s.end_masked,
@@ -150,17 +160,35 @@ def trace_lines(g: Generation, token_width: int = 16) -> list[str]:
     """One line per step: the word, its probability and its rank among the candidates."""
     lines = []
     for s in g.steps:
-        context = " ".join(s.context)
         mark = "*" if s.backed_off else " "
-        where = f"after “{shorten(context, 30)}”" if s.context else "from word frequencies"
+        if s.context == (START_LABEL,):
+            where = context_phrase(s.context)
+        else:
+            where = (
+                f"after {context_phrase(s.context, 30)}" if s.context else "from word frequencies"
+            )
         masked = f" ({END_LABEL} masked)" if s.end_masked else ""
         lines.append(
             f"{shorten(s.token, token_width):<{token_width}} {s.prob:>6.1%}  "
             f"rank {s.rank:>4}/{s.candidates:<5}{mark} {where}{masked}"
         )
-    log_prob, perplexity = sequence_scores(g.steps)
-    lines.append(f"log-probability {log_prob:.2f}, perplexity {perplexity:.2f} per token")
-    return lines
+    return lines + trace_summary(g)
+
+
+def sampling_label(g: Generation) -> str:
+    """The distribution the words were drawn from: "T = 0.5, top-k 5"."""
+    cuts = "".join(
+        [f", top-k {g.top_k}" if g.top_k else "", f", top-p {g.top_p:g}" if g.top_p else ""]
+    )
+    return f"T = {temperature_label(g.temperature)}{cuts}"
+
+
+def trace_summary(g: Generation) -> list[str]:
+    """The trace's totals, each perplexity named by the distribution it is measured under."""
+    return [
+        f"learned model, T = 1: perplexity {g.perplexity_learned:.2f}",
+        f"as sampled, {sampling_label(g)}: perplexity {g.perplexity_sampled:.2f}",
+    ]
 
 
 def probability_bar(prob: float, width: int = 10) -> str:
@@ -174,5 +202,5 @@ def candidate_lines(e: Explanation, token_width: int = 18) -> list[str]:
         f"{probability_bar(r.prob)} {r.prob:6.1%}  {shorten(r.token, token_width)}" for r in e.rows
     ]
     if e.others:
-        lines.append(f"{'':10} {e.others_prob:6.1%}  … {e.others} others")
+        lines.append(f"{'':10} {e.others_prob:6.1%}  … {plural(e.others, 'other')}")
     return lines

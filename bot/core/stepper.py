@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, field
 
 from bot.core.explain import Explanation
-from bot.core.generate import choose_next, explain_tokens, start_words
+from bot.core.generate import choose_next, explain_tokens, resolve_known, start_words
 from bot.core.model import BOS, EOS, EmptyModel, ModelReader
 from bot.core.sampling import MAX_LENGTH, MAX_TEMPERATURE, validate_min_words, validate_temperature
 from bot.core.tokenize import join_words
@@ -29,6 +29,8 @@ class Stepper:
     notes: list[str] = field(default_factory=list)  # what each step drew, for Back
     ended: bool = False
     min_words: int = 0  # <end> is masked while the sentence has fewer words than this
+    unknown: tuple[str, ...] = ()  # typed start words never learned, left out
+    start: tuple[str, ...] = ()  # the start words used instead (the known suffix)
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
@@ -46,10 +48,18 @@ class Stepper:
         min_words: int = 0,
     ) -> Stepper:
         """A stepper after the typed start words (none: the start of a message)."""
-        words = start_words(start)
-        tokens = await model.resolve(words) if words else []
-        spelled = await model.spell(tokens)
-        return cls(model, temperature, seed, tokens, spelled, min_words=min_words)
+        known = await resolve_known(model, start_words(start))
+        spelled = await model.spell(known.ids)
+        return cls(
+            model,
+            temperature,
+            seed,
+            known.ids,
+            spelled,
+            min_words=min_words,
+            unknown=known.unknown,
+            start=tuple(spelled),
+        )
 
     @property
     def context(self) -> list[int]:

@@ -71,6 +71,7 @@ from bot.core.model import (
     unpack,
 )
 from bot.core.sampling import CountClass
+from bot.core.wording import plural
 from bot.store.errors import StoreError, newer_schema, open_error
 from bot.store.schema import MIGRATIONS, SCHEMA_VERSION
 from bot.tasks import create_task
@@ -974,7 +975,8 @@ class Store:
         )
         for ctx, count, n, size in await self._reader.execute_fetchall(sql, (ns.id,)):
             problems.append(
-                f"context {unpack(bytes(ctx))}: {n} candidates seen {count} times, "
+                f"context {unpack(bytes(ctx))}: {plural(n, 'candidate')} seen "
+                f"{plural(count, 'time')}, "
                 f"but its count class says {size or 0}"
             )
         sql = "SELECT COUNT(*) FROM transitions WHERE ns = ? AND count <= 0"

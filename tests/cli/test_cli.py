@@ -88,11 +88,40 @@ def test_markov_is_reproducible_and_traced(tmp_path: Path, lesson: Path) -> None
     assert first == second
     assert first["tokens"][0] == "the" and first["seed"] == 42
     assert all(0 < s["probability"] <= 1 for s in first["steps"])
-    assert first["log_prob"] == pytest.approx(
+    assert first["log_prob_sampled"] == pytest.approx(
         sum(math.log(s["probability"]) for s in first["steps"])
     )
-    human = cli(tmp_path, "markov", "the", "--seed", "42", "--trace")
-    assert human.returncode == 0 and "rank" in human.stdout and "perplexity" in human.stdout
+    assert first["log_prob_learned"] == pytest.approx(
+        sum(math.log(s["probability_learned"]) for s in first["steps"])
+    )
+    human = cli(tmp_path, "markov", "the", "--seed", "42", "--trace", "--temp", "0.5")
+    assert human.returncode == 0 and "rank" in human.stdout
+    lines = human.stdout.splitlines()
+    assert "  learned model, T = 1: perplexity" in lines[-2]
+    assert "  as sampled, T = 0.5: perplexity" in lines[-1]
+    assert "seed 42" in human.stdout and "context of 1 word" in human.stdout
+
+
+def test_greedy_prints_no_seed(tmp_path: Path, lesson: Path) -> None:
+    done = cli(tmp_path, "markov", "the", "--temp", "0", "--seed", "5")
+    assert done.returncode == 0, done.stderr
+    assert "T = 0 (greedy), context of 1 word" in done.stdout and "seed" not in done.stdout
+
+
+def test_unknown_words_are_backed_off_over_and_named(tmp_path: Path, lesson: Path) -> None:
+    done = cli(tmp_path, "markov", "banana", "cat", "--seed", "1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Never saw “banana”; using “cat”.\ncat ")
+    g = cli_json(tmp_path, "markov", "banana", "cat", "--seed", "1")
+    assert g["unknown"] == ["banana"] and g["tokens"][0] == "cat"
+    e = cli(tmp_path, "explain", "banana", "sat")
+    assert e.returncode == 0, e.stderr
+    assert e.stdout.startswith("Never saw “banana”; using “sat”.\nContext “sat”")
+    assert cli_json(tmp_path, "explain", "banana", "sat")["unknown"] == ["banana"]
+    step = cli(tmp_path, "step", "zzz", "the", "--keys", "q")
+    assert step.returncode == 0 and "Never saw “zzz”; using “the”." in step.stdout
+    compared = cli(tmp_path, "compare", "qqq", "the", "--seed", "2")
+    assert compared.returncode == 0 and "Never saw “qqq”; using “the”." in compared.stdout
 
 
 def test_greedy_takes_the_most_frequent_word(tmp_path: Path, lesson: Path) -> None:
@@ -105,6 +134,13 @@ def test_compare_shares_one_seed(tmp_path: Path, lesson: Path) -> None:
     assert out["seed"] == 3
     assert [r["temperature"] for r in out["results"]] == [0.0, 0.5, 2.0]
     assert {r["seed"] for r in out["results"]} == {3}
+    for r in out["results"]:
+        assert r["perplexity_learned"] == pytest.approx(
+            math.exp(-r["log_prob_learned"] / len(r["steps"]))
+        )
+        assert r["perplexity_sampled"] == pytest.approx(
+            math.exp(-r["log_prob_sampled"] / len(r["steps"]))
+        )
 
 
 def test_forget_restores_the_model(tmp_path: Path, lesson: Path) -> None:
@@ -125,6 +161,7 @@ def test_forget_restores_the_model(tmp_path: Path, lesson: Path) -> None:
         (("markov", "--temp", "nan"), "finite"),
         (("markov", "--length", "100000"), "Length"),
         (("explain", "zebra"), "never learned"),
+        (("explain", "the", "zebra"), "never learned “zebra”"),
         (("compare", "--temps", "0.1,abc"), "not a number"),
         (("markov", "--top-p", "1.5"), "top_p"),
     ],
@@ -163,6 +200,14 @@ def test_empty_model_learns_the_default_corpus_first(tmp_path: Path) -> None:
     # The classic demonstration: greedy-ish sampling at 0.1 loops on a phrase.
     words = texts[0].split()
     assert len(words) > len(set(words)) + 5
+    # Perplexity is measured under the learned model, says so, and rises with T.
+    assert "Perplexity under the learned model (T = 1)" in done.stdout
+    shown = [
+        float(line.rsplit("perplexity ", 1)[1].rstrip(")"))
+        for line in done.stdout.splitlines()
+        if line.startswith("T = ")
+    ]
+    assert len(shown) == 3 and shown[0] < shown[1] < shown[2], shown
 
 
 def test_step_presses_keys_like_the_buttons(tmp_path: Path, lesson: Path) -> None:

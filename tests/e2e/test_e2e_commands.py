@@ -48,7 +48,7 @@ async def test_markov_footer_and_same_seed_same_text(e2e: E2E) -> None:
         first = await e2e.invoke(alice, "markov", {"start": "the", "temp": 0.5, "seed": 42})
         assert not first.ephemeral
         embed = embed_of(first)
-        assert embed["footer"]["text"] == "T = 0.5 · seed 42 · context 2 words · this server"
+        assert embed["footer"]["text"] == "T = 0.5 · seed 42 · context of 2 words · this server"
         words = embed["description"].split()
         assert words[0] == "the" and set(words) <= VOCABULARY
 
@@ -64,7 +64,8 @@ async def test_markov_footer_and_same_seed_same_text(e2e: E2E) -> None:
 
         greedy = embed_of(await e2e.invoke(alice, "markov", {"start": "the dog", "temp": 0}))
         assert greedy["description"] == "the dog sat"
-        assert greedy["footer"]["text"].startswith("T = 0 (greedy) · seed ")
+        # Greedy decoding draws nothing: no seed is shown for it.
+        assert greedy["footer"]["text"] == "T = 0 (greedy) · context of 2 words · this server"
 
 
 async def test_markov_user_and_channel_options(e2e: E2E, fake: FakeDiscord) -> None:
@@ -98,12 +99,13 @@ async def test_markov_show_work_has_the_trace(e2e: E2E) -> None:
         embed = embed_of(rec)
         assert embed["description"] == "the dog sat"
         [field] = embed["fields"]
-        assert re.fullmatch(r"How likely each word was \(perplexity \d+\.\d\d\)", field["name"])
+        assert field["name"] == "How likely each word was"
         trace = field["value"]
         assert trace.startswith("```ansi\n") and trace.endswith("```")
         plain = re.sub(r"\x1b\[\d+m", "", trace)
         assert re.search(r"sat\s+100\.0%\s+rank\s+1/1\s+after “the dog”", plain), plain
-        assert "log-probability" in plain and "perplexity" in plain
+        assert "learned model, T = 1: perplexity 1.00" in plain
+        assert "as sampled, T = 0 (greedy): perplexity 1.00" in plain
 
 
 # ---------------------------------------------------------------------- /markov-explain
@@ -211,7 +213,10 @@ async def test_explain_of_how_messages_start(e2e: E2E) -> None:
     async with e2e.start() as bot:
         await taught(e2e, bot)
         embed = embed_of(await e2e.invoke(e2e.world.user_id, "markov-explain"))
-        assert embed["title"].startswith("What comes after")
+        assert embed["title"] == "What comes first (start of a message)? · T = 1"
+        assert "<start>" not in str(embed)
+        assert "Context (start of a message): 1 candidate seen 3 times." in embed["description"]
+        assert embed["footer"]["text"] == "this server · context of 1 word"
         assert_table(embed["description"], {"the": 3}, 1.0)
 
 
@@ -229,6 +234,7 @@ async def test_compare_defaults_errors_and_cooldown(e2e: E2E, fake: FakeDiscord)
         for name, t in zip(names, ["0.1", "0.5", "1"], strict=True):
             assert re.fullmatch(rf"T = {re.escape(t)} · perplexity \d+\.\d\d", name), name
         assert all(f["value"].startswith("the") for f in embed["fields"])
+        assert embed["description"].startswith("Perplexity under the learned model (T = 1)")
         assert re.fullmatch(r"seed \d+ · this server", embed["footer"]["text"])
 
         two = embed_of(await e2e.invoke(w.admin_id, "markov-compare", {"temps": "0, 2", "seed": 9}))
@@ -661,3 +667,41 @@ async def test_uploaded_corpus_belongs_to_its_server(e2e: E2E, fake: FakeDiscord
         assert gone.ephemeral and gone.content == "Deleted corpus “physics” (3 lines)."
         rec = await e2e.invoke(w.user_id, "markov", {"corpus": "physics"})
         assert rec.content.startswith("There is no corpus called “physics”")
+
+
+# ---------------------------------------------------------------------- unknown words
+
+
+async def test_unknown_words_are_backed_off_over_and_named(e2e: E2E) -> None:
+    alice = e2e.world.user_id
+    async with e2e.start() as bot:
+        await taught(e2e, bot)
+        # A typed word never learned is named, escaped as typed; the known suffix is used.
+        rec = await e2e.invoke(alice, "markov-explain", {"word": "b_a_n sat"})
+        embed = embed_of(rec)
+        assert embed["description"].startswith("Never saw “b\\_a\\_n”; using “sat”.\n")
+        assert embed["title"] == "What comes after “sat”? · T = 1"
+        assert_table(embed["description"], {"on": 1, "<end>": 1}, 1.0)
+
+        g = embed_of(await e2e.invoke(alice, "markov", {"start": "zzz the dog", "seed": 1}))
+        assert g["description"] == "the dog sat"
+        assert {
+            "name": "Unknown words",
+            "value": "Never saw “zzz”; using “the dog”.",
+            "inline": True,
+        } in g["fields"]
+
+        compared = embed_of(await e2e.invoke(alice, "markov-compare", {"start": "qq the"}))
+        assert compared["fields"][0] == {
+            "name": "Unknown words",
+            "value": "Never saw “qq”; using “the”.",
+            "inline": True,
+        }
+
+        step = embed_of(await e2e.invoke(alice, "markov-step", {"start": "@everyone the"}))
+        [note] = [f for f in step["fields"] if f["name"] == "Unknown words"]
+        assert note["value"] == "Never saw “@\u200beveryone”; using “the”."
+
+        # Nothing known before the choice: the clear error, naming the word.
+        bad = await e2e.invoke(alice, "markov-explain", {"word": "the zebra"})
+        assert bad.ephemeral and bad.content.startswith("I never learned “zebra”."), bad.content

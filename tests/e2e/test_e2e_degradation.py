@@ -203,7 +203,7 @@ async def test_locked_database_reads_go_on_writes_get_a_polite_reply_nothing_is_
             # Reads use their own connection and WAL: nothing waits for the lock.
             status = await e2e.invoke(w.admin_id, "markov-admin status")
             assert status.response_time is not None and status.response_time < 1
-            assert "**Learned:** 1 messages, 6 words" in status.content
+            assert "**Learned:** 1 message, 6 words" in status.content
             stats = await e2e.invoke(w.user_id, "markov-stats")
             assert stats.embeds[0]["title"] == "What I have learned here"
             assert not stats.ephemeral
@@ -302,7 +302,7 @@ async def test_disk_full_keeps_the_queue_and_answers_politely(
         rec = await e2e.invoke(w.user_id, "markov", {"start": "the", "seed": 1})
         assert rec.embeds and rec.embeds[0]["description"].startswith("the ")
         rec = await e2e.invoke(w.admin_id, "markov-admin status")
-        assert "**Learned:** 1 messages" in rec.content
+        assert "**Learned:** 1 message," in rec.content
         assert await fill_channel_settings(bot, w.guild_id, around=int(random["id"])) > 0
         listen = await fake.invoke(
             w.guild_id, w.channel_id, w.admin_id, "markov-admin listen", {"channel": random}

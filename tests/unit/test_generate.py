@@ -277,7 +277,8 @@ async def test_unknown_start_raises_with_suggestions(make_model: MakeModel) -> N
     assert "Did you mean" in str(info.value) and "cat" in str(info.value)
     with pytest.raises(UnknownStart) as info:
         await generate(model, "the zebra", Options(seed=0))
-    assert info.value.words == ("the", "zebra")
+    # Nothing can follow a word never seen: the error names that word alone.
+    assert info.value.words == ("zebra",)
 
 
 async def test_start_text_without_words_is_rejected(make_model: MakeModel) -> None:
@@ -406,9 +407,9 @@ async def test_log_prob_and_perplexity(make_model: MakeModel) -> None:
     for seed in range(8):
         g = await generate(model, None, Options(temperature=0.8, length=20, seed=seed))
         expected = math.fsum(math.log(s.prob) for s in g.steps)
-        assert g.log_prob == pytest.approx(expected, rel=1e-12, abs=1e-12)
-        assert g.perplexity == pytest.approx(math.exp(-expected / len(g.steps)), rel=1e-12)
-        assert g.perplexity >= 1.0 - 1e-12
+        assert g.log_prob_sampled == pytest.approx(expected, rel=1e-12, abs=1e-12)
+        assert g.perplexity_sampled == pytest.approx(math.exp(-expected / len(g.steps)), rel=1e-12)
+        assert g.perplexity_sampled >= 1.0 - 1e-12
 
 
 async def test_log_prob_by_hand(make_model: MakeModel) -> None:
@@ -418,8 +419,11 @@ async def test_log_prob_by_hand(make_model: MakeModel) -> None:
         g = await generate(model, None, Options(temperature=1.0, seed=seed))
         if g.text == "the cat sat":
             assert [s.prob for s in g.steps] == pytest.approx([1.0, 2 / 3, 1.0, 1.0])
-            assert g.log_prob == pytest.approx(math.log(2 / 3))
-            assert g.perplexity == pytest.approx((3 / 2) ** (1 / 4))
+            assert g.log_prob_sampled == pytest.approx(math.log(2 / 3))
+            assert g.perplexity_sampled == pytest.approx((3 / 2) ** (1 / 4))
+            # At T = 1 without cut-offs the sampler is the learned model.
+            assert g.log_prob_learned == pytest.approx(g.log_prob_sampled)
+            assert g.perplexity_learned == pytest.approx(g.perplexity_sampled)
             return
     pytest.fail("'the cat sat' (probability 2/3) never generated in 30 seeds")
 
