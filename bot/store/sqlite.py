@@ -1139,8 +1139,10 @@ class StoreModel:
     async def count_of(self, found: Found, token: int) -> int:
         context = found.handle
         assert isinstance(context, _Context)
-        if not context.key:
-            return 0  # order 0 holds words only, never the end marker
+        if not context.key:  # order 0 holds words only, never the end marker
+            sql = "SELECT count FROM vocab WHERE ns = ? AND id = ?"
+            rows = await self._db.execute_fetchall(sql, (self.ns.id, token))
+            return int(next(iter(rows))[0]) if rows and token != EOS else 0
         if context.candidates is not None:
             return next((c for t, c in context.candidates if t == token), 0)
         sql = "SELECT count FROM transitions WHERE ns = ? AND ctx = ? AND next = ?"
