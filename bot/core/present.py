@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bot.core.explain import Explanation, Generation, Row, sequence_scores
+from bot.core.explain import Explanation, Generation, Row, Step, sequence_scores
 from bot.core.model import END_LABEL
 from bot.core.sampling import Knobs
 
@@ -250,38 +250,45 @@ def generation_json(g: Generation) -> dict[str, Any]:
 
 
 def trace_lines(g: Generation, token_width: int = 16, wide: bool = True) -> list[str]:
-    """One line per step: the word, its probability and its rank among the candidates.
+    """One line per step: the word, its probability and its rank among the candidates,
+    then a legend of the marks used and the scores.
 
-    Marks: ``*`` backed off, ``!`` a penalty, bias or ban changed the word this draw gave.
-    ``wide=False`` fits a phone (:data:`PHONE_WIDTH`): the context follows ``←``."""
-    lines = [] if wide else [f"{'word':<10} {'P(T)':>6} {'rank':>9}   context"]
+    Marks: ``*`` backed off, ``!`` a penalty, bias or ban changed the word this draw gave,
+    ``~`` <end> was masked. ``wide=False`` fits a phone (:data:`PHONE_WIDTH`): a header
+    line first, the context after ``←``."""
+    lines = [] if wide else [f"{'word':<10} {'P(T)':>6} {'rank':>9}    context"]
     for s in g.steps:
         context = " ".join(s.context)
-        mark = ("*" if s.backed_off else " ") + ("!" if s.changed else "")
-        masked = f" ({END_LABEL} masked)" if s.end_masked else ""
-        rank = f"{s.rank}/{s.candidates}"
         if wide:
+            mark = ("*" if s.backed_off else " ") + ("!" if s.changed else "")
             where = f"after “{shorten(context, 30)}”" if s.context else "from word frequencies"
+            masked = f" ({END_LABEL} masked)" if s.end_masked else ""
             lines.append(
                 f"{shorten(s.token, token_width):<{token_width}} {s.prob:>6.1%}  "
                 f"rank {s.rank:>4}/{s.candidates:<5}{mark} {where}{masked}"
             )
         else:
+            mark = "".join(m for m, on in _marks(s) if on)
             where = f"← {context}" if s.context else "← word freq."
-            line = f"{shorten(s.token, 10):<10} {s.prob:>6.1%} {rank:>9}{mark:<2} {where}"
+            rank = f"{s.rank}/{s.candidates}"
+            line = f"{shorten(s.token, 10):<10} {s.prob:>6.1%} {rank:>9}{mark:<3} {where}"
             lines.append(shorten(line, PHONE_WIDTH))
-            if s.end_masked:
-                lines.append(f"{'':11}{END_LABEL} masked")
-    log_prob, perplexity = sequence_scores(g.steps)
     if any(s.changed for s in g.steps):
-        lines.append("! a penalty, bias or ban changed the word")
+        lines.append("! a penalty/bias/ban changed the word")
     if any(s.backed_off for s in g.steps):
         lines.append("* backed off to a shorter context")
+    if not wide and any(s.end_masked for s in g.steps):
+        lines.append(f"~ {END_LABEL} masked (min_words)")
+    log_prob, perplexity = sequence_scores(g.steps)
     if wide:
         lines.append(f"log-probability {log_prob:.2f}, perplexity {perplexity:.2f} per token")
     else:
         lines += [f"log-probability {log_prob:.2f}", f"perplexity {perplexity:.2f} per token"]
     return lines
+
+
+def _marks(s: Step) -> list[tuple[str, bool]]:
+    return [("*", s.backed_off), ("!", s.changed), ("~", s.end_masked)]
 
 
 def compare_label(g: Generation, vary: str) -> str:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "MAX_LENGTH",
+    "MAX_PENALTY",
     "MAX_TEMPERATURE",
     "MAX_TOP_K",
     "NO_KNOBS",
