@@ -146,7 +146,12 @@ def explain(
         )
         built.append((index, position, row))
     built.sort(key=lambda b: (b[0], b[1]))  # rank order after the knobs
-    listed = tuple(r for _, _, r in built)[:rows]
+    ranked_rows = [r for _, _, r in built]
+    # Every word a knob changed stays listed (a banned one ranks last), so the table
+    # shows what each knob did.
+    listed = tuple(ranked_rows[:rows]) + tuple(
+        r for r in ranked_rows[rows:] if rows is not None and r.token in changed
+    )
     listed_p = math.fsum(r.p for r in listed)
     listed_prob = math.fsum(r.prob for r in listed)
     candidates = sum(c.size for c in classes)

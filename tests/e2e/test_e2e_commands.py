@@ -128,7 +128,8 @@ def table_rows(description: str) -> dict[str, tuple[int, float, float, float, fl
         if m:
             rank, _, _adjusted, scaled, prob = m.groups()
             token, count, p, logit = first[int(rank)]
-            scaled_value = math.nan if scaled == "—" else float(scaled)  # T = 0: no ÷T
+            # T = 0: no ÷T; a banned word: −∞
+            scaled_value = {"—": math.nan, "-∞": -math.inf}.get(scaled) or float(scaled)
             rows[token] = (count, p, logit, scaled_value, float(prob))
     assert len(rows) == len(first), table
     return rows
