@@ -54,9 +54,12 @@ __all__ = [
     "COPY_RUN",
     "DEFAULT_TEMPERATURES",
     "MAX_ATTEMPTS",
+    "NO_ADJUSTER",
     "VARIABLES",
+    "Adjuster",
     "Options",
     "Pick",
+    "adjuster",
     "choose_next",
     "compare",
     "explain_context",
@@ -305,14 +308,11 @@ async def distribution(
         end = await model.count_of(found, EOS) if mask_end else 0
         if end:
             specials.append(Special(EOS, end, -math.inf, "masked"))
-        for token in watched:
-            if token == EOS and end:
-                continue
-            count = await model.count_of(found, token)
-            if count:
-                special = adjust.special(token, count, math.log(count / total), used.get(token, 0))
-                if special is not None:
-                    specials.append(special)
+        counts = await model.counts_of(found, [t for t in watched if not (t == EOS and end)])
+        for token, count in sorted(counts.items()):
+            special = adjust.special(token, count, math.log(count / total), used.get(token, 0))
+            if special is not None:
+                specials.append(special)
         classes = without(found.classes, *(s.count for s in specials))
         if classes or any(s.removed is None for s in specials):
             return Distribution(

@@ -149,6 +149,9 @@ class ModelReader(Protocol):
     async def count_of(self, found: Found, token: int) -> int:
         """How often ``token`` followed the context of ``found`` (0: never)."""
 
+    async def counts_of(self, found: Found, tokens: Sequence[int]) -> dict[int, int]:
+        """:meth:`count_of` for several tokens in one read (those never seen left out)."""
+
     async def unigram(self) -> Found | None:
         """Order 0: every learned word with its count (no context), the last back-off."""
 
@@ -378,6 +381,11 @@ class MemoryModel:
     async def count_of(self, found: Found, token: int) -> int:
         assert isinstance(found.handle, bytes)
         return self._counts[found.handle].get(token, 0)
+
+    async def counts_of(self, found: Found, tokens: Sequence[int]) -> dict[int, int]:
+        assert isinstance(found.handle, bytes)
+        row = self._counts[found.handle]
+        return {t: row[t] for t in tokens if row.get(t, 0) > 0}
 
     async def resolve(self, words: Sequence[str]) -> list[int]:
         out = []

@@ -1149,6 +1149,23 @@ class StoreModel:
         rows = await self._db.execute_fetchall(sql, (self.ns.id, context.key, token))
         return int(next(iter(rows))[0]) if rows else 0
 
+    async def counts_of(self, found: Found, tokens: Sequence[int]) -> dict[int, int]:
+        context = found.handle
+        assert isinstance(context, _Context)
+        wanted = sorted(set(tokens))
+        if not wanted:
+            return {}
+        if context.candidates is not None and context.key:
+            return {t: c for t, c in context.candidates if t in set(wanted)}
+        marks = ",".join("?" * len(wanted))
+        if not context.key:  # order 0: the vocabulary (never the end marker)
+            sql = f"SELECT id, count FROM vocab WHERE ns = ? AND count > 0 AND id IN ({marks})"
+            rows = await self._db.execute_fetchall(sql, (self.ns.id, *wanted))
+            return {int(t): int(c) for t, c in rows if int(t) != EOS}
+        sql = f"SELECT next, count FROM transitions WHERE ns = ? AND ctx = ? AND next IN ({marks})"
+        rows = await self._db.execute_fetchall(sql, (self.ns.id, context.key, *wanted))
+        return {int(t): int(c) for t, c in rows if int(c) > 0}
+
     async def resolve(self, words: Sequence[str]) -> list[int]:
         out: list[int] = []
         # The exact spelling, else the most frequent one ignoring case: one round trip.
