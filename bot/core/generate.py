@@ -327,21 +327,14 @@ async def _member(
     model: ModelReader, d: Distribution, pipe: Pipeline, choice: Draw, plain: bool = False
 ) -> int:
     """The token a draw landed on: a special directly, else the ``offset``-th member of
-    its class among those not held apart (members are in learning, that is id, order)."""
+    its class among those not held apart (one read either way)."""
     group = pipe.groups[choice.class_index]
     if group.token is not None:
         return group.token
     removed = d.removed_from(group.count, plain)
     if all(t <= EOS for t in removed):  # only <end>, the first learned of any class
         return await model.candidate_at(d.found, group.count, choice.offset + len(removed))
-    position = choice.offset
-    for _ in range(len(removed) + 1):
-        token = await model.candidate_at(d.found, group.count, position)
-        below = sum(1 for t in removed if t <= token)
-        if token not in removed and position == choice.offset + below:
-            return token
-        position = choice.offset + below
-    return await model.candidate_at(d.found, group.count, position)
+    return await model.candidate_at(d.found, group.count, choice.offset, removed)
 
 
 async def choose_next(

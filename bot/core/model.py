@@ -140,8 +140,11 @@ class ModelReader(Protocol):
     async def lookup(self, context: Sequence[int]) -> Found | None:
         """The longest suffix of ``context`` (at most ``order`` tokens) that was seen."""
 
-    async def candidate_at(self, found: Found, count: int, offset: int) -> int:
-        """The ``offset``-th candidate (in learning order) among those seen ``count`` times."""
+    async def candidate_at(
+        self, found: Found, count: int, offset: int, excluding: Sequence[int] = ()
+    ) -> int:
+        """The ``offset``-th candidate (in learning order) among those seen ``count`` times,
+        not counting the tokens in ``excluding`` (words a knob took out of their class)."""
 
     async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
         """(token, count) by count descending, learning order among equals."""
@@ -365,9 +368,12 @@ class MemoryModel:
                 return Found(key, context[start:], classes)
         return None
 
-    async def candidate_at(self, found: Found, count: int, offset: int) -> int:
+    async def candidate_at(
+        self, found: Found, count: int, offset: int, excluding: Sequence[int] = ()
+    ) -> int:
         assert isinstance(found.handle, bytes)
-        same = [t for t, c in self._ranked(found.handle) if c == count]
+        skip = set(excluding)
+        same = [t for t, c in self._ranked(found.handle) if c == count and t not in skip]
         return same[offset]
 
     async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:

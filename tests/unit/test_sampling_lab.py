@@ -383,3 +383,26 @@ async def test_the_store_and_the_memory_model_give_the_same_text_with_every_knob
             assert "sat" not in a.tokens
     finally:
         await store.close()
+
+
+async def test_a_large_context_skips_the_words_held_apart_in_one_read(tmp_path: Path) -> None:
+    """A context with more candidates than the store keeps in memory: the draws read the
+    class from SQLite, skipping the penalised and banned members, exactly as the in-memory
+    model does, and never return a banned word."""
+    lines = [f"go w{i}" for i in range(400)] + [f"go v{i} go v{i}" for i in range(40)]
+    store = await Store.open(tmp_path / "big.db")
+    memory = MemoryModel(order=1)
+    try:
+        ns = await store.namespace("big", 1)
+        await store.learn(ns, [Incoming(i + 1, tokenize(t)) for i, t in enumerate(lines)])
+        for t in lines:
+            memory.learn(tokenize(t))
+        knobs = Knobs(repetition_penalty=4.0, ban=("w7", "w300"), bias=(("w5", -3.0),))
+        for seed in range(1, 40):
+            options = Options(temperature=1.0, seed=seed, length=6, originality=False, knobs=knobs)
+            a = await generate(store.reader(ns), "go w3 go w100 go", options)
+            b = await generate(memory, "go w3 go w100 go", options)
+            assert a.tokens == b.tokens
+            assert not {"w7", "w300"} & set(a.tokens[5:])
+    finally:
+        await store.close()
