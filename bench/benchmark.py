@@ -53,8 +53,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # an installed or PYTHONPATH copy of the bot wins
 
-from bot.core.generate import Options, explain_context, generate  # noqa: E402
+from bot.core.generate import (  # noqa: E402
+    NO_ADJUSTER,
+    Options,
+    adjuster,
+    choose_next,
+    explain_context,
+    generate,
+)
 from bot.core.model import BOS, DEFAULT_ORDER  # noqa: E402
+from bot.core.sampling import Knobs  # noqa: E402
 from bot.core.tokenize import tokenize  # noqa: E402
 from bot.corpora import CORPUS_DIR, read_lines  # noqa: E402
 from bot.services.importing import import_lines  # noqa: E402
@@ -706,6 +714,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             exp.append(row)
             log(f"explanation {label!r}: {row}")
         result["explain"] = exp
+        if most is not None:
+            result["penalties"] = await measure_penalties(reader, _unkey(most[0]), args)
+            log(f"step with penalties: {result['penalties']}")
         sampler.enter("close")
         await store.close()
 
@@ -737,11 +748,49 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+#: The penalties of the benchmark's penalised step, as a class might set them.
+BENCH_KNOBS = Knobs(repetition_penalty=1.3, presence_penalty=0.5, frequency_penalty=0.3)
+#: Words in the output so far: the longest output a step can see (MAX_LENGTH) is the worst
+#: case, each word leaving its count class.
+PENALISED_WORDS = 100
+
+
+async def measure_penalties(
+    reader: Any, context: list[int], args: argparse.Namespace
+) -> dict[str, Any]:
+    """One generation step on the context with the most candidates, without knobs and with
+    the three penalties on an output of :data:`PENALISED_WORDS` distinct words spread over
+    its count classes (the worst case: every one leaves its class)."""
+    found = await reader.lookup(context)
+    every = await reader.top_candidates(found, None)
+    spread = every[:: max(1, len(every) // PENALISED_WORDS)][:PENALISED_WORDS]
+    used = {token: 1 + i % 3 for i, (token, _) in enumerate(spread)}
+    adjust = await adjuster(reader, BENCH_KNOBS)
+    rng = random.Random(1)
+    calls = max(20, args.explanations)
+    out: dict[str, Any] = {
+        "candidates": found.candidates,
+        "classes": len(found.classes),
+        "penalised": len(used),
+    }
+    for label, a, u in (("plain", NO_ADJUSTER, {}), ("penalties", adjust, used)):
+        for _ in range(5):
+            await choose_next(reader, context, 1.0, None, None, rng, False, a, u)
+        lat = await timed(
+            [
+                (lambda a=a, u=u: choose_next(reader, context, 1.0, None, None, rng, False, a, u))
+                for _ in range(calls)
+            ]
+        )
+        out[label] = {"p50": quantile(lat, 0.5), "p99": quantile(lat, 0.99), "n": len(lat)}
+    return out
+
+
 def _unkey(key: bytes) -> list[int]:
     """A ``classes.ctx`` key back to token ids, whatever the store's packing."""
-    from bot.store import core
+    from bot.store import sqlite
 
-    unkey = getattr(core, "_ctx_ids", None)
+    unkey = getattr(sqlite, "_ctx_ids", None)
     if unkey is not None:
         return list(unkey(key))
     from bot.core.model import unpack
@@ -799,6 +848,18 @@ def report(r: dict[str, Any]) -> tuple[str, list[tuple[str, bool]]]:
                 f"top 10: p50 {ms(e['top10']['p50'])}, p99 {ms(e['top10']['p99'])}; "
                 f"all rows: p50 {ms(e['all']['p50'])}, p99 {ms(e['all']['p99'])}",
                 f"p99 ≤ {explain_target * 1000:.0f} ms" if i == 0 else "",
+            )
+        )
+    if r.get("penalties"):
+        pen = r["penalties"]
+        rows.append(
+            (
+                f"Generation step on the context with the most candidates ({pen['candidates']:,} "
+                f"in {pen['classes']:,} count classes): plain / with repetition, presence and "
+                f"frequency penalties on {pen['penalised']} used words",
+                f"p50 {ms(pen['plain']['p50'])}, p99 {ms(pen['plain']['p99'])} / "
+                f"p50 {ms(pen['penalties']['p50'])}, p99 {ms(pen['penalties']['p99'])}",
+                "",
             )
         )
     if r["explain"]:

@@ -22,15 +22,17 @@ from bot.core.explain import Explanation
 from bot.core.generate import (
     COMPARE_LENGTH,
     DEFAULT_TEMPERATURES,
+    VARIABLES,
     Options,
     compare,
     explain_context,
     generate,
-    parse_temperatures,
+    parse_values,
 )
 from bot.core.model import MAX_ORDER, TEACHING_ORDER, EmptyModel, ModelReader, UnknownStart
 from bot.core.present import (
     candidate_lines,
+    compare_label,
     explanation_json,
     explanation_summary,
     explanation_table,
@@ -38,7 +40,7 @@ from bot.core.present import (
     temperature_label,
     trace_lines,
 )
-from bot.core.sampling import InvalidOption
+from bot.core.sampling import InvalidOption, Knobs, parse_bias, parse_words
 from bot.core.stepper import Stepper
 from bot.core.wording import context_size, plural, seed_phrase, unknown_note
 from bot.corpora import CORPORA, DEFAULT_CORPUS, read_lines
@@ -90,6 +92,37 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--temp", type=_temperature, default=1.0, help="temperature (0–5)")
         c.add_argument("--top-k", type=int, default=None, help="keep the K most likely words")
         c.add_argument("--top-p", type=float, default=None, help="keep the top words up to mass P")
+        knobs(c)
+
+    def knobs(c: argparse.ArgumentParser) -> None:
+        c.add_argument(
+            "--min-p", type=float, default=None, help="keep words with P ≥ this × the top one's"
+        )
+        c.add_argument(
+            "--repetition-penalty",
+            type=float,
+            default=1.0,
+            help="multiply an already used word's logit by R ≥ 1",
+        )
+        c.add_argument(
+            "--presence-penalty", type=float, default=0.0, help="lower a used word's logit by A"
+        )
+        c.add_argument(
+            "--frequency-penalty",
+            type=float,
+            default=0.0,
+            help="lower the logit of a word used n times by n × B",
+        )
+        c.add_argument(
+            "--ban", action="append", default=[], metavar="WORD", help="never choose WORD"
+        )
+        c.add_argument(
+            "--bias",
+            action="append",
+            default=[],
+            metavar="WORD=X",
+            help="add X to WORD's logit, e.g. cat=+2",
+        )
 
     c = command("learn", "learn text files, one message per non-empty line")
     c.add_argument("files", nargs="+", type=Path)
@@ -109,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--length", type=int, default=30, help="maximum words (1–100)")
     c.add_argument("--seed", type=int, default=None, help="repeat an earlier output exactly")
     c.add_argument("--trace", action="store_true", help="show each word's probability and rank")
+    c.add_argument("--wide", action="store_true", help="a wide trace (context spelled out)")
     c.add_argument("--no-originality", action="store_true", help="allow verbatim copies")
     c.add_argument("--min-words", type=int, default=0, help="mask <end> until this many words")
 
@@ -119,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--rows", type=int, default=10, help="candidates to list (default 10)")
     c.add_argument("--all", action="store_true", help="list every candidate")
     c.add_argument("--chart", type=Path, help="also write a PNG chart to this file")
+    c.add_argument("--wide", action="store_true", help="one wide line per candidate")
     c.add_argument(
         "--min-words", type=int, default=0, help="mask <end> while WORDS are fewer than this"
     )
@@ -127,6 +162,17 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("start", nargs="*")
     corpus(c)
     c.add_argument("--temps", default=",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES))
+    c.add_argument(
+        "--vary",
+        choices=VARIABLES,
+        default="temperature",
+        help="the knob to vary (default temperature); its values are --values",
+    )
+    c.add_argument("--values", default=None, help="values of --vary, e.g. 1,1.3,2")
+    c.add_argument("--temp", type=_temperature, default=1.0, help="T when another knob varies")
+    c.add_argument("--top-k", type=int, default=None, help="keep the K most likely words")
+    c.add_argument("--top-p", type=float, default=None, help="keep the top words up to mass P")
+    knobs(c)
     c.add_argument("--seed", type=int, default=None)
     c.add_argument("--length", type=int, default=COMPARE_LENGTH)
     c.add_argument(
@@ -299,6 +345,7 @@ async def _markov(store: Store, ns: Namespace, args: argparse.Namespace) -> dict
         top_p=args.top_p,
         originality=not args.no_originality,
         min_words=args.min_words,
+        knobs=_knobs(args),
     )
     g = await generate(await _model(store, ns, args), args.start, options)
     _note_unknown(args, g.unknown, g.start)
@@ -309,8 +356,10 @@ async def _markov(store: Store, ns: Namespace, args: argparse.Namespace) -> dict
             f"  T = {temperature_label(g.temperature)}{f', {seed}' if seed else ''}, "
             f"{context_size(g.order)}"
         )
+        if g.knobs.labels():
+            print(f"  {', '.join(g.knobs.labels())}")
         if args.trace:
-            print("\n".join("  " + line for line in trace_lines(g)))
+            print("\n".join("  " + line for line in trace_lines(g, wide=args.wide)))
     return generation_json(g)
 
 
@@ -324,6 +373,7 @@ async def _explain(store: Store, ns: Namespace, args: argparse.Namespace) -> dic
         args.top_p,
         rows=None if args.all or args.json else max(1, args.rows),
         min_words=args.min_words,
+        knobs=_knobs(args),
     )
     if args.chart:
         from bot.core.charts import explanation_chart
@@ -338,12 +388,13 @@ async def _explain(store: Store, ns: Namespace, args: argparse.Namespace) -> dic
                 args.top_p,
                 rows=12,
                 min_words=args.min_words,
+                knobs=_knobs(args),
             )
         args.chart.write_bytes(await asyncio.to_thread(explanation_chart, chart_source))
     _note_unknown(args, e.unknown, e.asked)
     if not args.json:
         print(explanation_summary(e))
-        print(explanation_table(e))
+        print(explanation_table(e, wide=args.wide))
         if args.chart:
             print(f"Chart written to {args.chart}")
     return explanation_json(e)
@@ -351,21 +402,44 @@ async def _explain(store: Store, ns: Namespace, args: argparse.Namespace) -> dic
 
 async def _compare(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
     model = await _model(store, ns, args)
-    temps = parse_temperatures(args.temps)
+    vary = args.vary
+    default = args.temps if vary == "temperature" else ""
+    values = parse_values(vary, args.values or default)
     min_words = args.length if args.min_words is None else args.min_words
-    options = Options(length=args.length, seed=args.seed, min_words=min_words)
-    results = await compare(model, args.start, temps, options)
+    options = Options(
+        temperature=args.temp,
+        length=args.length,
+        seed=args.seed,
+        min_words=min_words,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        knobs=_knobs(args),
+    )
+    results = await compare(model, args.start, values, options, vary)
     _note_unknown(args, results[0].unknown, results[0].start)
     if not args.json:
-        print(f"Seed {results[0].seed}; only the temperature changes.")
+        print(f"Seed {results[0].seed}; only {vary} changes.")
         print("Perplexity under the learned model (T = 1): how surprising each text is.")
         for g in results:
-            print(
-                f"\nT = {temperature_label(g.temperature):<10} "
-                f"(perplexity {g.perplexity_learned:.2f})"
-            )
+            print(f"\n{compare_label(g, vary):<24} (perplexity {g.perplexity_learned:.2f})")
             print(f"  {g.text}")
-    return {"seed": results[0].seed, "results": [generation_json(g) for g in results]}
+    return {
+        "seed": results[0].seed,
+        "vary": vary,
+        "results": [generation_json(g) for g in results],
+    }
+
+
+def _knobs(args: argparse.Namespace) -> Knobs:
+    """The sampling-lab options of a command, validated later with the others."""
+    return Knobs(
+        min_p=args.min_p,
+        repetition_penalty=args.repetition_penalty,
+        presence_penalty=args.presence_penalty,
+        frequency_penalty=args.frequency_penalty,
+        ban=parse_words(args.ban),
+        bias=parse_bias(args.bias),
+    )
 
 
 #: The stepper's keys, named as its Discord buttons are.

@@ -11,7 +11,7 @@ from discord import app_commands
 from bot.app.replies import UserFacingError, echo
 from bot.core.model import TEACHING_ORDER, ModelReader
 from bot.core.present import shorten
-from bot.core.sampling import MAX_TEMPERATURE
+from bot.core.sampling import MAX_PENALTY, MAX_TEMPERATURE, Knobs, parse_bias, parse_words
 from bot.corpora import CORPORA
 from bot.services.importing import CORPUS_PREFIX, corpus_namespace
 from bot.services.servers import upload_namespace_name
@@ -20,11 +20,17 @@ if TYPE_CHECKING:
     from bot.app import MarkovBot
 
 __all__ = [
+    "KNOB_DESCRIPTIONS",
     "MAX_SEED",
     "CorpusName",
+    "MinP",
+    "Penalty",
+    "RepetitionPenalty",
     "Seed",
+    "WordList",
     "corpus_autocomplete",
     "inert",
+    "knobs_from",
     "model_for",
     "require_admin",
 ]
@@ -42,6 +48,40 @@ Temperature = app_commands.Range[float, 0.0, MAX_TEMPERATURE]
 MAX_SEED = 2**53 - 1
 #: A seed option, the same on every command that takes one.
 Seed = app_commands.Range[int, 0, MAX_SEED]
+
+
+#: The sampling lab's options, declared once for every command that takes them.
+MinP = app_commands.Range[float, 0.0, 1.0]
+RepetitionPenalty = app_commands.Range[float, 1.0, MAX_PENALTY]
+Penalty = app_commands.Range[float, 0.0, MAX_PENALTY]
+WordList = app_commands.Range[str, 1, 200]
+KNOB_DESCRIPTIONS = {
+    "min_p": "Keep words at least this × as likely as the top word (0 = off)",
+    "repetition_penalty": "Multiply the logit of a word already used by this (1 = off)",
+    "presence_penalty": "Lower the logit of a word already used by this (0 = off)",
+    "frequency_penalty": "Lower a used word's logit by this × the times it was used (0 = off)",
+    "ban": "Words never to choose, separated by spaces (<end> too)",
+    "bias": "Add to words' logits, for example cat=+2 dog=-1",
+}
+
+
+def knobs_from(
+    min_p: float | None,
+    repetition_penalty: float,
+    presence_penalty: float,
+    frequency_penalty: float,
+    ban: str | None,
+    bias: str | None,
+) -> Knobs:
+    """The options as one validated :class:`Knobs` (a bad value raises InvalidOption)."""
+    return Knobs(
+        min_p=min_p,
+        repetition_penalty=repetition_penalty,
+        presence_penalty=presence_penalty,
+        frequency_penalty=frequency_penalty,
+        ban=parse_words(ban),
+        bias=parse_bias(bias),
+    ).validated()
 
 
 def corpus_namespace_name(guild_id: int, corpus: str) -> str:

@@ -14,17 +14,23 @@ from discord.ext import commands
 
 from bot.app.replies import echo
 from bot.core.explain import Explanation
-from bot.core.generate import explain_context
+from bot.core.generate import Options, explain_context, with_value
 from bot.core.model import ModelReader
 from bot.core.present import explanation_summary, explanation_table, temperature_label
-from bot.core.sampling import MAX_LENGTH, MAX_TEMPERATURE, MAX_TOP_K
+from bot.core.sampling import MAX_LENGTH, MAX_TEMPERATURE, MAX_TOP_K, NO_KNOBS, Knobs
 from bot.core.wording import START_PHRASE, context_phrase, context_size, unknown_note
 
 from .common import (
+    KNOB_DESCRIPTIONS,
     CorpusName,
+    MinP,
+    Penalty,
+    RepetitionPenalty,
     Temperature,
+    WordList,
     corpus_autocomplete,
     inert,
+    knobs_from,
     model_for,
     vocabulary_autocomplete,
 )
@@ -50,6 +56,26 @@ class ExplainRequest:
     top_p: float | None
     source: str
     min_words: int = 0
+    knobs: Knobs = NO_KNOBS
+
+
+#: The knob menu under /markov-explain: one knob set to one value per choice.
+KNOB_CHOICES: tuple[tuple[str, str, float], ...] = (
+    ("min-p off", "min_p", 0.0),
+    ("min-p 0.05", "min_p", 0.05),
+    ("min-p 0.2", "min_p", 0.2),
+    ("min-p 0.5", "min_p", 0.5),
+    ("repetition penalty off", "repetition_penalty", 1.0),
+    ("repetition penalty 1.3", "repetition_penalty", 1.3),
+    ("repetition penalty 2", "repetition_penalty", 2.0),
+    ("presence penalty off", "presence_penalty", 0.0),
+    ("presence penalty 0.5", "presence_penalty", 0.5),
+    ("presence penalty 1", "presence_penalty", 1.0),
+    ("frequency penalty off", "frequency_penalty", 0.0),
+    ("frequency penalty 0.5", "frequency_penalty", 0.5),
+    ("frequency penalty 1", "frequency_penalty", 1.0),
+)
+KNOB_OFF = "all-off"
 
 
 def explanation_embed(e: Explanation, source: str, with_chart: bool) -> discord.Embed:
@@ -68,9 +94,11 @@ def explanation_embed(e: Explanation, source: str, with_chart: bool) -> discord.
         description=note
         + inert(explanation_summary(e), 1000)
         + "\n```\n"
-        + inert(explanation_table(e, token_width=10), 2900)
+        + inert(explanation_table(e, wide=False), 2900)
         + "\n```\n"
-        "p = count ÷ total · ln p = logit · ÷T = ln p ÷ T · P(T) = softmax of ÷T",
+        "p = count ÷ total · ln p = logit · adj = ln p after penalties, bias, ban · "
+        "÷T = (adj or ln p) ÷ T · P(T) = softmax, then the cut-offs · cut = the stage "
+        "that removed it",
         colour=0x5865F2,
     )
     if with_chart:
@@ -90,6 +118,7 @@ async def render(
         request.top_p,
         rows=ROWS,
         min_words=request.min_words,
+        knobs=request.knobs,
     )
     file = None
     try:
@@ -117,7 +146,10 @@ class ExplainView(OwnedView):
 
     async def _set(self, interaction: discord.Interaction, temperature: float) -> None:
         temperature = min(MAX_TEMPERATURE, max(0.0, round(temperature, 4)))
-        self.request = replace(self.request, temperature=temperature)
+        await self._redraw(interaction, replace(self.request, temperature=temperature))
+
+    async def _redraw(self, interaction: discord.Interaction, request: ExplainRequest) -> None:
+        self.request = request
         embed, file = await render(self.model, self.request)
         await interaction.response.edit_message(
             embed=embed, attachments=[file] if file else [], view=self
@@ -149,6 +181,27 @@ class ExplainView(OwnedView):
     ) -> None:
         await self._set(interaction, 1.0)
 
+    @discord.ui.select(
+        custom_id="knob",
+        placeholder="Change one knob…",
+        options=[discord.SelectOption(label="all knobs off", value=KNOB_OFF)]
+        + [
+            discord.SelectOption(label=label, value=f"{name}={value:g}")
+            for label, name, value in KNOB_CHOICES
+        ],
+    )
+    async def knob(
+        self, interaction: discord.Interaction, select: discord.ui.Select[ExplainView]
+    ) -> None:
+        """One knob set in place; ban and bias stay as the command gave them."""
+        [choice] = select.values
+        if choice == KNOB_OFF:
+            knobs = Knobs(ban=self.request.knobs.ban, bias=self.request.knobs.bias)
+        else:
+            name, _, value = choice.partition("=")
+            knobs = with_value(Options(knobs=self.request.knobs), name, float(value)).knobs
+        await self._redraw(interaction, replace(self.request, knobs=knobs.validated()))
+
 
 class ExplanationCog(commands.Cog, name="Explanation"):
     def __init__(self, bot: MarkovBot) -> None:
@@ -164,6 +217,7 @@ class ExplanationCog(commands.Cog, name="Explanation"):
         top_p="Keep the likeliest words up to this total probability (1 = off)",
         corpus="Use a bundled public-domain corpus instead of this server",
         min_words="Mask <end> while the words given are fewer than this",
+        **KNOB_DESCRIPTIONS,
     )
     @app_commands.autocomplete(word=vocabulary_autocomplete, corpus=corpus_autocomplete)
     @app_commands.guild_only()
@@ -177,10 +231,19 @@ class ExplanationCog(commands.Cog, name="Explanation"):
         top_p: app_commands.Range[float, 0.01, 1.0] | None = None,
         corpus: CorpusName | None = None,
         min_words: app_commands.Range[int, 0, MAX_LENGTH] = 0,
+        min_p: MinP | None = None,
+        repetition_penalty: RepetitionPenalty = 1.0,
+        presence_penalty: Penalty = 0.0,
+        frequency_penalty: Penalty = 0.0,
+        ban: WordList | None = None,
+        bias: WordList | None = None,
     ) -> None:
+        knobs = knobs_from(
+            min_p, repetition_penalty, presence_penalty, frequency_penalty, ban, bias
+        )
         await interaction.response.defer(thinking=True)
         model, source = await model_for(self.bot, interaction, corpus=corpus)
-        request = ExplainRequest(word, temp, top_k, top_p, source, min_words)
+        request = ExplainRequest(word, temp, top_k, top_p, source, min_words, knobs)
         embed, file = await render(model, request)
         view = ExplainView(model, request, interaction.user.id)
         if file is not None:

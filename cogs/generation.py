@@ -13,21 +13,28 @@ from bot.core.explain import Generation
 from bot.core.generate import (
     COMPARE_LENGTH,
     DEFAULT_TEMPERATURES,
+    VARIABLES,
     Options,
     compare,
     generate,
-    parse_temperatures,
+    parse_values,
 )
-from bot.core.present import shorten, temperature_label, trace_lines
+from bot.core.present import compare_label, shorten, temperature_label, trace_lines
 from bot.core.sampling import MAX_LENGTH, MAX_TOP_K
 from bot.core.wording import context_size, plural, seed_phrase, unknown_note
 
 from .common import (
+    KNOB_DESCRIPTIONS,
     CorpusName,
+    MinP,
+    Penalty,
+    RepetitionPenalty,
     Seed,
     Temperature,
+    WordList,
     corpus_autocomplete,
     inert,
+    knobs_from,
     model_for,
     vocabulary_autocomplete,
 )
@@ -47,9 +54,10 @@ def footer(g: Generation, source: str) -> str:
         [f", top-k {g.top_k}" if g.top_k else "", f", top-p {g.top_p:g}" if g.top_p else ""]
     )
     seed = seed_phrase(g.seed, g.temperature)
+    knobs = "".join(f", {label}" for label in g.knobs.labels())
     return (
         f"T = {temperature_label(g.temperature)}{f' · {seed}' if seed else ''} · "
-        f"{context_size(g.order)}{cut} · {source}"
+        f"{context_size(g.order)}{cut}{knobs} · {source}"
     )
 
 
@@ -63,16 +71,16 @@ def unknown_field(embed: discord.Embed, unknown: tuple[str, ...], used: tuple[st
 def ansi_trace(g: Generation, limit: int) -> str:
     """The trace as an ``ansi`` block (likely words green, unlikely ones red) of at most
     ``limit`` characters; lines are dropped from the end so the fence always closes."""
-    every = trace_lines(g)
-    steps, total = every[: len(g.steps)], "\n".join(every[len(g.steps) :])
+    header, *rest = trace_lines(g, wide=False)  # phone-wide: at most 40 characters a line
+    steps, tail = rest[: len(g.steps)], rest[len(g.steps) :]
     lines = [
         f"\u001b[{32 if s.prob >= 0.3 else 33 if s.prob >= 0.05 else 31}m{inert(line)}\u001b[0m"
         for line, s in zip(steps, g.steps, strict=True)
     ]
     fence = "```ansi\n{}\n```"
-    while lines and len(fence.format("\n".join([*lines, total]))) > limit:
+    while lines and len(fence.format("\n".join([header, *lines, *tail]))) > limit:
         lines.pop()
-    return fence.format("\n".join([*lines, total]))
+    return fence.format("\n".join([header, *lines, *tail]))
 
 
 class GenerationCog(commands.Cog, name="Generation"):
@@ -92,6 +100,7 @@ class GenerationCog(commands.Cog, name="Generation"):
         show_work="Show each word's probability and rank",
         corpus="Use a bundled public-domain corpus instead of this server",
         min_words="Do not end before this many words (<end> is masked until then)",
+        **KNOB_DESCRIPTIONS,
     )
     @app_commands.autocomplete(start=vocabulary_autocomplete, corpus=corpus_autocomplete)
     @app_commands.guild_only()
@@ -110,6 +119,12 @@ class GenerationCog(commands.Cog, name="Generation"):
         show_work: bool = False,
         corpus: CorpusName | None = None,
         min_words: app_commands.Range[int, 0, MAX_LENGTH] = 0,
+        min_p: MinP | None = None,
+        repetition_penalty: RepetitionPenalty = 1.0,
+        presence_penalty: Penalty = 0.0,
+        frequency_penalty: Penalty = 0.0,
+        ban: WordList | None = None,
+        bias: WordList | None = None,
     ) -> None:
         options = Options(
             temperature=temp,
@@ -118,6 +133,9 @@ class GenerationCog(commands.Cog, name="Generation"):
             top_k=top_k,
             top_p=top_p,
             min_words=min_words,
+            knobs=knobs_from(
+                min_p, repetition_penalty, presence_penalty, frequency_penalty, ban, bias
+            ),
         ).validated()  # a bad min_words is answered before thinking
         await interaction.response.defer(thinking=True)
         model, source = await model_for(
@@ -146,7 +164,11 @@ class GenerationCog(commands.Cog, name="Generation"):
         seed="The seed shared by every temperature",
         corpus="Use a bundled public-domain corpus instead of this server",
         min_words=f"Do not end before this many words (default {COMPARE_LENGTH}, the length)",
+        vary="Vary this knob instead of the temperature (its values in values)",
+        values="Values of the knob in vary, separated by commas, e.g. 1,1.3,2",
+        temp="Temperature of every line when another knob varies (default 1)",
     )
+    @app_commands.choices(vary=[app_commands.Choice(name=v, value=v) for v in VARIABLES])
     @app_commands.autocomplete(start=vocabulary_autocomplete, corpus=corpus_autocomplete)
     @app_commands.guild_only()
     @app_commands.checks.cooldown(3, 10.0, key=lambda i: (i.guild_id, i.user.id))
@@ -158,14 +180,20 @@ class GenerationCog(commands.Cog, name="Generation"):
         seed: Seed | None = None,
         corpus: CorpusName | None = None,
         min_words: app_commands.Range[int, 0, COMPARE_LENGTH] = COMPARE_LENGTH,
+        vary: str = "temperature",
+        values: app_commands.Range[str, 1, 100] | None = None,
+        temp: Temperature = 1.0,
     ) -> None:
-        temperatures = parse_temperatures(temps)
-        options = Options(seed=seed, length=COMPARE_LENGTH, min_words=min_words).validated()
+        chosen = parse_values(vary, values or (temps if vary == "temperature" else ""))
+        options = Options(
+            temperature=temp, seed=seed, length=COMPARE_LENGTH, min_words=min_words
+        ).validated()
         await interaction.response.defer(thinking=True)
         model, source = await model_for(self.bot, interaction, corpus=corpus)
-        results = await compare(model, start, temperatures, options)
+        results = await compare(model, start, chosen, options, vary)
+        what = "temperature" if vary == "temperature" else vary.replace("_", " ")
         embed = discord.Embed(
-            title="Same start, same seed, different temperature",
+            title=f"Same start, same seed, different {what}",
             description="Perplexity under the learned model (T = 1): how surprising each text "
             "is next to what was learned.",
             colour=0x5865F2,
@@ -173,8 +201,7 @@ class GenerationCog(commands.Cog, name="Generation"):
         unknown_field(embed, results[0].unknown, results[0].start)
         for g in results:
             embed.add_field(
-                name=f"T = {temperature_label(g.temperature)} · "
-                f"perplexity {g.perplexity_learned:.2f}",
+                name=f"{compare_label(g, vary)} · perplexity {g.perplexity_learned:.2f}",
                 value=inert(g.text, 1024) or "…",
                 inline=False,
             )

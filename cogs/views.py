@@ -119,7 +119,7 @@ class OwnedView(discord.ui.View):
             return
         self._views.pop(self.message.id, None)
         for item in self.children:
-            if isinstance(item, discord.ui.Button):
+            if isinstance(item, discord.ui.Button | discord.ui.Select):
                 item.disabled = True
         try:
             # Only the buttons change; no mention is allowed to notify anyone (as everywhere).

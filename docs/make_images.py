@@ -21,6 +21,7 @@ from bot.core.charts import explanation_chart
 from bot.core.explain import Explanation, Generation
 from bot.core.generate import COMPARE_LENGTH, Options, compare, explain_context, generate
 from bot.core.model import BOS, EOS, TEACHING_ORDER, MemoryModel
+from bot.core.sampling import Knobs
 from bot.core.tokenize import tokenize
 from bot.corpora import CORPORA, Corpus
 
@@ -150,6 +151,78 @@ async def perplexities(tiny: MemoryModel, burns: MemoryModel) -> str:
     return "\n".join(lines)
 
 
+#: The lab's worked example: after "the", with "the cat sat on the" as the output so far
+#: (cat used once). Each knob alone, then all together; (label, knobs, T, top-k).
+LAB_HISTORY = "the cat sat on the"
+LAB = (
+    ("no knob", Knobs(), 1.0, None),
+    ("repetition_penalty 2", Knobs(repetition_penalty=2.0), 1.0, None),
+    ("presence 0.5 + frequency 0.5", Knobs(presence_penalty=0.5, frequency_penalty=0.5), 1.0, None),
+    ("ban cat", Knobs(ban=("cat",)), 1.0, None),
+    ("bias sun=+1", Knobs(bias=(("sun", 1.0),)), 1.0, None),
+    ("min_p 0.3", Knobs(min_p=0.3), 1.0, None),
+    (
+        "all: R 3, ban mat, sun +1, T 0.5, top-k 2, min-p 0.5",
+        Knobs(repetition_penalty=3.0, ban=("mat",), bias=(("sun", 1.0),), min_p=0.5),
+        0.5,
+        2,
+    ),
+)
+LAB_WORDS = ("cat", "dog", "mat", "sun")
+
+
+def lab_by_hand(knobs: Knobs, t: float, top_k: int | None) -> dict[str, float]:
+    """The documented order written out literally for the four words after "the": adjust
+    (cat used once), divide by T, softmax, top-k, min-p, renormalise."""
+    counts = {"cat": 4, "dog": 2, "mat": 1, "sun": 1}
+    used = {"cat": 1}
+    bias = dict(knobs.bias)
+    logits = {}
+    for w, c in counts.items():
+        x = math.log(c / 8)
+        if used.get(w, 0):
+            x = x * knobs.repetition_penalty
+            x -= knobs.presence_penalty + used[w] * knobs.frequency_penalty
+        x += bias.get(w, 0.0)
+        logits[w] = -math.inf if w in knobs.ban else x
+    live = {w: x / t for w, x in logits.items() if x != -math.inf}
+    top = max(live.values())
+    q = {w: math.exp(x - top) for w, x in live.items()}
+    q = {w: v / sum(q.values()) for w, v in q.items()}
+    kept = sorted(q, key=lambda w: -q[w])  # no ties in LAB once T and the knobs applied
+    if top_k:
+        kept = kept[:top_k]
+    if knobs.min_p:
+        kept = [w for w in kept if q[w] >= knobs.min_p * max(q.values())]
+    mass = sum(q[w] for w in kept)
+    return {w: (q[w] / mass if w in kept else 0.0) for w in counts}
+
+
+LAB_CHART = "explain_tiny_lab.png"
+
+
+async def lab_table(tiny: MemoryModel) -> str:
+    lines = [
+        "| knobs | " + " | ".join(f"P({w})" for w in LAB_WORDS) + " | removed |",
+        "|---|" + "---:|" * len(LAB_WORDS) + "---|",
+    ]
+    for label, knobs, t, top_k in LAB:
+        e = await explain_context(tiny, LAB_HISTORY, t, top_k=top_k, knobs=knobs)
+        got = {r.token: r.prob for r in e.rows}
+        want = lab_by_hand(knobs, t, top_k)
+        for w in LAB_WORDS:
+            if not math.isclose(got[w], want[w], rel_tol=1e-12, abs_tol=1e-15):
+                raise SystemExit(f"{label}, {w}: the bot says {got[w]!r}, by hand {want[w]!r}")
+        if label.startswith("all"):  # the chart of the lesson's last step
+            (IMAGES / LAB_CHART).write_bytes(explanation_chart(e))
+            sys.stdout.write(f"wrote {IMAGES / LAB_CHART}\n")
+        removed = ", ".join(f"{r.token} ({r.removed_by})" for r in e.rows if r.removed_by)
+        lines.append(
+            f"| {label} | " + " | ".join(f"{got[w]:.4f}" for w in LAB_WORDS) + f" | {removed} |"
+        )
+    return "\n".join(lines)
+
+
 async def main() -> None:
     IMAGES.mkdir(exist_ok=True)
     models: dict[str, MemoryModel] = {}
@@ -166,6 +239,7 @@ async def main() -> None:
         check(e)
     sys.stdout.write("\n" + table(*worked) + "\n")
     sys.stdout.write("\n" + await perplexities(tiny, models["burns"]) + "\n")
+    sys.stdout.write("\n" + await lab_table(tiny) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import unicodedata
 from collections.abc import Sequence
 from typing import Any
@@ -27,7 +28,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from bot.core.explain import Explanation, Row, explain
 from bot.core.model import END_LABEL, START_LABEL
-from bot.core.present import shorten, temperature_label
+from bot.core.present import CUT_LABELS, shorten, temperature_label
 from bot.core.sampling import CountClass, classes_from_counts
 
 __all__ = [
@@ -57,6 +58,8 @@ LINE_STYLES: dict[float, tuple[str, str, str]] = {  # colour, marker, dash patte
     2.0: ("#E69F00", "D", ":"),
 }
 END_HATCH = "//"
+#: Opacity of the bars of a candidate a stage removed (banned, masked, cut off).
+DIMMED = 0.3
 INK = "#222222"
 
 # Fonts tried after DejaVu Sans (which matplotlib ships, so it is always there) when they
@@ -144,7 +147,7 @@ def _full_classes(e: Explanation) -> tuple[CountClass, ...]:
     return ()
 
 
-def _cut_offs(e: Explanation) -> str:
+def _cut_offs(e: Explanation, knobs: bool = True) -> str:
     """ "top-k 3, top-p 0.9" (or ""): named wherever the tempered numbers are, since with a
     cut-off they differ from the plain softmax at T even at T = 1."""
     cuts = []
@@ -152,6 +155,8 @@ def _cut_offs(e: Explanation) -> str:
         cuts.append(f"top-k {e.top_k}")
     if e.top_p:
         cuts.append(f"top-p {e.top_p:g}")
+    if knobs:
+        cuts += e.knobs.labels()
     return ", ".join(cuts)
 
 
@@ -161,10 +166,15 @@ def _setting(e: Explanation) -> str:
 
 
 def _title(e: Explanation) -> str:
+    cuts = _cut_offs(e, knobs=False)
+    setting = f"T = {temperature_label(e.temperature)}" + (f", {cuts}" if cuts else "")
+    knobs = len(e.knobs.labels())
+    if knobs:  # named in full in the legend and the footer; a title must stay one line
+        setting += f" + {knobs} knob{'s' if knobs != 1 else ''}"
     if e.context == (START_LABEL,):
-        return f"How does a message start?  ·  {_setting(e)}"
+        return f"How does a message start?  ·  {setting}"
     context = shorten(" ".join(shorten(w, 20) for w in e.context), 40)
-    return f"What comes after “{chart_label(context, 40)}”?  ·  {_setting(e)}"
+    return f"What comes after “{chart_label(context, 40)}”?  ·  {setting}"
 
 
 def _subtitle(e: Explanation) -> str:
@@ -223,7 +233,10 @@ def _bars(ax: Axes, e: Explanation, rows: Sequence[Row]) -> None:
         edgecolor=INK,
         linewidth=0.8,
     )
-    tempered_label = f"at {_setting(e)}"
+    cuts = _cut_offs(e, knobs=False)
+    tempered_label = f"at T = {temperature_label(e.temperature)}" + (f", {cuts}" if cuts else "")
+    if e.knobs.labels():
+        tempered_label += "\n" + "\n".join(e.knobs.labels())
     learned_label = "learned (T = 1" + (", no cut-off)" if _cut_offs(e) else ")")
     tempered = ax.bar(
         [x + width / 2 for x in positions],
@@ -234,16 +247,24 @@ def _bars(ax: Axes, e: Explanation, rows: Sequence[Row]) -> None:
         linewidth=0.8,
     )
     for container in (learned, tempered):
-        for bar, end in zip(container.patches, is_end, strict=True):
+        for bar, end, row in zip(container.patches, is_end, rows, strict=True):
             if end:
                 bar.set_hatch(END_HATCH)
+            if row.removed_by:  # dimmed: a stage of the pipeline removed it
+                bar.set_alpha(DIMMED)
 
     precise = len(rows) <= 6
     label_size = 14 if precise else 12
     for container, values in ((learned, [r.p for r in rows]), (tempered, [r.prob for r in rows])):
+        cut = container is tempered
         ax.bar_label(
             container,
-            labels=[_percent(v, precise) for v in values],
+            labels=[
+                CUT_LABELS.get(r.removed_by, r.removed_by)
+                if cut and r.removed_by
+                else _percent(v, precise)
+                for v, r in zip(values, rows, strict=True)
+            ],
             padding=3,
             fontsize=label_size,
             color=INK,
@@ -286,6 +307,15 @@ def _bars(ax: Axes, e: Explanation, rows: Sequence[Row]) -> None:
         handles.append(
             Patch(facecolor="white", edgecolor=INK, hatch=END_HATCH, label="<end>:\nmessage ends")
         )
+    if any(r.removed_by for r in rows):
+        handles.append(
+            Patch(
+                facecolor=TEMPERED_COLOUR,
+                edgecolor=INK,
+                alpha=DIMMED,
+                label="dimmed: removed by\nthe stage named",
+            )
+        )
     # Outside the axes, so no distribution (a flat one least of all) can hide under it.
     ax.legend(
         handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=14, frameon=False
@@ -297,12 +327,21 @@ def _temperatures(
 ) -> None:
     positions = list(range(len(rows)))
     top = [(r.token, r.count) for r in rows]
+    # The knobs' logits as the main panel had them (they do not depend on T).
+    adjusted = {
+        r.token: (r.adjusted_logit, r.removed_by if r.adjusted_logit == -math.inf else None)
+        for r in rows
+        if r.adjusted_logit is not None
+    }
+    if any(r.masked for r in rows):
+        adjusted |= {r.token: (-math.inf, "masked") for r in rows if r.masked}
     highest = 0.0
     for t in SMALL_TEMPERATURES:
         # explain() places each listed row in its count class exactly as the main panel
         # did, so both panels agree to the last digit at the chosen temperature.
-        again = explain((), (), classes, top, t, e.top_k, e.top_p)
-        probs = [r.prob for r in again.rows]
+        again = explain((), (), classes, top, t, e.top_k, e.top_p, knobs=e.knobs, adjusted=adjusted)
+        prob_of = {r.token: r.prob for r in again.rows}
+        probs = [prob_of[r.token] for r in rows]
         highest = max(highest, *probs)
         colour, marker, dash = LINE_STYLES[t]
         chosen = t == e.temperature

@@ -7,11 +7,22 @@ the table a class reads is, to the last digit, the distribution the bot drew fro
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.core.model import END_LABEL
-from bot.core.sampling import CountClass, ScaledClass, entropy_bits, scale, without
+from bot.core.sampling import (
+    NO_KNOBS,
+    CountClass,
+    Knobs,
+    ScaledClass,
+    Special,
+    Stage,
+    entropy_bits,
+    pipeline,
+    scale,
+    without,
+)
 
 __all__ = ["Explanation", "Generation", "Row", "Step", "explain", "sequence_scores"]
 
@@ -24,9 +35,11 @@ class Row:
     count: int
     p: float  # count / total: the learned probability
     logit: float  # ln p
-    scaled_logit: float | None  # ln p / T; None at T = 0, where it is undefined
-    prob: float  # softmax of the scaled logits after top-k/top-p (what sampling uses)
+    scaled_logit: float | None  # adjusted ln p / T; None at T = 0, where it is undefined
+    prob: float  # after the whole pipeline (what sampling uses)
     masked: bool = False  # <end> masked by min_words: logit −∞, probability 0
+    adjusted_logit: float | None = None  # ln p after penalties, bias, ban (None: unchanged)
+    removed_by: str | None = None  # the stage that removed it (None: kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,18 +51,20 @@ class Explanation:
     top_p: float | None
     total: int  # Σ count over every candidate
     candidates: int
-    rows: tuple[Row, ...]  # the most frequent candidates, in rank order
+    rows: tuple[Row, ...]  # the most likely candidates after the knobs, in rank order
     others: int  # candidates not listed in rows
     others_p: float  # their share of the learned probability
-    others_prob: float  # their share after temperature and cut-offs
+    others_prob: float  # their share after the pipeline
     entropy_t1: float  # bits, learned distribution (T = 1, no cut-offs)
-    entropy_t: float  # bits, at T with the cut-offs
+    entropy_t: float  # bits, at T with the knobs and cut-offs
     backed_off: bool  # the full context was never seen, a shorter one was used
     # The whole distribution, so a chart can recompute it at other temperatures without
     # going back to the model (rows alone miss the long tail that temperature redistributes).
     classes: tuple[CountClass, ...] = ()
     end_masked: bool = False  # <end> removed and the others renormalised (min_words)
     unknown: tuple[str, ...] = ()  # typed words never learned, backed off over
+    knobs: Knobs = NO_KNOBS
+    stages: tuple[Stage, ...] = ()  # kept candidates and mass after each stage
 
     @property
     def perplexity_t1(self) -> float:
@@ -72,32 +87,75 @@ def explain(
     *,
     backed_off: bool = False,
     end_masked: int = 0,
+    knobs: Knobs = NO_KNOBS,
+    adjusted: Mapping[str, tuple[float, str | None]] | None = None,
+    rows: int | None = None,
 ) -> Explanation:
-    """Build the table for ``top`` — a rank-ordered prefix of the candidates (all of them
-    for a full listing) — and summarise the rest from the count classes alone.
+    """Build the table for ``top`` — the candidates in count order, at least every one a
+    knob changed and the ``rows`` likeliest others (all of them for a full listing) — and
+    summarise the rest from the count classes alone.
 
     ``end_masked`` is the count of <end> when min_words masks it: its row keeps its
-    learned p and logit but gets probability 0, and the others are renormalised."""
+    learned p and logit but gets probability 0, and the others are renormalised.
+    ``adjusted`` maps a word a knob changed to its new logit and, when −∞, why."""
     total = sum(c.count * c.size for c in classes)
-    sampled = without(classes, end_masked) if end_masked else tuple(classes)
-    scaled = scale(sampled, temperature, top_k, top_p)
-    kept = {s.count: s for s in scaled}
-    rows: list[Row] = []
+    changed = dict(adjusted or {})
+    if end_masked:
+        changed[END_LABEL] = (-math.inf, "masked")
+    counts = dict(top)
+    names = [w for w in changed if w in counts]
+    specials = [Special(i, counts[w], changed[w][0], changed[w][1]) for i, w in enumerate(names)]
+    pipe = pipeline(
+        without(classes, *(s.count for s in specials)),
+        temperature,
+        top_k,
+        top_p,
+        knobs.min_p,
+        specials,
+    )
+    index_of_class = {r.count: i for i, r in enumerate(pipe.ranked) if r.token is None}
+    index_of_word = {names[r.token]: i for i, r in enumerate(pipe.ranked) if r.token is not None}
+    built: list[tuple[int, int, Row]] = []
     seen_in_class: dict[int, int] = {}
     for token, count in top:
         p = count / total
         logit = math.log(p)
-        scaled_logit = logit / temperature if temperature else None
-        if end_masked and token == END_LABEL:
-            rows.append(Row(token, count, p, logit, scaled_logit, 0.0, masked=True))
-            continue
-        position = seen_in_class.get(count, 0)
-        seen_in_class[count] = position + 1
-        cls: ScaledClass | None = kept.get(count)
-        prob = cls.prob if cls is not None and position < cls.size else 0.0
-        rows.append(Row(token, count, p, logit, scaled_logit, prob))
-    listed_p = math.fsum(r.p for r in rows)
-    listed_prob = math.fsum(r.prob for r in rows)
+        if token in index_of_word:
+            index, position = index_of_word[token], 0
+            adj: float | None = pipe.ranked[index].logit
+        else:
+            position = seen_in_class.get(count, 0)
+            seen_in_class[count] = position + 1
+            index, adj = index_of_class.get(count, len(pipe.ranked)), None
+        value = logit if adj is None else adj
+        scaled_logit = value / temperature if temperature else None
+        if index < len(pipe.ranked):
+            removed = pipe.removed_by(index, position)
+            prob = pipe.final_prob(index, position)
+        else:  # not in the distribution at all (cannot happen with consistent reads)
+            removed, prob = "top_k", 0.0
+        row = Row(
+            token,
+            count,
+            p,
+            logit,
+            scaled_logit,
+            prob,
+            masked=removed == "masked",
+            adjusted_logit=adj,
+            removed_by=removed,
+        )
+        built.append((index, position, row))
+    built.sort(key=lambda b: (b[0], b[1]))  # rank order after the knobs
+    ranked_rows = [r for _, _, r in built]
+    # Every word a knob changed stays listed (a banned one ranks last), so the table
+    # shows what each knob did.
+    listed = tuple(ranked_rows[:rows]) + tuple(
+        r for r in ranked_rows[rows:] if rows is not None and r.token in changed
+    )
+    listed_p = math.fsum(r.p for r in listed)
+    listed_prob = math.fsum(r.prob for r in listed)
+    candidates = sum(c.size for c in classes)
     return Explanation(
         asked=tuple(asked),
         context=tuple(context),
@@ -105,16 +163,18 @@ def explain(
         top_k=top_k,
         top_p=top_p,
         total=total,
-        candidates=sum(c.size for c in classes),
-        rows=tuple(rows),
-        others=sum(c.size for c in classes) - len(rows),
+        candidates=candidates,
+        rows=listed,
+        others=candidates - len(listed),
         others_p=max(0.0, 1.0 - listed_p),
         others_prob=max(0.0, 1.0 - listed_prob),
         entropy_t1=entropy_bits(scale(classes, 1.0)),
-        entropy_t=entropy_bits(scaled),
+        entropy_t=entropy_bits([ScaledClass(g.count, g.size, g.prob) for g in pipe.groups]),
         backed_off=backed_off,
         classes=tuple(classes),
         end_masked=bool(end_masked),
+        knobs=knobs,
+        stages=pipe.stages,
     )
 
 
@@ -130,6 +190,7 @@ class Step:
     candidates: int  # those it was drawn from (without <end> when masked)
     end_masked: bool = False
     learned_prob: float = 1.0  # under the learned model: T = 1, no cut-offs (<end> as masked)
+    changed: bool = False  # a penalty, bias or ban changed the word this draw gave
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +210,7 @@ class Generation:
     copied_whole: bool = False  # every attempt copied, and this one is a whole message
     unknown: tuple[str, ...] = ()  # typed start words never learned, backed off over
     start: tuple[str, ...] = ()  # the start words used (the known suffix of those typed)
+    knobs: Knobs = NO_KNOBS
 
     # Two measures of one text. Under the learned model (T = 1) it says how surprising the
     # text is next to what was learned, so it rises with T: the number a lesson compares.

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import random
 import secrets
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from bot.core.explain import Explanation, Generation, Step, explain
@@ -18,6 +19,7 @@ from bot.core.memo import Remembering
 from bot.core.model import (
     BOS,
     COPY_RUN,
+    END_LABEL,
     EOS,
     NO_COPY,
     Copy,
@@ -29,11 +31,16 @@ from bot.core.model import (
 )
 from bot.core.sampling import (
     MAX_LENGTH,
+    NO_KNOBS,
     CountClass,
+    Draw,
     InvalidOption,
-    draw,
+    Knobs,
+    Pipeline,
+    Special,
+    draw_at,
     greedy,
-    scale,
+    pipeline,
     validate_length,
     validate_min_words,
     validate_temperature,
@@ -48,16 +55,22 @@ __all__ = [
     "COPY_RUN",
     "DEFAULT_TEMPERATURES",
     "MAX_ATTEMPTS",
+    "NO_ADJUSTER",
+    "VARIABLES",
+    "Adjuster",
     "Known",
     "Options",
     "Pick",
+    "adjuster",
     "choose_next",
     "compare",
     "explain_context",
     "explain_tokens",
     "generate",
     "parse_temperatures",
+    "parse_values",
     "resolve_known",
+    "with_value",
 ]
 
 #: Tries before the least-copied attempt is returned anyway.
@@ -79,6 +92,7 @@ class Options:
     top_p: float | None = None
     originality: bool = True
     min_words: int = 0  # <end> is masked until this many words were generated (0..length)
+    knobs: Knobs = NO_KNOBS  # min-p, penalties, bias and ban (bot.core.sampling.Knobs)
 
     def validated(self) -> Options:
         """A copy with every option checked; raises :class:`InvalidOption` for the user."""
@@ -95,7 +109,59 @@ class Options:
             top_k=validate_top_k(self.top_k),
             top_p=validate_top_p(self.top_p),
             min_words=validate_min_words(self.min_words, validate_length(self.length)),
+            knobs=self.knobs.validated(),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Adjuster:
+    """The knobs with their words resolved to this model's token ids."""
+
+    knobs: Knobs
+    ban: frozenset[int]
+    bias: tuple[tuple[int, float], ...]
+
+    def special(self, token: int, count: int, logit: float, used: int) -> Special | None:
+        """The candidate as a special when a knob changes its logit, else None."""
+        if token in self.ban:
+            return Special(token, count, -math.inf, "ban")
+        adjusted = self.knobs.penalised(logit, used) + dict(self.bias).get(token, 0.0)
+        return Special(token, count, adjusted) if adjusted != logit else None
+
+    def watched(self, used: Mapping[int, int]) -> list[int]:
+        """The tokens whose logit a knob may change at this step."""
+        words = set(self.ban) | {t for t, b in self.bias if b}
+        if self.knobs.penalises:
+            words |= {t for t, n in used.items() if n > 0}
+        return sorted(words)
+
+
+NO_ADJUSTER = Adjuster(NO_KNOBS, frozenset(), ())
+
+
+async def adjuster(model: ModelReader, knobs: Knobs) -> Adjuster:
+    """Resolve the ban and bias words; an unknown one is named in the error."""
+    if not knobs.ban and not knobs.bias:
+        return Adjuster(knobs, frozenset(), ())
+    words = list(dict.fromkeys([*knobs.ban, *(w for w, _ in knobs.bias)]))
+    ids: dict[str, int] = {}
+    unknown = []
+    for word in words:
+        if word == END_LABEL:
+            ids[word] = EOS
+            continue
+        try:
+            [ids[word]] = await model.resolve([word])
+        except (UnknownStart, ValueError):
+            unknown.append(word)
+    if unknown:
+        shown = ", ".join(f"“{w[:20]}”" for w in unknown[:5])
+        raise InvalidOption(f"I never learned {shown}, so I cannot ban or bias it.")
+    return Adjuster(
+        knobs,
+        frozenset(ids[w] for w in knobs.ban),
+        tuple((ids[w], b) for w, b in knobs.bias),
+    )
 
 
 def start_words(start: str | Sequence[str] | None) -> list[str]:
@@ -153,12 +219,13 @@ async def generate(
     prefix = known.ids
     rng = random.Random(seed)
     model = Remembering(model)  # redraws walk the same first contexts again
+    adjust = await adjuster(model, opts.knobs)
 
     best: tuple[tuple[float, ...], list[int], list[Pick], bool, Copy] | None = None
     attempts = 0
     while attempts < MAX_ATTEMPTS:
         attempts += 1
-        tokens, picks, ended = await _walk(model, prefix, opts, rng)
+        tokens, picks, ended = await _walk(model, prefix, opts, rng, adjust)
         copy = NO_COPY
         if opts.originality and tokens:
             copy = await _copy_of(model, tokens)
@@ -218,36 +285,97 @@ class Pick:
     backed_off: bool
     end_masked: bool = False  # <end> was a candidate, masked by min_words
     learned_prob: float = 1.0  # under the learned model: T = 1, no cut-offs (<end> as masked)
+    changed: bool = False  # without the penalties, bias and ban the same draw gives another word
 
 
 @dataclass(frozen=True, slots=True)
 class Distribution:
-    """A context's candidates as sampled: after back-off and, if asked, with <end> masked."""
+    """A context's candidates as sampled: after back-off, with the words a knob changed
+    (and <end> while masked) held apart from their count classes."""
 
     found: Found
-    classes: tuple[CountClass, ...]  # found.classes without <end> when it is masked
+    classes: tuple[CountClass, ...]  # found.classes without the specials
+    specials: tuple[Special, ...]  # masked <end> first, then the adjusted words
     end_count: int  # how often <end> followed the context (0: not a candidate)
-    masked: bool  # <end> is removed from ``classes``
+    masked: bool  # <end> is masked (its logit −∞)
     backed_off: bool  # a shorter context than the one asked was used
+
+    @property
+    def adjusted(self) -> bool:
+        return any(s.removed != "masked" for s in self.specials)
+
+    def pipeline(
+        self,
+        temperature: float,
+        top_k: int | None,
+        top_p: float | None,
+        min_p: float | None,
+        plain: bool = False,
+    ) -> Pipeline:
+        """The documented pipeline; ``plain``: as if no penalty, bias or ban were set."""
+        if plain:
+            end = self.end_count if self.masked else 0
+            classes = without(self.found.classes, end) if end else self.found.classes
+            return pipeline(classes, temperature, top_k, top_p, min_p)
+        return pipeline(self.classes, temperature, top_k, top_p, min_p, self.specials)
+
+    def removed_from(self, count: int, plain: bool = False) -> list[int]:
+        """Token ids held apart from the class of ``count``, in learning order."""
+        return sorted(
+            s.token
+            for s in self.specials
+            if s.count == count and (not plain or s.removed == "masked")
+        )
 
 
 async def distribution(
-    model: ModelReader, context: Sequence[int], mask_end: bool = False
+    model: ModelReader,
+    context: Sequence[int],
+    mask_end: bool = False,
+    adjust: Adjuster = NO_ADJUSTER,
+    used: Mapping[int, int] | None = None,
 ) -> Distribution | None:
-    """The longest known suffix of ``context`` and its count classes. With ``mask_end``,
-    <end> is removed (its logit set to −∞), and a context left with no candidate backs off
-    to shorter ones, down to the learned word frequencies (order 0). None when nothing
-    was learned."""
+    """The longest known suffix of ``context``, its count classes and the candidates whose
+    logit a knob changes. With ``mask_end``, <end> gets logit −∞; a context left with no
+    candidate (everything masked or banned) backs off to shorter ones, down to the learned
+    word frequencies (order 0). None when nothing was learned."""
+    used = used or {}
     asked = min(model.order, len(context))
     found = await model.lookup(context[-model.order :])
+    watched = adjust.watched(used)
     while found is not None:
+        total = found.total
+        specials: list[Special] = []
         end = await model.count_of(found, EOS) if mask_end else 0
-        classes = without(found.classes, end) if end else found.classes
-        if classes:
-            return Distribution(found, classes, end, bool(end), found.order < asked)
+        if end:
+            specials.append(Special(EOS, end, -math.inf, "masked"))
+        counts = await model.counts_of(found, [t for t in watched if not (t == EOS and end)])
+        for token, count in sorted(counts.items()):
+            special = adjust.special(token, count, math.log(count / total), used.get(token, 0))
+            if special is not None:
+                specials.append(special)
+        classes = without(found.classes, *(s.count for s in specials))
+        if classes or any(s.removed is None for s in specials):
+            return Distribution(
+                found, classes, tuple(specials), end, bool(end), found.order < asked
+            )
         shorter = found.context[1:]
         found = await model.lookup(shorter) if shorter else await model.unigram()
     return None
+
+
+async def _member(
+    model: ModelReader, d: Distribution, pipe: Pipeline, choice: Draw, plain: bool = False
+) -> int:
+    """The token a draw landed on: a special directly, else the ``offset``-th member of
+    its class among those not held apart (one read either way)."""
+    group = pipe.groups[choice.class_index]
+    if group.token is not None:
+        return group.token
+    removed = d.removed_from(group.count, plain)
+    if all(t <= EOS for t in removed):  # only <end>, the first learned of any class
+        return await model.candidate_at(d.found, group.count, choice.offset + len(removed))
+    return await model.candidate_at(d.found, group.count, choice.offset, removed)
 
 
 async def choose_next(
@@ -258,48 +386,72 @@ async def choose_next(
     top_p: float | None,
     rng: random.Random | None,
     mask_end: bool = False,
+    adjust: Adjuster = NO_ADJUSTER,
+    used: Mapping[int, int] | None = None,
 ) -> Pick | None:
-    """One step of a chain: back off, scale, draw (or take the top when ``rng`` is None
-    or T = 0). None when no suffix of ``context`` was ever seen.
+    """One step of a chain: back off, run the pipeline, draw (or take the top when ``rng``
+    is None or T = 0). None when no suffix of ``context`` was ever seen. ``used`` counts
+    the words of the output so far, for the penalties.
 
     The count classes and the chosen candidate are two reads; a batch learned or forgotten
     between them can move the candidate to another class (``candidate_at`` then raises
     ``LookupError``). The step is then read and drawn again, a few times at most."""
+    min_p = adjust.knobs.min_p
     for attempt in range(VANISHED_RETRIES):
-        d = await distribution(model, context, mask_end)
+        d = await distribution(model, context, mask_end, adjust, used)
         if d is None:
             return None
-        scaled = scale(d.classes, temperature, top_k, top_p)
-        if rng is None or temperature == 0.0:
-            choice = greedy(scaled)
-        else:
-            choice = draw(scaled, d.classes, rng)
-        count = scaled[choice.class_index].count
-        # <end> (token 2) is the first learned of its class, so a masked class's members
-        # are the real class's members after it.
-        offset = choice.offset + (1 if d.masked and count == d.end_count else 0)
+        pipe = d.pipeline(temperature, top_k, top_p, min_p)
+        u = rng.random() if rng is not None and temperature != 0.0 else None
+        choice = greedy(pipe.groups) if u is None else draw_at(pipe.groups, u)
         try:
-            token = await model.candidate_at(d.found, count, offset)
+            token = await _member(model, d, pipe, choice)
+            changed = False
+            if d.adjusted:
+                plain = d.pipeline(temperature, top_k, top_p, min_p, plain=True)
+                if plain.groups:
+                    other = greedy(plain.groups) if u is None else draw_at(plain.groups, u)
+                    changed = await _member(model, d, plain, other, plain=True) != token
+                else:
+                    changed = True
         except LookupError:
             if attempt == VANISHED_RETRIES - 1:
                 raise
             continue
-        learned = count / math.fsum(c.count * c.size for c in d.classes)
-        return Pick(d.found, token, choice.prob, choice.rank, d.backed_off, d.masked, learned)
+        # Under the learned model: T = 1, no cut-off, no knob (<end> left out while masked).
+        count = pipe.groups[choice.class_index].count
+        total = math.fsum(c.count * c.size for c in d.found.classes)
+        learned = count / (total - (d.end_count if d.masked else 0))
+        return Pick(
+            d.found, token, choice.prob, choice.rank, d.backed_off, d.masked, learned, changed
+        )
     raise AssertionError("unreachable")
 
 
 async def _walk(
-    model: ModelReader, prefix: list[int], opts: Options, rng: random.Random
+    model: ModelReader,
+    prefix: list[int],
+    opts: Options,
+    rng: random.Random,
+    adjust: Adjuster = NO_ADJUSTER,
 ) -> tuple[list[int], list[Pick], bool]:
     """One chain: the tokens (start words included) and, per step, what was chosen."""
     context = list(prefix) if prefix else [BOS]
     tokens = list(prefix)
+    used = Counter(tokens)  # the output so far, start words included, for the penalties
     picks: list[Pick] = []
     for _ in range(opts.length):
         mask_end = len(picks) < opts.min_words  # words generated, as ``length`` counts
         pick = await choose_next(
-            model, context, opts.temperature, opts.top_k, opts.top_p, rng, mask_end
+            model,
+            context,
+            opts.temperature,
+            opts.top_k,
+            opts.top_p,
+            rng,
+            mask_end,
+            adjust,
+            used,
         )
         if pick is None:
             if context == [BOS]:
@@ -310,6 +462,7 @@ async def _walk(
             return tokens, picks, True
         tokens.append(pick.token)
         context.append(pick.token)
+        used[pick.token] += 1
     return tokens, picks, False
 
 
@@ -336,6 +489,7 @@ async def _spell_generation(
             rank=p.rank,
             candidates=p.found.candidates - p.end_masked,
             end_masked=p.end_masked,
+            changed=p.changed,
         )
         for p in picks
     ]
@@ -353,6 +507,7 @@ async def _spell_generation(
         copied_run=copy.run if copy.is_copy(len(tokens)) else 0,
         copied_whole=copy.whole,
         ended=ended,
+        knobs=opts.knobs,
     )
 
 
@@ -364,9 +519,11 @@ async def explain_context(
     top_p: float | None = None,
     rows: int | None = 10,
     min_words: int = 0,
+    knobs: Knobs = NO_KNOBS,
 ) -> Explanation:
     """What could follow ``words`` (or start a message, when empty) at ``temperature``;
-    <end> masked while ``words`` are fewer than ``min_words``.
+    <end> masked while ``words`` are fewer than ``min_words``. The penalties treat
+    ``words`` as the output so far.
 
     ``rows=None`` lists every candidate; otherwise the rest are summarised.
     """
@@ -382,6 +539,7 @@ async def explain_context(
         rows,
         asked=known.words,
         mask_end=len(known.words) < min_words,
+        knobs=knobs,
     )
     return replace(e, unknown=known.unknown) if known.unknown else e
 
@@ -395,16 +553,26 @@ async def explain_tokens(
     rows: int | None = 10,
     asked: Sequence[str] = (),
     mask_end: bool = False,
+    knobs: Knobs = NO_KNOBS,
 ) -> Explanation:
     """:func:`explain_context` for a context already in token ids (a chain in progress)."""
     temperature = validate_temperature(temperature)
     top_k, top_p = validate_top_k(top_k), validate_top_p(top_p)
-    d = await distribution(model, ids, mask_end)
+    knobs = knobs.validated()
+    adjust = await adjuster(model, knobs)
+    used = Counter(t for t in ids if t != BOS)
+    d = await distribution(model, ids, mask_end, adjust, used)
     if d is None:
         raise EmptyModel()
-    top = await model.top_candidates(d.found, rows)
+    changed = [s for s in d.specials if s.removed != "masked"]
+    # The likeliest after the knobs are among the likeliest by count plus the changed ones.
+    top = await model.top_candidates(d.found, None if rows is None else rows + len(changed))
+    listed = {t for t, _ in top}
+    top += [(s.token, s.count) for s in changed if s.token not in listed]
+    top.sort(key=lambda tc: (-tc[1], tc[0]))
     spelled = await model.spell([t for t, _ in top])
     context = await model.spell(list(d.found.context))
+    word_of = dict(zip((t for t, _ in top), spelled, strict=True))
     return explain(
         asked,
         context,
@@ -415,6 +583,9 @@ async def explain_tokens(
         top_p,
         backed_off=d.backed_off,
         end_masked=d.end_count if d.masked else 0,
+        knobs=knobs,
+        adjusted={word_of[s.token]: (s.logit, s.removed) for s in changed},
+        rows=rows,
     )
 
 
@@ -434,15 +605,70 @@ def parse_temperatures(text: str) -> tuple[float, ...]:
     return tuple(validate_temperature(v) for v in values)
 
 
+#: What /markov-compare and ``markov-bot compare`` can vary, one at a time.
+VARIABLES = (
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+    "repetition_penalty",
+    "presence_penalty",
+    "frequency_penalty",
+)
+
+
+def parse_values(vary: str, text: str) -> tuple[float, ...]:
+    """ "1, 1.3,2" → (1.0, 1.3, 2.0) for the knob ``vary``, each value checked."""
+    if vary not in VARIABLES:
+        raise InvalidOption(f"vary must be one of {', '.join(VARIABLES)}; got “{vary[:30]}”.")
+    if vary == "temperature":
+        return parse_temperatures(text)
+    parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p]
+    if not parts:
+        raise InvalidOption(f"Give values of {vary} separated by commas, for example 1,1.3,2.")
+    if len(parts) > MAX_COMPARE:
+        raise InvalidOption(f"Compare at most {MAX_COMPARE} values at once.")
+    values = []
+    for part in parts:
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise InvalidOption(f"“{part[:20]}” is not a number.") from None
+    for v in values:
+        with_value(Options(), vary, v).validated()
+    return tuple(values)
+
+
+def with_value(options: Options, vary: str, value: float) -> Options:
+    """``options`` with the knob ``vary`` set to ``value``."""
+    if vary == "temperature":
+        return replace(options, temperature=value)
+    if vary == "top_k":
+        if value != int(value):
+            raise InvalidOption(f"top_k must be a whole number; got {value:g}.")
+        return replace(options, top_k=int(value))
+    if vary == "top_p":
+        return replace(options, top_p=value)
+    if vary == "min_p":
+        return replace(options, knobs=replace(options.knobs, min_p=value))
+    if vary == "repetition_penalty":
+        return replace(options, knobs=replace(options.knobs, repetition_penalty=value))
+    if vary == "presence_penalty":
+        return replace(options, knobs=replace(options.knobs, presence_penalty=value))
+    return replace(options, knobs=replace(options.knobs, frequency_penalty=value))
+
+
 async def compare(
     model: ModelReader,
     start: str | Sequence[str] | None,
     temperatures: Sequence[float],
     options: Options,
+    vary: str = "temperature",
 ) -> list[Generation]:
-    """The same start and seed at several temperatures, so only T differs."""
+    """The same start and seed for several values of one knob (T by default), so only
+    that knob differs."""
     seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
     return [
-        await generate(model, start, replace(options, temperature=t, seed=seed))
-        for t in temperatures
+        await generate(model, start, with_value(replace(options, seed=seed), vary, v))
+        for v in temperatures
     ]

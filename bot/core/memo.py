@@ -25,7 +25,7 @@ class Remembering:
         self._found: dict[tuple[int, ...] | None, Found | None] = {}
         # Keyed by the Found's identity; the Found is kept with the answer, so that identity
         # cannot be reused by another object while the entry exists.
-        self._at: dict[tuple[int, int, int], tuple[Found, int]] = {}
+        self._at: dict[tuple[int, int, int, tuple[int, ...]], tuple[Found, int]] = {}
 
     @property
     def order(self) -> int:
@@ -37,11 +37,14 @@ class Remembering:
             self._found[key] = await self.model.lookup(context)
         return self._found[key]
 
-    async def candidate_at(self, found: Found, count: int, offset: int) -> int:
-        key = (id(found), count, offset)
+    async def candidate_at(
+        self, found: Found, count: int, offset: int, excluding: Sequence[int] = ()
+    ) -> int:
+        key = (id(found), count, offset, tuple(excluding))
         if key not in self._at:
             try:
-                self._at[key] = (found, await self.model.candidate_at(found, count, offset))
+                token = await self.model.candidate_at(found, count, offset, excluding)
+                self._at[key] = (found, token)
             except LookupError:
                 self._found.clear()  # the model changed: read it afresh
                 self._at.clear()
@@ -53,6 +56,9 @@ class Remembering:
 
     async def count_of(self, found: Found, token: int) -> int:
         return await self.model.count_of(found, token)
+
+    async def counts_of(self, found: Found, tokens: Sequence[int]) -> dict[int, int]:
+        return await self.model.counts_of(found, tokens)
 
     async def unigram(self) -> Found | None:
         if None not in self._found:  # the key no context tuple can be

@@ -140,14 +140,20 @@ class ModelReader(Protocol):
     async def lookup(self, context: Sequence[int]) -> Found | None:
         """The longest suffix of ``context`` (at most ``order`` tokens) that was seen."""
 
-    async def candidate_at(self, found: Found, count: int, offset: int) -> int:
-        """The ``offset``-th candidate (in learning order) among those seen ``count`` times."""
+    async def candidate_at(
+        self, found: Found, count: int, offset: int, excluding: Sequence[int] = ()
+    ) -> int:
+        """The ``offset``-th candidate (in learning order) among those seen ``count`` times,
+        not counting the tokens in ``excluding`` (words a knob took out of their class)."""
 
     async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
         """(token, count) by count descending, learning order among equals."""
 
     async def count_of(self, found: Found, token: int) -> int:
         """How often ``token`` followed the context of ``found`` (0: never)."""
+
+    async def counts_of(self, found: Found, tokens: Sequence[int]) -> dict[int, int]:
+        """:meth:`count_of` for several tokens in one read (those never seen left out)."""
 
     async def unigram(self) -> Found | None:
         """Order 0: every learned word with its count (no context), the last back-off."""
@@ -362,9 +368,12 @@ class MemoryModel:
                 return Found(key, context[start:], classes)
         return None
 
-    async def candidate_at(self, found: Found, count: int, offset: int) -> int:
+    async def candidate_at(
+        self, found: Found, count: int, offset: int, excluding: Sequence[int] = ()
+    ) -> int:
         assert isinstance(found.handle, bytes)
-        same = [t for t, c in self._ranked(found.handle) if c == count]
+        skip = set(excluding)
+        same = [t for t, c in self._ranked(found.handle) if c == count and t not in skip]
         return same[offset]
 
     async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
@@ -378,6 +387,11 @@ class MemoryModel:
     async def count_of(self, found: Found, token: int) -> int:
         assert isinstance(found.handle, bytes)
         return self._counts[found.handle].get(token, 0)
+
+    async def counts_of(self, found: Found, tokens: Sequence[int]) -> dict[int, int]:
+        assert isinstance(found.handle, bytes)
+        row = self._counts[found.handle]
+        return {t: row[t] for t in tokens if row.get(t, 0) > 0}
 
     async def resolve(self, words: Sequence[str]) -> list[int]:
         out = []

@@ -9,18 +9,22 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bot.core.explain import Explanation, Generation
+from bot.core.explain import Explanation, Generation, Row, Step
 from bot.core.model import END_LABEL, START_LABEL
+from bot.core.sampling import Knobs
 from bot.core.wording import context_phrase, plural
 
 __all__ = [
     "candidate_lines",
+    "compare_label",
     "explanation_json",
     "explanation_table",
     "generation_json",
+    "knobs_json",
     "probability_bar",
     "sampling_label",
     "shorten",
+    "stage_line",
     "temperature_label",
     "trace_lines",
     "trace_summary",
@@ -43,25 +47,98 @@ def _num(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits}f}"
 
 
-def explanation_table(e: Explanation, token_width: int = 14) -> str:
-    """A fixed-width table: rank, token, count, p, ln p, ln p / T, softmax."""
+#: A phone's code block in portrait holds this many characters a line.
+PHONE_WIDTH = 40
+#: How the table names the stage that removed a candidate.
+CUT_LABELS = {
+    "ban": "ban",
+    "masked": "mask",
+    "greedy": "T=0",
+    "top_k": "top-k",
+    "top_p": "top-p",
+    "min_p": "min-p",
+}
+
+
+def _p(x: float) -> str:
+    return _num(x)[1:] if x < 1 else _num(x)
+
+
+def _prob(r: Row) -> str:
+    return "masked" if r.masked else f"{r.prob:.1%}"
+
+
+def _others(e: Explanation, learned: bool, sampled: bool) -> str:
     t = temperature_label(e.temperature)
+    parts = []
+    if learned:
+        parts.append(f"{e.others_p:.1%} learned")
+    if sampled:
+        parts.append(f"{e.others_prob:.1%} at T = {t}")
+    return f"… {plural(e.others, 'other')}: " + ", ".join(parts)
+
+
+def explanation_table(e: Explanation, token_width: int = 14, wide: bool = True) -> str:
+    """The candidates with every number of the pipeline.
+
+    ``wide``: one line per candidate (rank, token, count, p, ln p, the adjusted logit when
+    a knob changed one, ÷T, P and the stage that cut it). Otherwise two blocks that fit a
+    phone (:data:`PHONE_WIDTH`): what was learned, then what the pipeline made of it."""
+    if not wide:
+        return _compact_table(e)
+    knobbed = any(r.adjusted_logit is not None for r in e.rows)
+    adj = f" {'adj':>7}" if knobbed else ""
     header = (
-        f"{'#':>3} {'next':<{token_width}} {'count':>6} {'p':>6} {'ln p':>7} {'÷T':>7} {'P(T)':>6}"
+        f"{'#':>3} {'next':<{token_width}} {'count':>6} {'p':>6} {'ln p':>7}{adj} {'÷T':>7} "
+        f"{'P(T)':>6} cut"
     )
     lines = [header, "─" * len(header)]
     for i, r in enumerate(e.rows, start=1):
+        adjusted = f" {_num(r.adjusted_logit, 2) if r.adjusted_logit is not None else '':>7}"
         lines.append(
             f"{i:>3} {shorten(r.token, token_width):<{token_width}} {r.count:>6} "
-            f"{_num(r.p)[1:] if r.p < 1 else _num(r.p):>6} {_num(r.logit, 2):>7} "
-            f"{_num(r.scaled_logit, 2):>7} {'masked' if r.masked else f'{r.prob:.1%}':>6}"
+            f"{_p(r.p):>6} {_num(r.logit, 2):>7}{adjusted if knobbed else ''} "
+            f"{_num(r.scaled_logit, 2):>7} {_prob(r):>6} {CUT_LABELS.get(r.removed_by or '', '')}"
         )
     if e.others:
+        lines.append("    " + _others(e, True, True))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _compact_table(e: Explanation) -> str:
+    """Two phone-wide blocks sharing the rank column: the learned numbers, then the
+    adjusted logit (blank where no knob changed it), ÷T, P(T) and the stage that cut it."""
+    learned = f"{'#':>2} {'next':<14} {'count':>6} {'p':>6} {'ln p':>7}"
+    sampled = f"{'#':>2} {'next':<9} {'adj':>6} {'÷T':>7} {'P(T)':>6} {'cut':<5}"
+    lines = [learned, "─" * len(learned)]
+    for i, r in enumerate(e.rows, start=1):
         lines.append(
-            f"    … {plural(e.others, 'other')}: "
-            f"{e.others_p:.1%} learned, {e.others_prob:.1%} at T = {t}"
+            f"{i:>2} {shorten(r.token, 14):<14} {r.count:>6} {_p(r.p):>6} {_num(r.logit, 2):>7}"
         )
-    return "\n".join(lines)
+    if e.others:
+        lines.append(_others(e, True, False))
+    lines += ["", sampled.rstrip(), "─" * len(sampled)]
+    for i, r in enumerate(e.rows, start=1):
+        adjusted = _num(r.adjusted_logit, 2) if r.adjusted_logit is not None else ""
+        scaled = _num(r.scaled_logit, 1 if abs(r.scaled_logit or 0) >= 100 else 2)
+        lines.append(
+            f"{i:>2} {shorten(r.token, 9):<9} {adjusted:>6} {scaled:>7} {_prob(r):>6} "
+            f"{CUT_LABELS.get(r.removed_by or '', '')}".rstrip()
+        )
+    if e.others:
+        lines.append(_others(e, False, True))
+    return "\n".join(shorten(line, PHONE_WIDTH) for line in lines)
+
+
+def stage_line(e: Explanation) -> str:
+    """Kept candidates and mass after each stage: "adjust 5 → top-k 2 (83.3%) → …"."""
+    parts = [
+        f"{CUT_LABELS.get(s.stage, s.stage)} {s.kept} ({s.mass:.1%})"
+        for s in e.stages
+        if s.stage != "adjust"
+    ]
+    first = e.stages[0].kept if e.stages else e.candidates
+    return " → ".join([f"{first} kept", *parts]) if parts else f"{first} kept"
 
 
 def explanation_summary(e: Explanation) -> str:
@@ -73,6 +150,7 @@ def explanation_summary(e: Explanation) -> str:
         cut.append(f"top-k {e.top_k}")
     if e.top_p:
         cut.append(f"top-p {e.top_p:g}")
+    cut += e.knobs.labels()
     cuts = f", {', '.join(cut)}" if cut else ""
     masked = (
         f"\n{END_LABEL} is masked (min_words): the other probabilities are renormalised."
@@ -84,6 +162,7 @@ def explanation_summary(e: Explanation) -> str:
         f"{plural(e.total, 'time')}.\n"
         f"Entropy {e.entropy_t1:.2f} bits ≈ {e.perplexity_t1:.1f} effective choices at T = 1; "
         f"{e.entropy_t:.2f} bits ≈ {e.perplexity_t:.1f} at T = {t}{cuts}.{masked}"
+        + (f"\nStages: {stage_line(e)}." if len(e.stages) > 1 or e.knobs.adjusts else "")
     )
 
 
@@ -108,14 +187,36 @@ def explanation_json(e: Explanation) -> dict[str, Any]:
                 "scaled_logit": r.scaled_logit,
                 "probability": r.prob,
                 "masked": r.masked,
+                "adjusted_logit": _json_logit(r),
+                "removed_by": r.removed_by,
             }
             for r in e.rows
         ],
+        "stages": [{"stage": s.stage, "kept": s.kept, "mass": s.mass} for s in e.stages],
+        "knobs": knobs_json(e.knobs),
         "candidate_count": e.candidates,
         "others": {"count": e.others, "p": e.others_p, "probability": e.others_prob},
         "end_masked": e.end_masked,
         "entropy_bits": {"t1": e.entropy_t1, "t": e.entropy_t},
         "perplexity": {"t1": e.perplexity_t1, "t": e.perplexity_t},
+    }
+
+
+def _json_logit(r: Row) -> float | None:
+    """The logit after the knobs (ln p when none changed it); null for −∞ (banned or
+    masked), which JSON cannot write."""
+    value = r.logit if r.adjusted_logit is None else r.adjusted_logit
+    return None if math.isinf(value) else value
+
+
+def knobs_json(k: Knobs) -> dict[str, Any]:
+    return {
+        "min_p": k.min_p,
+        "repetition_penalty": k.repetition_penalty,
+        "presence_penalty": k.presence_penalty,
+        "frequency_penalty": k.frequency_penalty,
+        "ban": list(k.ban),
+        "bias": dict(k.bias),
     }
 
 
@@ -130,6 +231,7 @@ def generation_json(g: Generation) -> dict[str, Any]:
         "order": g.order,
         "ended": g.ended,
         "min_words": g.min_words,
+        "knobs": knobs_json(g.knobs),
         "attempts": g.attempts,
         "copied_run": g.copied_run,
         "copied_whole": g.copied_whole,
@@ -150,29 +252,51 @@ def generation_json(g: Generation) -> dict[str, Any]:
                 "rank": s.rank,
                 "candidates": s.candidates,
                 "end_masked": s.end_masked,
+                "changed_by_knobs": s.changed,
             }
             for s in g.steps
         ],
     }
 
 
-def trace_lines(g: Generation, token_width: int = 16) -> list[str]:
-    """One line per step: the word, its probability and its rank among the candidates."""
-    lines = []
+def trace_lines(g: Generation, token_width: int = 16, wide: bool = True) -> list[str]:
+    """One line per step: the word, its probability and its rank among the candidates,
+    then a legend of the marks used and the scores.
+
+    Marks: ``*`` backed off, ``!`` a penalty, bias or ban changed the word this draw gave,
+    ``~`` <end> was masked. ``wide=False`` fits a phone (:data:`PHONE_WIDTH`): a header
+    line first, the context after ``←``."""
+    lines = [] if wide else [f"{'word':<10} {'P(T)':>6} {'rank':>9}    context"]
     for s in g.steps:
-        mark = "*" if s.backed_off else " "
-        if s.context == (START_LABEL,):
-            where = context_phrase(s.context)
-        else:
-            where = (
-                f"after {context_phrase(s.context, 30)}" if s.context else "from word frequencies"
+        if wide:
+            mark = ("*" if s.backed_off else " ") + ("!" if s.changed else "")
+            if s.context == (START_LABEL,):
+                where = context_phrase(s.context)
+            elif s.context:
+                where = f"after {context_phrase(s.context, 30)}"
+            else:
+                where = "from word frequencies"
+            masked = f" ({END_LABEL} masked)" if s.end_masked else ""
+            lines.append(
+                f"{shorten(s.token, token_width):<{token_width}} {s.prob:>6.1%}  "
+                f"rank {s.rank:>4}/{s.candidates:<5}{mark} {where}{masked}"
             )
-        masked = f" ({END_LABEL} masked)" if s.end_masked else ""
-        lines.append(
-            f"{shorten(s.token, token_width):<{token_width}} {s.prob:>6.1%}  "
-            f"rank {s.rank:>4}/{s.candidates:<5}{mark} {where}{masked}"
-        )
-    return lines + trace_summary(g)
+        else:
+            mark = "".join(m for m, on in _marks(s) if on)
+            if s.context == (START_LABEL,):
+                where = "← (start)"
+            else:
+                where = f"← {' '.join(s.context)}" if s.context else "← word freq."
+            rank = f"{s.rank}/{s.candidates}"
+            line = f"{shorten(s.token, 10):<10} {s.prob:>6.1%} {rank:>9}{mark:<3} {where}"
+            lines.append(shorten(line, PHONE_WIDTH))
+    if any(s.changed for s in g.steps):
+        lines.append("! a penalty/bias/ban changed the word")
+    if any(s.backed_off for s in g.steps):
+        lines.append("* backed off to a shorter context")
+    if not wide and any(s.end_masked for s in g.steps):
+        lines.append(f"~ {END_LABEL} masked (min_words)")
+    return lines + trace_summary(g, wide)
 
 
 def sampling_label(g: Generation) -> str:
@@ -183,12 +307,30 @@ def sampling_label(g: Generation) -> str:
     return f"T = {temperature_label(g.temperature)}{cuts}"
 
 
-def trace_summary(g: Generation) -> list[str]:
-    """The trace's totals, each perplexity named by the distribution it is measured under."""
+def trace_summary(g: Generation, wide: bool = True) -> list[str]:
+    """The trace's totals, each perplexity named by the distribution it is measured under
+    (on a phone the sampling distribution gets a line of its own)."""
+    learned = f"learned model, T = 1: perplexity {g.perplexity_learned:.2f}"
+    if wide:
+        return [learned, f"as sampled, {sampling_label(g)}: perplexity {g.perplexity_sampled:.2f}"]
     return [
-        f"learned model, T = 1: perplexity {g.perplexity_learned:.2f}",
-        f"as sampled, {sampling_label(g)}: perplexity {g.perplexity_sampled:.2f}",
+        shorten(learned, PHONE_WIDTH),
+        f"as sampled: perplexity {g.perplexity_sampled:.2f}",
+        shorten(f"  (sampled at {sampling_label(g)})", PHONE_WIDTH),
     ]
+
+
+def _marks(s: Step) -> list[tuple[str, bool]]:
+    return [("*", s.backed_off), ("!", s.changed), ("~", s.end_masked)]
+
+
+def compare_label(g: Generation, vary: str) -> str:
+    """ "T = 0.5", or "repetition_penalty = 1.3 · T = 0.1" when another knob varies."""
+    t = f"T = {temperature_label(g.temperature)}"
+    if vary == "temperature":
+        return t
+    value = getattr(g, vary) if vary in ("top_k", "top_p") else getattr(g.knobs, vary)
+    return f"{vary} = {'off' if value is None else f'{value:g}'} · {t}"
 
 
 def probability_bar(prob: float, width: int = 10) -> str:

@@ -1079,26 +1079,35 @@ class StoreModel:
         few = tuple(candidates) if len(candidates) <= _SMALL else None
         return Found(_Context(key, few), tuple(unpack(key)), tuple(classes))
 
-    async def candidate_at(self, found: Found, count: int, offset: int) -> int:
+    async def candidate_at(
+        self, found: Found, count: int, offset: int, excluding: Sequence[int] = ()
+    ) -> int:
         context = found.handle
         assert isinstance(context, _Context)
+        skip = sorted(set(excluding))
         if context.candidates is not None:
-            same = [t for t, c in context.candidates if c == count]
+            same = [t for t, c in context.candidates if c == count and t not in set(skip)]
             if offset < len(same):
                 return same[offset]
             raise LookupError("candidate vanished while sampling")
+        # The words held apart are skipped in the same query: one read per draw.
+        without = f" AND {{}} NOT IN ({','.join('?' * len(skip))})" if skip else ""
         if not context.key:  # order 0: the vocabulary, in learning (id) order among equals
-            sql = "SELECT id FROM vocab WHERE ns = ? AND count = ? ORDER BY id LIMIT 1 OFFSET ?"
-            rows = await self._db.execute_fetchall(sql, (self.ns.id, count, offset))
+            sql = (
+                f"SELECT id FROM vocab WHERE ns = ? AND count = ?{without.format('id')} "
+                "ORDER BY id LIMIT 1 OFFSET ?"
+            )
+            rows = await self._db.execute_fetchall(sql, (self.ns.id, count, *skip, offset))
             if not rows:
                 raise LookupError("candidate vanished while sampling")
             return int(next(iter(rows))[0])
         # Learning order among equals is token id order: the primary key's order.
         sql = (
-            "SELECT next FROM transitions WHERE ns = ? AND ctx = ? AND count = ? "
-            "ORDER BY next LIMIT 1 OFFSET ?"
+            "SELECT next FROM transitions WHERE ns = ? AND ctx = ? AND count = ?"
+            f"{without.format('next')} ORDER BY next LIMIT 1 OFFSET ?"
         )
-        rows = await self._db.execute_fetchall(sql, (self.ns.id, context.key, count, offset))
+        args = (self.ns.id, context.key, count, *skip, offset)
+        rows = await self._db.execute_fetchall(sql, args)
         if not rows:
             raise LookupError("candidate vanished while sampling")
         return int(next(iter(rows))[0])
@@ -1141,13 +1150,32 @@ class StoreModel:
     async def count_of(self, found: Found, token: int) -> int:
         context = found.handle
         assert isinstance(context, _Context)
-        if not context.key:
-            return 0  # order 0 holds words only, never the end marker
+        if not context.key:  # order 0 holds words only, never the end marker
+            sql = "SELECT count FROM vocab WHERE ns = ? AND id = ?"
+            rows = await self._db.execute_fetchall(sql, (self.ns.id, token))
+            return int(next(iter(rows))[0]) if rows and token != EOS else 0
         if context.candidates is not None:
             return next((c for t, c in context.candidates if t == token), 0)
         sql = "SELECT count FROM transitions WHERE ns = ? AND ctx = ? AND next = ?"
         rows = await self._db.execute_fetchall(sql, (self.ns.id, context.key, token))
         return int(next(iter(rows))[0]) if rows else 0
+
+    async def counts_of(self, found: Found, tokens: Sequence[int]) -> dict[int, int]:
+        context = found.handle
+        assert isinstance(context, _Context)
+        wanted = sorted(set(tokens))
+        if not wanted:
+            return {}
+        if context.candidates is not None and context.key:
+            return {t: c for t, c in context.candidates if t in set(wanted)}
+        marks = ",".join("?" * len(wanted))
+        if not context.key:  # order 0: the vocabulary (never the end marker)
+            sql = f"SELECT id, count FROM vocab WHERE ns = ? AND count > 0 AND id IN ({marks})"
+            rows = await self._db.execute_fetchall(sql, (self.ns.id, *wanted))
+            return {int(t): int(c) for t, c in rows if int(t) != EOS}
+        sql = f"SELECT next, count FROM transitions WHERE ns = ? AND ctx = ? AND next IN ({marks})"
+        rows = await self._db.execute_fetchall(sql, (self.ns.id, context.key, *wanted))
+        return {int(t): int(c) for t, c in rows if int(c) > 0}
 
     async def resolve(self, words: Sequence[str]) -> list[int]:
         out: list[int] = []

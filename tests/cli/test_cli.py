@@ -97,8 +97,12 @@ def test_markov_is_reproducible_and_traced(tmp_path: Path, lesson: Path) -> None
     human = cli(tmp_path, "markov", "the", "--seed", "42", "--trace", "--temp", "0.5")
     assert human.returncode == 0 and "rank" in human.stdout
     lines = human.stdout.splitlines()
-    assert "  learned model, T = 1: perplexity" in lines[-2]
-    assert "  as sampled, T = 0.5: perplexity" in lines[-1]
+    # The phone-wide trace (the default): the sampling distribution on a line of its own.
+    assert "  learned model, T = 1: perplexity" in lines[-3]
+    assert "  as sampled: perplexity" in lines[-2]
+    assert lines[-1] == "    (sampled at T = 0.5)"
+    wide = cli(tmp_path, "markov", "the", "--seed", "42", "--trace", "--wide", "--temp", "0.5")
+    assert "  as sampled, T = 0.5: perplexity" in wide.stdout.splitlines()[-1]
     assert "seed 42" in human.stdout and "context of 1 word" in human.stdout
 
 
@@ -280,3 +284,78 @@ def test_forget_author_and_retention_act_on_a_servers_model_as_the_bot_does(
     assert asyncio.run(left()) == {3}
     bad = cli(tmp_path, "forget", "--author", "7", "--all")
     assert bad.returncode == 2 and "--author ID, or --all" in bad.stderr
+
+
+def test_the_sampling_lab_knobs_by_hand(tmp_path: Path, lesson: Path) -> None:
+    """After "the" in LESSON: cat 2, mat 1, dog 1 (4 in all). The output so far "the cat
+    sat on the" has cat once: R = 2 makes its logit 2 ln 1/2 = ln 1/4; mat is banned; so
+    cat and dog share the distribution: 1/2 each."""
+    e = cli_json(
+        tmp_path,
+        "explain",
+        "the",
+        "cat",
+        "sat",
+        "on",
+        "the",
+        "--repetition-penalty",
+        "2",
+        "--ban",
+        "mat",
+        "--min-p",
+        "0.5",
+    )
+    rows = {c["token"]: c for c in e["candidates"]}
+    assert rows["cat"]["adjusted_logit"] == pytest.approx(2 * math.log(1 / 2))
+    assert rows["cat"]["probability"] == pytest.approx(1 / 2)
+    assert rows["dog"]["probability"] == pytest.approx(1 / 2)
+    assert rows["mat"]["adjusted_logit"] is None and rows["mat"]["removed_by"] == "ban"
+    assert rows["dog"]["removed_by"] is None
+    assert e["stages"] == [
+        {"stage": "adjust", "kept": 2, "mass": 1.0},
+        {"stage": "min_p", "kept": 2, "mass": pytest.approx(1.0)},
+    ]
+    human = cli(tmp_path, "explain", "the", "--bias", "dog=+1", "--ban", "mat")
+    assert human.returncode == 0, human.stderr
+    assert max(len(line) for line in human.stdout.splitlines()[3:]) <= 40, human.stdout
+    assert "ban" in human.stdout and "bias dog +1" in human.stdout
+    wide = cli(tmp_path, "explain", "the", "--ban", "mat", "--wide")
+    assert any(len(line) > 40 for line in wide.stdout.splitlines())
+    bad = cli(tmp_path, "explain", "the", "--ban", "zebra")
+    assert bad.returncode == 2 and "I never learned “zebra”" in bad.stderr
+
+
+def test_compare_varies_one_knob(tmp_path: Path, lesson: Path) -> None:
+    out = cli_json(
+        tmp_path,
+        "compare",
+        "the",
+        "--vary",
+        "repetition_penalty",
+        "--values",
+        "1,1.3,2",
+        "--temp",
+        "0.1",
+        "--seed",
+        "1",
+    )
+    assert out["vary"] == "repetition_penalty"
+    assert [g["knobs"]["repetition_penalty"] for g in out["results"]] == [1.0, 1.3, 2.0]
+    assert {g["temperature"] for g in out["results"]} == {0.1}
+    assert not any(s["changed_by_knobs"] for s in out["results"][0]["steps"])
+    human = cli(
+        tmp_path,
+        "markov",
+        "the",
+        "--repetition-penalty",
+        "3",
+        "--temp",
+        "0.1",
+        "--min-words",
+        "12",
+        "--seed",
+        "1",
+        "--trace",
+    )
+    assert human.returncode == 0 and "repetition ×3" in human.stdout
+    assert "! a penalty/bias/ban changed the word" in human.stdout

@@ -103,24 +103,37 @@ async def test_markov_show_work_has_the_trace(e2e: E2E) -> None:
         trace = field["value"]
         assert trace.startswith("```ansi\n") and trace.endswith("```")
         plain = re.sub(r"\x1b\[\d+m", "", trace)
-        assert re.search(r"sat\s+100\.0%\s+rank\s+1/1\s+after “the dog”", plain), plain
+        assert re.search(r"sat\s+100\.0%\s+1/1\s+← the dog", plain), plain
+        assert max(len(line) for line in plain.strip("`").splitlines()) <= 40, plain
         assert "learned model, T = 1: perplexity 1.00" in plain
-        assert "as sampled, T = 0 (greedy): perplexity 1.00" in plain
+        assert "as sampled: perplexity 1.00\n  (sampled at T = 0 (greedy))" in plain
 
 
 # ---------------------------------------------------------------------- /markov-explain
 
 
 def table_rows(description: str) -> dict[str, tuple[int, float, float, float, float]]:
-    """token → (count, p, ln p, ln p ÷ T, P(T) in %) parsed from the explanation table."""
-    table = description.split("```")[1]
-    rows = {}
-    for line in table.splitlines():
-        m = re.fullmatch(r"\s*\d+ (\S+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+([\d.]+)%", line)
+    """token → (count, p, ln p, ln p ÷ T, P(T) in %) parsed from the explanation table:
+    two phone-wide blocks (learned numbers, then the pipeline's) joined by rank."""
+    table = description.split("```")[1].strip("\n")
+    learned, sampled = table.split("\n\n")
+    assert max(len(line) for line in table.splitlines()) <= 40, table
+    first: dict[int, tuple[str, int, float, float]] = {}
+    for line in learned.splitlines():
+        m = re.fullmatch(r"\s*(\d+) (\S+)\s+(\d+)\s+(\S+)\s+(\S+)", line)
         if m:
-            token, count, p, logit, scaled, prob = m.groups()
-            scaled_value = math.nan if scaled == "—" else float(scaled)  # T = 0: no ÷T
-            rows[token] = (int(count), float(p), float(logit), scaled_value, float(prob))
+            rank, token, count, p, logit = m.groups()
+            first[int(rank)] = (token, int(count), float(p), float(logit))
+    rows = {}
+    for line in sampled.splitlines():
+        m = re.fullmatch(r"\s*(\d+) (\S+)\s+(?:(\S+)\s+)?(\S+)\s+([\d.]+)%(?:\s+\S+)?", line)
+        if m:
+            rank, _, _adjusted, scaled, prob = m.groups()
+            token, count, p, logit = first[int(rank)]
+            # T = 0: no ÷T; a banned word: −∞
+            scaled_value = {"—": math.nan, "-∞": -math.inf}.get(scaled) or float(scaled)
+            rows[token] = (count, p, logit, scaled_value, float(prob))
+    assert len(rows) == len(first), table
     return rows
 
 
@@ -170,7 +183,7 @@ async def test_explain_numbers_match_a_hand_calculation_and_buttons_redraw_in_pl
         assert "Context “the”: 3 candidates seen 4 times." in embed["description"]
         assert_table(embed["description"], after_the, 0.5)
         assert rows_probability(embed) == pytest.approx({"cat": 66.7, "mat": 16.7, "dog": 16.7})
-        assert rec.custom_ids() == ["t-half", "t-double", "t-zero", "t-one"]
+        assert rec.custom_ids() == ["t-half", "t-double", "t-zero", "t-one", "knob"]
 
         # The chart is attached and shown in the embed.
         [chart] = rec.attachments

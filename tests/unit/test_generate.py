@@ -655,11 +655,13 @@ class _LearnsBetweenReads:
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
 
-    async def candidate_at(self, found: Found, count: int, offset: int) -> int:
+    async def candidate_at(
+        self, found: Found, count: int, offset: int, excluding: Sequence[int] = ()
+    ) -> int:
         if self._batch is not None:
             batch, self._batch = self._batch, None
             await self._store.learn(self._ns, batch)
-        return await self._inner.candidate_at(found, count, offset)
+        return await self._inner.candidate_at(found, count, offset, excluding)
 
 
 async def test_a_batch_learned_between_the_reads_of_a_step_is_read_again(tmp_path: Path) -> None:
