@@ -245,8 +245,9 @@ code { background: #1e1f22; border-radius: 3px; padding: 0 3px;
 .primary { background: #5865f2; } .secondary { background: #4e5058; }
 .success { background: #248046; } .danger { background: #da373c; }
 .disabled { opacity: .5; }
-@media (max-width: 500px) { .msg { padding-left: 56px; } .avatar { left: 8px; }
-  .reply { margin-left: -8px; } }
+@media (max-width: 500px) { .msg { padding: 8px 8px 16px 52px; } .avatar { left: 6px; }
+  .reply { margin-left: -8px; } .embed { padding: 6px 8px 12px 8px; }
+  pre { font-size: 11.5px; padding: 5px; } }
 """
 
 
