@@ -1,4 +1,4 @@
-"""SQLite storage: the only module that speaks SQL.
+"""The SQLite backend of :class:`bot.store.base.Store` (the embedded default).
 
 One file holds many independent models, one per *namespace* (a Discord server, the CLI,
 a bundled corpus). Every row is reachable only through its namespace, so no query can
@@ -33,16 +33,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
-import hashlib
 import json
 import logging
 import os
 import sqlite3
 import time
-import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from itertools import chain
@@ -63,8 +60,6 @@ from bot.core.model import (
     Found,
     MemoryModel,
     UnknownStart,
-    anchor_windows,
-    contribution,
     copy_in,
     copy_probes,
     pack,
@@ -72,20 +67,33 @@ from bot.core.model import (
 )
 from bot.core.sampling import CountClass
 from bot.services.tasks import create_task
+from bot.store.base import (
+    AfterLearning,
+    Incoming,
+    LearnResult,
+    Namespace,
+    Statement,
+    Stats,
+    Store,
+    StoredMessage,
+    Transitions,
+)
 from bot.store.errors import StoreError, newer_schema, open_error
+from bot.store.guilds import SAVE_BACKFILL, backfill_row
+from bot.store.kernels import (
+    BUILDER,
+    anchor,
+    anchor_rows,
+    anchors,
+    chunks,
+    class_moves,
+    decode_bodies,
+    grams,
+    memory_model,
+)
 from bot.store.schema import MIGRATIONS, SCHEMA_VERSION
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "Incoming",
-    "LearnResult",
-    "Namespace",
-    "Stats",
-    "Store",
-    "StoreError",
-    "StoreModel",
-    "message_key",
-]
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "StoreError", "StoreModel"]
 
 log = logging.getLogger(__name__)
 
@@ -99,69 +107,7 @@ _WIPE_RETRY_MAX = 2.0  # seconds between attempts while a reader blocks the chec
 _CHECKPOINT_BUSY_MS = 100
 
 
-Transitions = Counter[tuple[int, ...]]
 T = TypeVar("T")
-
-
-def message_key(*parts: object) -> int:
-    """A stable 63-bit id for a message that has no Discord id (a line of a file)."""
-    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
-
-
-@dataclass(frozen=True, slots=True)
-class Namespace:
-    id: int
-    name: str
-    order: int
-
-
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """A message to learn: its tokens, already produced by :func:`bot.core.tokenize.tokenize`."""
-
-    id: int
-    tokens: Sequence[str]
-    author: int | None = None
-    channel: int | None = None  # for a thread, its parent channel
-    created: float | None = None
-    thread: int | None = None  # the thread it was posted in, if any
-
-
-@dataclass(frozen=True, slots=True)
-class LearnResult:
-    learned: int
-    duplicates: int  # already learned under the same id: counted once
-    empty: int  # nothing to learn (no words)
-    tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class Stats:
-    messages: int
-    tokens: int
-    vocabulary: int
-    contexts: int
-    order: int
-    top_words: list[tuple[str, int]]
-    channels: list[tuple[int | None, int]]
-    authors: int
-    database_bytes: int
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _anchor(window: bytes) -> int:
-    """An anchor's key: a 31-bit hash of a packed window (a collision costs one check)."""
-    return zlib.crc32(window) >> 1
-
-
-def _anchors(body: bytes) -> list[int]:
-    """Keys of every fifth ANCHOR-token window of a packed message."""
-    return [_anchor(w) for w in anchor_windows(body)]
 
 
 _SLICE = 20_000  # transitions per statement when learning
@@ -183,29 +129,6 @@ def _insert_rows(
         conn.execute(sql, flat[full:])
 
 
-def _class_moves(group: Any, old: Any, new: Any) -> tuple[Any, Any]:
-    """How the count classes change when transitions go from ``old`` to ``new`` counts:
-    (context << 32 | count, change in size) per class that changes, in key order."""
-    import numpy as np
-
-    leave, join = np.flatnonzero(old > 0), np.flatnonzero(new > 0)
-    key = np.empty(len(leave) + len(join), dtype=np.int64)
-    key[: len(leave)] = (group[leave].astype(np.int64) << 32) | old[leave]
-    key[len(leave) :] = (group[join].astype(np.int64) << 32) | new[join]
-    step = np.ones(len(key), dtype=np.int8)
-    step[: len(leave)] = -1
-    del leave, join
-    order = np.argsort(key, kind="stable")
-    key, step = key[order], step[order]
-    del order
-    if not len(key):
-        return key, key
-    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
-    sizes = np.add.reduceat(step, starts, dtype=np.int64)
-    changed = sizes != 0
-    return key[starts][changed], sizes[changed]
-
-
 def _json_ints(values: Any) -> str:
     """A numpy integer array as a JSON array (a list's repr is one, and quicker to make)."""
     return repr(values.tolist())
@@ -218,39 +141,6 @@ def _ints(text: str) -> Any:
     if text == "[]":
         return np.zeros(0, dtype=np.int64)
     return np.fromstring(text[1:-1], dtype=np.int64, sep=",")
-
-
-def _anchor_rows(bodies: dict[int, bytes]) -> list[int]:
-    """(anchor, message id) of every message, laid end to end in key order (neighbouring
-    B-tree pages)."""
-    import numpy as np
-
-    grams = [(g, mid) for mid, body in bodies.items() for g in _anchors(body)]
-    if not grams:
-        return []
-    pairs = np.array(grams, dtype=np.int64)
-    flat: list[int] = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))].ravel().tolist()
-    return flat
-
-
-#: Builds selections one at a time: the work is Python, holding the GIL, so each thread
-#: building one at once takes a share of it from the event loop (three at once held up
-#: an unrelated command for 2 s); queued, they leave the loop half of it.
-_BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="markov-selection")
-
-
-def _decode_bodies(rows: Iterable[Any]) -> tuple[list[list[int]], str]:
-    """Stored message bodies as token ids, newest first, and a JSON list of their words."""
-    sequences = [unpack(bytes(r[0])) for r in rows]
-    return sequences, json.dumps(sorted({t for s in sequences for t in s}))
-
-
-def _memory_model(order: int, sequences: list[list[int]], spelled: Iterable[Any]) -> MemoryModel:
-    """A model of ``sequences`` (newest first) learned oldest first, in words."""
-    names = {int(i): str(t) for i, t in spelled}
-    model = MemoryModel(order)
-    model.learn_all([names.get(t, "?") for t in seq] for seq in reversed(sequences))
-    return model
 
 
 #: The words of a JSON list of vocabulary ids (``+ns``: the id is the better index).
@@ -268,86 +158,13 @@ async def _in_writer_thread(db: aiosqlite.Connection, job: Callable[..., T], *ar
     return await run(job, db._conn, *args)
 
 
-@dataclass(slots=True)
-class _Grams:
-    """A batch's transitions whose contexts have ``k`` tokens, in primary key order."""
-
-    k: int
-    contexts: Any  # (contexts, k) uint32 array: the distinct contexts, in order
-    group: Any  # per transition: the index of its context in ``contexts``
-    next: Any  # per transition: the next token
-    n: Any  # per transition: the signed count to add
-
-
-def _grams(bodies: Sequence[bytes], order: int, sign: int) -> list[_Grams]:
-    """:func:`contribution` of packed messages, sign applied: one :class:`_Grams` per
-    context length, in the order of the ``transitions`` primary key.
-
-    The same counts as ``contribution`` (``Store.check`` compares the stored counts with
-    it), computed with numpy: the messages are laid end to end between markers, and the
-    windows of k + 1 tokens whose context holds no end marker are sorted and counted. The
-    sort is SQLite's key order (memcmp of the little-endian packed context, then next), so
-    a batch walks the B-trees in order instead of jumping around.
-    """
-    import numpy as np
-
-    lengths = np.fromiter(map(len, bodies), dtype=np.int64, count=len(bodies)) // 4
-    size = int(lengths.sum()) + 2 * len(bodies)
-    if size >= 2**30:
-        raise ValueError("batch too large")
-    bos = np.cumsum(lengths + 2) - (lengths + 2)
-    eos = bos + lengths + 1
-    body = np.ones(size, dtype=bool)
-    body[bos] = False
-    body[eos] = False
-    stream = np.empty(size, dtype=np.uint32)
-    stream[bos] = BOS
-    stream[eos] = EOS
-    stream[body] = np.frombuffer(b"".join(bodies), dtype="<u4")
-    del body
-    # memcmp order of a little-endian uint32 is the numeric order of its byte-swapped value
-    swapped = stream.byteswap()
-    out = []
-    for k in range(1, order + 1):
-        n = size - k
-        keep = stream[:n] != EOS
-        for i in range(1, k):
-            keep &= stream[i : i + n] != EOS
-        at = np.flatnonzero(keep).astype(np.int32)  # size < 2**30: int32 halves the memory
-        del keep
-        # np.lexsort sorts by its last key first: the context's first token, ..., next
-        keys = [stream[at + k], *(swapped[at + i] for i in range(k - 1, -1, -1))]
-        at = at[np.lexsort(keys)]
-        del keys
-        columns = [stream[at + i] for i in range(k + 1)]
-        new_context = np.ones(len(at), dtype=bool)
-        new_row = np.ones(len(at), dtype=bool)
-        if len(at) > 1:
-            differs = columns[0][1:] != columns[0][:-1]
-            for column in columns[1:k]:
-                differs |= column[1:] != column[:-1]
-            new_context[1:] = differs
-            new_row[1:] = differs | (columns[k][1:] != columns[k][:-1])
-        first = np.flatnonzero(new_row)
-        starts = np.flatnonzero(new_context)
-        out.append(
-            _Grams(
-                k=k,
-                contexts=np.stack([c[starts] for c in columns[:k]], axis=1).astype("<u4"),
-                group=np.cumsum(new_context, dtype=np.int32)[first] - 1,
-                next=columns[k][first],
-                n=(np.diff(np.append(first, len(at))) * sign).astype(np.int32),
-            )
-        )
-        del at, columns, new_context, new_row, first, starts
-    return out
-
-
-class Store:
-    """The SQLite file. Open with :meth:`open`, close with :meth:`close`."""
+class SQLiteStore(Store):
+    """The SQLite file. Open with :func:`bot.store.open_store`, close with :meth:`close`."""
 
     def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
         self.path = path
+        self.where = str(path)
+        self._exclusive: dict[str, asyncio.Lock] = {}
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
@@ -357,7 +174,7 @@ class Store:
     # ------------------------------------------------------------------ lifecycle
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str]) -> Store:
+    async def open_file(cls, path: str | os.PathLike[str]) -> SQLiteStore:
         """Open (creating with owner-only permissions) and migrate the database.
 
         A file that cannot serve as the database (not one, damaged, from a newer version,
@@ -374,7 +191,7 @@ class Store:
             raise problem from e
 
     @classmethod
-    async def _open(cls, file: Path) -> Store:
+    async def _open(cls, file: Path) -> SQLiteStore:
         # Once at start-up, before the bot answers anything: a blocking check is harmless.
         if str(file) != ":memory:" and not file.exists():  # noqa: ASYNC240
             file.parent.mkdir(parents=True, exist_ok=True)
@@ -566,14 +383,8 @@ class Store:
         ns: Namespace,
         batch: Sequence[Incoming],
         *,
-        also: Callable[[sqlite3.Connection, LearnResult], None] | None = None,
+        also: AfterLearning | None = None,
     ) -> LearnResult:
-        """Learn a batch of messages in one transaction; ids already learned are skipped.
-
-        ``also(connection, result)`` runs in the same transaction (in the writer's thread),
-        so a caller's bookkeeping, such as a backfill's saved position, commits with the
-        counts it describes or not at all.
-        """
         if not batch and also is None:
             return LearnResult(0, 0, 0, 0)
         async with self._transaction() as db:
@@ -584,11 +395,11 @@ class Store:
         conn: sqlite3.Connection,
         ns: Namespace,
         batch: Sequence[Incoming],
-        also: Callable[[sqlite3.Connection, LearnResult], None] | None,
+        also: AfterLearning | None,
     ) -> LearnResult:
         result = self._learn(conn, ns, batch) if batch else LearnResult(0, 0, 0, 0)
         if also is not None:
-            also(conn, result)
+            conn.execute(SAVE_BACKFILL, backfill_row(also(result)))
         return result
 
     # The write path runs as one job in the writer connection's own thread: SQLite works
@@ -629,7 +440,7 @@ class Store:
             "INSERT OR IGNORE INTO anchors (ns, gram, msg) VALUES ",
             f"({int(ns.id)}, ?, ?)",
             2,
-            _anchor_rows(bodies),
+            anchor_rows(bodies),
         )
         self._apply(conn, ns, list(bodies.values()), +1)
         return LearnResult(len(fresh), duplicates, empty, sum(map(len, bodies.values())) // 4)
@@ -677,15 +488,13 @@ class Store:
             "FROM json_each(?4) j CROSS JOIN transitions t ON t.ns = ?1 "
             "AND t.ctx = substr(?2, j.key * ?3 + 1, ?3) AND t.next = j.value >> 31"
         )
-        for grams in _grams(bodies, ns.order, sign):
-            width, size = 4 * grams.k, len(grams.next)
+        for g in grams(bodies, ns.order, sign):
+            width, size = 4 * g.k, len(g.next)
             old = np.zeros(size, dtype=np.int64)
             for i in range(0, size, _SLICE):
                 j = min(size, i + _SLICE)
-                contexts = grams.contexts[grams.group[i:j]].tobytes()
-                values = _json_ints(
-                    (grams.next[i:j].astype(np.int64) << 31) | (grams.n[i:j] + 2**30)
-                )
+                contexts = g.contexts[g.group[i:j]].tobytes()
+                values = _json_ints((g.next[i:j].astype(np.int64) << 31) | (g.n[i:j] + 2**30))
                 args = (ns.id, contexts, width, values)
                 # The counts these transitions have now (those that exist), then the new.
                 at, counts = conn.execute(
@@ -699,26 +508,26 @@ class Store:
                     "ON CONFLICT (ns, ctx, next) DO UPDATE SET count = count + excluded.count",
                     args,
                 )
-            new = old + grams.n
+            new = old + g.n
             if sign < 0:
                 gone = np.flatnonzero(new <= 0)
-                contexts = grams.contexts[grams.group[gone]].tobytes()
+                contexts = g.contexts[g.group[gone]].tobytes()
                 conn.executemany(
                     "DELETE FROM transitions WHERE ns = ? AND ctx = ? AND next = ?",
                     [
                         (ns.id, contexts[width * r : width * (r + 1)], int(t))
-                        for r, t in enumerate(grams.next[gone])
+                        for r, t in enumerate(g.next[gone])
                     ],
                 )
             # Count classes move set-wise: every candidate whose count changes leaves the
             # class of its old count and joins the class of its new one. Moves that cancel
             # out within a context are dropped; a class emptied by them is deleted by the
             # trigger classes_empty.
-            moves, sizes = _class_moves(grams.group, old, new)
+            moves, sizes = class_moves(g.group, old, new)
             del old, new
             for i in range(0, len(moves), _SLICE):
                 part = moves[i : i + _SLICE]
-                contexts = grams.contexts[part >> 32].tobytes()  # part: context << 32 | count
+                contexts = g.contexts[part >> 32].tobytes()  # part: context << 32 | count
                 values = ((part & 0xFFFFFFFF) << 32) | (sizes[i : i + _SLICE] + 2**31)
                 conn.execute(
                     "INSERT INTO classes (ns, ctx, count, size) "
@@ -762,7 +571,7 @@ class Store:
 
     async def _forget_ids(self, ns: Namespace, ids: list[int]) -> int:
         forgotten = 0
-        for batch in _chunks(ids, 5_000):
+        for batch in chunks(ids, 5_000):
             async with self._transaction() as db:
                 forgotten += await _in_writer_thread(db, self._forget_batch, ns, batch)
         if forgotten:
@@ -780,7 +589,7 @@ class Store:
         self._apply(conn, ns, [b for _, b in blobs], -1)
         conn.executemany(
             "DELETE FROM anchors WHERE ns = ? AND gram = ? AND msg = ?",
-            [(ns.id, g, mid) for mid, b in blobs for g in _anchors(b)],
+            [(ns.id, g, mid) for mid, b in blobs for g in anchors(b)],
         )
         conn.executemany(
             "DELETE FROM messages WHERE ns = ? AND id = ?", [(ns.id, m) for m, _ in blobs]
@@ -856,12 +665,15 @@ class Store:
         """Learned words starting with ``prefix`` (any case), most frequent first."""
         folded = prefix.strip().casefold()
         if not folded:
-            sql = "SELECT token FROM vocab WHERE ns = ? AND count > 0 ORDER BY count DESC LIMIT ?"
+            sql = (
+                "SELECT token FROM vocab WHERE ns = ? AND count > 0 "
+                "ORDER BY count DESC, id DESC LIMIT ?"
+            )
             args: tuple[Any, ...] = (ns.id, limit)
         else:
             sql = (
                 "SELECT token FROM vocab WHERE ns = ? AND folded >= ? AND folded < ? "
-                "AND count > 0 ORDER BY count DESC LIMIT ?"
+                "AND count > 0 ORDER BY count DESC, id DESC LIMIT ?"
             )
             args = (ns.id, folded, folded + "\U0010ffff", limit)
         async with self._reader.execute(sql, args) as cur:
@@ -883,13 +695,14 @@ class Store:
             db, "SELECT COUNT(DISTINCT author) FROM messages WHERE ns = ?", ns.id
         )
         sql = (
-            "SELECT token, count FROM vocab WHERE ns = ? AND count > 0 ORDER BY count DESC LIMIT ?"
+            "SELECT token, count FROM vocab WHERE ns = ? AND count > 0 "
+            "ORDER BY count DESC, id DESC LIMIT ?"
         )
         async with db.execute(sql, (ns.id, top)) as cur:
             top_words = [(str(t), int(c)) async for t, c in cur]
         sql = (
             "SELECT channel, COUNT(*) FROM messages WHERE ns = ? GROUP BY channel "
-            "ORDER BY COUNT(*) DESC LIMIT ?"
+            "ORDER BY COUNT(*) DESC, channel LIMIT ?"
         )
         async with db.execute(sql, (ns.id, top)) as cur:
             channels = [(None if c is None else int(c), int(n)) async for c, n in cur]
@@ -931,16 +744,9 @@ class Store:
         sql = f"SELECT tokens FROM messages WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
         loop = asyncio.get_running_loop()
         rows = await self._reader.execute_fetchall(sql, (*args, limit))
-        sequences, wanted = await loop.run_in_executor(_BUILDER, _decode_bodies, rows)
+        sequences, wanted = await loop.run_in_executor(BUILDER, decode_bodies, rows)
         spelled = await self._reader.execute_fetchall(_SPELL, (ns.id, wanted))
-        return await loop.run_in_executor(_BUILDER, _memory_model, ns.order, sequences, spelled)
-
-    async def recount(self, ns: Namespace) -> tuple[Transitions, Transitions]:
-        """(stored transition counts, counts recomputed from the stored messages).
-
-        Equal in a consistent database; used by tests and by :meth:`check`.
-        """
-        return await self._stored_transitions(ns), contribution(await self._sequences(ns), ns.order)
+        return await loop.run_in_executor(BUILDER, memory_model, ns.order, sequences, spelled)
 
     async def _stored_transitions(self, ns: Namespace) -> Transitions:
         stored: Transitions = Counter()
@@ -954,15 +760,13 @@ class Store:
         sql = "SELECT tokens FROM messages WHERE ns = ?"
         return [unpack(bytes(b)) for (b,) in await self._reader.execute_fetchall(sql, (ns.id,))]
 
-    async def check(self, ns: Namespace, *, recount: bool = True) -> list[str]:
-        """What is inconsistent in a namespace's model: an empty list when nothing is.
+    async def _vocab_counts(self, ns: Namespace) -> dict[int, int]:
+        rows = await self._reader.execute_fetchall(
+            "SELECT id, count FROM vocab WHERE ns = ?", (ns.id,)
+        )
+        return {int(i): int(c) for i, c in rows}
 
-        The count classes must be exactly the histogram of every context's transition
-        counts (sampling reads the classes), and every count positive. With ``recount``,
-        the transitions and word counts must also be exactly what the stored messages
-        contribute; that part holds the whole model in memory, like :meth:`recount`.
-        """
-        problems: list[str] = []
+    async def _class_mismatches(self, ns: Namespace) -> list[tuple[bytes, int, int, int]]:
         sql = (
             "WITH h AS MATERIALIZED (SELECT ctx, count, COUNT(*) AS n FROM transitions "
             "WHERE ns = ?1 GROUP BY ctx, count) "
@@ -972,37 +776,50 @@ class Store:
             "AND NOT EXISTS (SELECT 1 FROM h WHERE h.ctx = c.ctx AND h.count = c.count) "
             "LIMIT 20"
         )
-        for ctx, count, n, size in await self._reader.execute_fetchall(sql, (ns.id,)):
-            problems.append(
-                f"context {unpack(bytes(ctx))}: {n} candidates seen {count} times, "
-                f"but its count class says {size or 0}"
-            )
+        rows = await self._reader.execute_fetchall(sql, (ns.id,))
+        return [(bytes(c), int(k), int(n), int(z or 0)) for c, k, n, z in rows]
+
+    async def _nonpositive(self, ns: Namespace) -> int:
         sql = "SELECT COUNT(*) FROM transitions WHERE ns = ? AND count <= 0"
-        if bad := await _scalar(self._reader, sql, ns.id):
-            problems.append(f"{bad} transitions have a count of 0 or less")
-        if recount:
-            sequences = await self._sequences(ns)  # read once for both checks below
-            stored = await self._stored_transitions(ns)
-            expected = contribution(sequences, ns.order)
-            wrong = sorted(k for k in stored.keys() | expected.keys() if stored[k] != expected[k])
-            if wrong:
-                problems.append(
-                    f"{len(wrong)} transition counts differ from what the stored messages "
-                    f"contribute, e.g. {[(k, stored[k], expected[k]) for k in wrong[:3]]}"
-                )
-            words = Counter(chain.from_iterable(sequences))
-            sql = "SELECT id, count FROM vocab WHERE ns = ?"
-            rows = await self._reader.execute_fetchall(sql, (ns.id,))
-            vocab = {int(i): int(c) for i, c in rows}
-            wrong_words = sorted(
-                t for t in words.keys() | vocab.keys() if words[t] != vocab.get(t, 0)
-            )
-            if wrong_words:
-                problems.append(
-                    f"{len(wrong_words)} word counts differ from the stored messages, e.g. "
-                    f"{[(t, vocab.get(t), words[t]) for t in wrong_words[:3]]}"
-                )
-        return problems
+        return int(await _scalar(self._reader, sql, ns.id))
+
+    # ------------------------------------------------------------------ settings, copies
+
+    async def settings_rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        async with self._reader.execute(sql, args) as cur:
+            return [tuple(r) for r in await cur.fetchall()]
+
+    async def settings_write(self, statements: Sequence[Statement]) -> None:
+        async with self._transaction() as db:
+            for sql, args in statements:
+                await db.execute(sql, tuple(args))
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        # One process writes a SQLite file; within it, one task at a time. (A second
+        # process would only repeat the work: learning is idempotent by message id.)
+        async with self._exclusive.setdefault(name, asyncio.Lock()):
+            yield
+
+    async def messages(self, ns: Namespace) -> AsyncIterator[list[StoredMessage]]:
+        after = None
+        sql = (
+            "SELECT id, author, channel, created, thread, tokens FROM messages "
+            "WHERE ns = ? AND (? IS NULL OR id > ?) ORDER BY id LIMIT 2000"
+        )
+        while True:
+            rows = list(await self._reader.execute_fetchall(sql, (ns.id, after, after)))
+            if not rows:
+                return
+            bodies = [unpack(bytes(r[5])) for r in rows]
+            wanted = json.dumps(sorted({t for b in bodies for t in b}))
+            spelled = await self._reader.execute_fetchall(_SPELL, (ns.id, wanted))
+            names = {int(i): str(t) for i, t in spelled}
+            yield [
+                StoredMessage(int(r[0]), [names[t] for t in b], r[1], r[2], r[3], r[4])
+                for r, b in zip(rows, bodies, strict=True)
+            ]
+            after = int(rows[-1][0])
 
 
 async def _scalar(db: aiosqlite.Connection, sql: str, *args: Any) -> Any:
@@ -1206,7 +1023,7 @@ class StoreModel:
         probe(
             "SELECT tokens FROM messages WHERE ns = ?1 AND id IN (SELECT DISTINCT msg FROM "
             "anchors WHERE ns = ?1 AND gram IN ({}))",
-            sorted({_anchor(w) for w in probes.windows}),
+            sorted({anchor(w) for w in probes.windows}),
         )
         probe(
             "SELECT DISTINCT tokens FROM messages WHERE ns = ?1 AND substr(tokens, 1, 16) IN ({})",
