@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import difflib
 import json
 import logging
 import os
@@ -41,7 +40,6 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,23 +47,12 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.core.model import (
-    BOS,
     DEFAULT_ORDER,
-    END_LABEL,
-    EOS,
     MAX_ORDER,
-    NO_COPY,
-    START_LABEL,
-    Copy,
-    Found,
     MemoryModel,
-    UnknownStart,
-    copy_in,
-    copy_probes,
     pack,
     unpack,
 )
-from bot.core.sampling import CountClass
 from bot.services.tasks import create_task
 from bot.store.base import (
     AfterLearning,
@@ -82,7 +69,6 @@ from bot.store.errors import StoreError, newer_schema, open_error
 from bot.store.guilds import SAVE_BACKFILL, backfill_row
 from bot.store.kernels import (
     BUILDER,
-    anchor,
     anchor_rows,
     anchors,
     chunks,
@@ -91,6 +77,7 @@ from bot.store.kernels import (
     grams,
     memory_model,
 )
+from bot.store.reading import PER_PROBE, SMALL, StoredModel
 from bot.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "StoreError", "StoreModel"]
@@ -98,7 +85,6 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore", "StoreError", "StoreModel"]
 log = logging.getLogger(__name__)
 
 # Which of a list of message ids (a JSON array) are stored: one statement for any number.
-_PER_PROBE = 64  # messages read per kind of originality probe: the check's cost is bounded
 _KNOWN_IDS = "SELECT id FROM messages WHERE ns = ? AND id IN (SELECT value FROM json_each(?))"
 _PURGE, _DROP = 1, 2  # namespaces.purging: what a recorded purge must finish
 _BUSY_MS = 5000  # how long a write waits for another process's lock
@@ -841,37 +827,17 @@ def _statements(script: str) -> list[str]:
     return out
 
 
-_SMALL = 64  # candidates a lookup returns with the classes
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    """What :class:`StoreModel` keeps in :attr:`Found.handle`."""
-
-    key: bytes  # classes.ctx / transitions.ctx
-    candidates: tuple[tuple[int, int], ...] | None  # (next, count) by next, if few
-
-
-class StoreModel:
-    """:class:`bot.core.model.ModelReader` over one namespace of the store.
-
-    Every method is one round trip to the reader thread. A context with at most
-    ``_SMALL`` candidates (nearly all of them) comes back from :meth:`lookup` whole, so
-    drawing from it needs no second trip.
-    """
+class StoreModel(StoredModel):
+    """:class:`bot.core.model.ModelReader` over one namespace, on the reader connection."""
 
     def __init__(self, db: aiosqlite.Connection, ns: Namespace) -> None:
+        super().__init__(ns)
         self._db = db
-        self.ns = ns
 
-    @property
-    def order(self) -> int:
-        return self.ns.order
+    async def _rows(self, sql: str, *args: Any) -> list[Any]:
+        return list(await self._db.execute_fetchall(sql, args))
 
-    async def lookup(self, context: Sequence[int]) -> Found | None:
-        context = tuple(context[-self.ns.order :])
-        keys = [pack(context[i:]) for i in range(len(context))]
-        # The longest known suffix, its count classes and, if few, its candidates.
+    async def _lookup_rows(self, keys: list[bytes]) -> list[Any]:
         marks = ",".join(f"?{i}" for i in range(3, 3 + len(keys)))
         best = (
             f"(SELECT ctx FROM classes WHERE ns = ?1 AND ctx IN ({marks}) "
@@ -882,134 +848,65 @@ class StoreModel:
             "UNION ALL SELECT NULL, * FROM (SELECT next, count FROM transitions "
             f"WHERE ns = ?1 AND ctx = {best} ORDER BY next LIMIT ?2)"
         )
-        rows = await self._db.execute_fetchall(sql, (self.ns.id, _SMALL + 1, *keys))
-        classes = sorted(
-            (CountClass(int(c), int(s)) for k, c, s in rows if k is not None),
-            key=lambda c: -c.count,
-        )
-        if not classes:
-            return None
-        key = next(bytes(k) for k, _, _ in rows if k is not None)
-        candidates = [(int(t), int(c)) for k, t, c in rows if k is None]
-        few = tuple(candidates) if len(candidates) <= _SMALL else None
-        return Found(_Context(key, few), tuple(unpack(key)), tuple(classes))
+        return await self._rows(sql, self.ns.id, SMALL + 1, *keys)
 
-    async def candidate_at(self, found: Found, count: int, offset: int) -> int:
-        context = found.handle
-        assert isinstance(context, _Context)
-        if context.candidates is not None:
-            same = [t for t, c in context.candidates if c == count]
-            if offset < len(same):
-                return same[offset]
-            raise LookupError("candidate vanished while sampling")
-        if not context.key:  # order 0: the vocabulary, in learning (id) order among equals
+    async def _at(self, key: bytes, count: int, offset: int) -> int | None:
+        if not key:  # order 0: the vocabulary
             sql = "SELECT id FROM vocab WHERE ns = ? AND count = ? ORDER BY id LIMIT 1 OFFSET ?"
-            rows = await self._db.execute_fetchall(sql, (self.ns.id, count, offset))
-            if not rows:
-                raise LookupError("candidate vanished while sampling")
-            return int(next(iter(rows))[0])
-        # Learning order among equals is token id order: the primary key's order.
-        sql = (
-            "SELECT next FROM transitions WHERE ns = ? AND ctx = ? AND count = ? "
-            "ORDER BY next LIMIT 1 OFFSET ?"
-        )
-        rows = await self._db.execute_fetchall(sql, (self.ns.id, context.key, count, offset))
-        if not rows:
-            raise LookupError("candidate vanished while sampling")
-        return int(next(iter(rows))[0])
-
-    async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
-        context = found.handle
-        assert isinstance(context, _Context)
-        if not context.key:
+            rows = await self._rows(sql, self.ns.id, count, offset)
+        else:
             sql = (
-                "SELECT id, count FROM vocab WHERE ns = ? AND count > 0 "
+                "SELECT next FROM transitions WHERE ns = ? AND ctx = ? AND count = ? "
+                "ORDER BY next LIMIT 1 OFFSET ?"
+            )
+            rows = await self._rows(sql, self.ns.id, key, count, offset)
+        return int(rows[0][0]) if rows else None
+
+    async def _top(self, key: bytes, least: int, limit: int | None) -> list[Any]:
+        limit_arg = -1 if limit is None else limit
+        if not key:
+            sql = (
+                "SELECT id, count FROM vocab WHERE ns = ? AND count >= ? "
                 "ORDER BY count DESC, id LIMIT ?"
             )
-            limit_arg = -1 if limit is None else limit
-            rows = await self._db.execute_fetchall(sql, (self.ns.id, limit_arg))
-            return [(int(n), int(c)) for n, c in rows]
-        if context.candidates is not None:
-            ranked = sorted(context.candidates, key=lambda tc: (-tc[1], tc[0]))
-            return ranked if limit is None else ranked[:limit]
-        # Only the classes that hold the first ``limit`` candidates need sorting.
-        least, seen = 0, 0
-        for cls in found.classes:
-            least, seen = cls.count, seen + cls.size
-            if limit is not None and seen >= limit:
-                break
+            return await self._rows(sql, self.ns.id, least, limit_arg)
         sql = (
             "SELECT next, count FROM transitions WHERE ns = ? AND ctx = ? AND count >= ? "
             "ORDER BY count DESC, next LIMIT ?"
         )
-        args = (self.ns.id, context.key, least, -1 if limit is None else limit)
-        return [(int(n), int(c)) for n, c in await self._db.execute_fetchall(sql, args)]
+        return await self._rows(sql, self.ns.id, key, least, limit_arg)
 
-    async def unigram(self) -> Found | None:
+    async def _unigram_rows(self) -> list[Any]:
         sql = "SELECT count, COUNT(*) FROM vocab WHERE ns = ? AND count > 0 GROUP BY count"
-        rows = await self._db.execute_fetchall(sql, (self.ns.id,))
-        classes = tuple(
-            sorted((CountClass(int(c), int(n)) for c, n in rows), key=lambda c: -c.count)
-        )
-        return Found(_Context(b"", None), (), classes) if classes else None
+        return await self._rows(sql, self.ns.id)
 
-    async def count_of(self, found: Found, token: int) -> int:
-        context = found.handle
-        assert isinstance(context, _Context)
-        if not context.key:
-            return 0  # order 0 holds words only, never the end marker
-        if context.candidates is not None:
-            return next((c for t, c in context.candidates if t == token), 0)
+    async def _count(self, key: bytes, token: int) -> int:
         sql = "SELECT count FROM transitions WHERE ns = ? AND ctx = ? AND next = ?"
-        rows = await self._db.execute_fetchall(sql, (self.ns.id, context.key, token))
-        return int(next(iter(rows))[0]) if rows else 0
+        rows = await self._rows(sql, self.ns.id, key, token)
+        return int(rows[0][0]) if rows else 0
 
-    async def resolve(self, words: Sequence[str]) -> list[int]:
-        out: list[int] = []
-        # The exact spelling, else the most frequent one ignoring case: one round trip.
+    async def _resolve_one(self, word: str) -> int | None:
         sql = (
             "SELECT id FROM vocab WHERE ns = ?1 AND token = ?2 AND count > 0 UNION ALL "
             "SELECT * FROM (SELECT id FROM vocab WHERE ns = ?1 AND folded = ?3 AND count > 0 "
-            "ORDER BY count DESC LIMIT 1) LIMIT 1"
+            "ORDER BY count DESC, id LIMIT 1) LIMIT 1"
         )
-        for word in words:
-            rows = await self._db.execute_fetchall(sql, (self.ns.id, word, word.casefold()))
-            token = next(iter(rows))[0] if rows else None
-            if token is None:
-                raise UnknownStart(words, await self.suggest(word))
-            out.append(int(token))
-        return out
+        rows = await self._rows(sql, self.ns.id, word, word.casefold())
+        return int(rows[0][0]) if rows else None
 
-    async def suggest(self, word: str, n: int = 5) -> list[str]:
-        """Known words spelled like ``word``: frequent words sharing its first letter."""
-        folded = word.casefold()
+    async def _spellings(self, head: str) -> list[str]:
         sql = (
             "SELECT token FROM vocab WHERE ns = ? AND folded >= ? AND folded < ? AND count > 0 "
-            "ORDER BY count DESC LIMIT 2000"
+            "ORDER BY count DESC, id LIMIT 2000"
         )
-        head = folded[:1]
-        async with self._db.execute(sql, (self.ns.id, head, head + "\U0010ffff")) as cur:
-            pool = [str(r[0]) async for r in cur]
-        by_fold: dict[str, str] = {}
-        for token in pool:
-            by_fold.setdefault(token.casefold(), token)
-        close = difflib.get_close_matches(folded, list(by_fold), n=n, cutoff=0.6)
-        return [by_fold[c] for c in close]
+        return [str(r[0]) for r in await self._rows(sql, self.ns.id, head, head + "\U0010ffff")]
 
-    async def spell(self, tokens: Sequence[int]) -> list[str]:
-        names = {BOS: START_LABEL, EOS: END_LABEL}
-        wanted = json.dumps(sorted({t for t in tokens if t not in names}))
-        rows = await self._db.execute_fetchall(_SPELL, (self.ns.id, wanted))
-        names.update((int(i), str(t)) for i, t in rows)
-        return [names.get(t, "?") for t in tokens]
+    async def _spell_rows(self, ids: list[int]) -> list[Any]:
+        return await self._rows(_SPELL, self.ns.id, json.dumps(ids))
 
-    async def copy_of(self, tokens: Sequence[int], at_least: int) -> Copy:
-        """One round trip reading at most a few hundred candidate messages, whatever the
-        corpus: those :func:`bot.core.model.copy_probes` points to through the anchors and the
-        indexes on each message's first and last 4 tokens."""
-        if not tokens:
-            return NO_COPY
-        probes = copy_probes(tokens, at_least)
+    async def _copy_rows(
+        self, grams: list[int], heads: list[bytes], tails: list[bytes]
+    ) -> list[Any]:
         sql: list[str] = []
         args: list[Any] = [self.ns.id]
 
@@ -1017,21 +914,20 @@ class StoreModel:
             if values:
                 marks = ",".join(f"?{i}" for i in range(len(args) + 1, len(args) + 1 + len(values)))
                 args.extend(values)
-                sql.append(f"SELECT * FROM ({select.format(marks)} LIMIT {_PER_PROBE})")
+                sql.append(f"SELECT * FROM ({select.format(marks)} LIMIT {PER_PROBE})")
 
-        # The expressions are the indexes' own (schema 4), so SQLite uses them.
+        # The expressions are the indexes' own (schema 5), so SQLite uses them.
         probe(
             "SELECT tokens FROM messages WHERE ns = ?1 AND id IN (SELECT DISTINCT msg FROM "
             "anchors WHERE ns = ?1 AND gram IN ({}))",
-            sorted({anchor(w) for w in probes.windows}),
+            grams,
         )
         probe(
             "SELECT DISTINCT tokens FROM messages WHERE ns = ?1 AND substr(tokens, 1, 16) IN ({})",
-            sorted(probes.heads),
+            heads,
         )
         probe(
             "SELECT DISTINCT tokens FROM messages WHERE ns = ?1 AND substr(tokens, -16) IN ({})",
-            sorted(probes.tails),
+            tails,
         )
-        rows = await self._db.execute_fetchall(" UNION ALL ".join(sql), args)
-        return copy_in(tokens, (bytes(r[0]) for r in rows), at_least)
+        return await self._rows(" UNION ALL ".join(sql), *args)
