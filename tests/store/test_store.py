@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # ---------------------------------------------------------------------------- helpers
 
 
-async def open_store(path: Path, *, burn_ids: bool = True) -> Store:
+async def open_store(path: Path | str, *, burn_ids: bool = True) -> Store:
     """A real store. Unless ``burn_ids`` is False, two throwaway words are learned first in
     their own namespace: a fresh database hands out vocabulary ids 1 and 2, which collide
     with the start and end markers (see test_first_words_learned_are_not_markers)."""
@@ -47,8 +47,9 @@ async def open_store(path: Path, *, burn_ids: bool = True) -> Store:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(tmp_path / "store.db")
+async def store(store_address: str) -> AsyncIterator[Store]:
+    """A store on each backend (a fresh SQLite file, a fresh PostgreSQL database)."""
+    s = await open_store(store_address)
     try:
         yield s
     finally:
