@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from bot.core.model import DEFAULT_ORDER, MemoryModel, ModelReader, contribution
 
@@ -40,6 +41,7 @@ __all__ = [
     "is_postgres_url",
     "message_key",
     "open_store",
+    "redacted",
 ]
 
 Transitions = Counter[tuple[int, ...]]
@@ -108,6 +110,16 @@ AfterLearning = Callable[[LearnResult], "Backfill"]
 
 #: One statement of server settings and its arguments, ``?`` marking each argument.
 Statement = tuple[str, Sequence[Any]]
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def is_postgres_url(address: str | os.PathLike[str]) -> bool:
@@ -206,6 +218,15 @@ class Store(ABC):
     ) -> MemoryModel: ...
 
     # copying a whole namespace (markov-bot migrate)
+    @abstractmethod
+    async def words(self, ns: Namespace) -> list[str]:
+        """The namespace's words in id order (the order they were first learned in)."""
+
+    @abstractmethod
+    async def reserve_words(self, ns: Namespace, words: Sequence[str]) -> None:
+        """Number ``words`` in this order before any message uses them (with no count), so
+        a copy orders equally frequent candidates as its source does."""
+
     @abstractmethod
     def messages(self, ns: Namespace) -> AsyncIterator[list[StoredMessage]]:
         """Every stored message of ``ns`` with its words, in pages, oldest id first."""

@@ -269,3 +269,37 @@ def _backfill(row: Any) -> Backfill:
         bool(done),
         None if failed is None else str(failed),
     )
+
+
+#: Every settings table and its columns: what a copy of the store carries over.
+SETTINGS_TABLES: dict[str, tuple[str, ...]] = {
+    "guilds": ("id", "consent", "retention_days", "removed_at"),
+    "channels": ("guild", "channel", "listen", "chatter"),
+    "members": ("guild", '"user"', "consent", "changed"),
+    "backfills": (
+        "guild",
+        "channel",
+        "before",
+        "remaining",
+        "read",
+        "learned",
+        "skipped",
+        "done",
+        "failed",
+    ),
+    "meta": ("key", "value"),
+}
+
+
+async def copy_settings(source: Store, dest: Store) -> int:
+    """Copy every settings row from ``source`` to ``dest`` in one transaction (rows already
+    there are replaced by the source's); returns how many rows."""
+    statements = []
+    for table, columns in SETTINGS_TABLES.items():
+        names = ", ".join(columns)
+        marks = ", ".join("?" * len(columns))
+        rows = await source.settings_rows(f"SELECT {names} FROM {table}")
+        statements += [(f"DELETE FROM {table}", ())]
+        statements += [(f"INSERT INTO {table} ({names}) VALUES ({marks})", r) for r in rows]
+    await dest.settings_write(statements)
+    return len(statements) - len(SETTINGS_TABLES)

@@ -29,7 +29,6 @@ from contextlib import asynccontextmanager
 from functools import lru_cache
 from itertools import chain
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -44,6 +43,7 @@ from bot.store.base import (
     Store,
     StoredMessage,
     Transitions,
+    redacted,
 )
 from bot.store.errors import StoreError
 from bot.store.guilds import SAVE_BACKFILL, backfill_row
@@ -60,7 +60,7 @@ from bot.store.kernels import (
 from bot.store.pg_schema import MIGRATIONS, SCHEMA_VERSION
 from bot.store.reading import PER_PROBE, SMALL, StoredModel
 
-__all__ = ["PostgresStore", "redacted"]
+__all__ = ["PostgresModel", "PostgresStore"]
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +75,6 @@ _NAMED_LOCK = 0x6D6C << 40
 
 # Slices of a blob of packed contexts, one per array element: $2 the blob, $3 its width.
 _CTX = "substring($2::bytea FROM ((b.i - 1) * $3::int + 1)::int FOR $3::int)"
-
-
-def redacted(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 @lru_cache(maxsize=256)
@@ -561,6 +551,14 @@ class PostgresStore(Store):
             wanted,
         )
         return await loop.run_in_executor(BUILDER, memory_model, ns.order, sequences, spelled)
+
+    async def words(self, ns: Namespace) -> list[str]:
+        rows = await self._pool.fetch("SELECT token FROM vocab WHERE ns = $1 ORDER BY id", ns.id)
+        return [str(r[0]) for r in rows]
+
+    async def reserve_words(self, ns: Namespace, words: Sequence[str]) -> None:
+        async with self._writing(ns.id) as conn:
+            await self._intern(conn, ns, Counter(dict.fromkeys(words, 0)))
 
     async def messages(self, ns: Namespace) -> AsyncIterator[list[StoredMessage]]:
         after: int | None = None

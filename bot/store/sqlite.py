@@ -787,6 +787,16 @@ class SQLiteStore(Store):
         async with self._exclusive.setdefault(name, asyncio.Lock()):
             yield
 
+    async def words(self, ns: Namespace) -> list[str]:
+        rows = await self._reader.execute_fetchall(
+            "SELECT token FROM vocab WHERE ns = ? ORDER BY id", (ns.id,)
+        )
+        return [str(r[0]) for r in rows]
+
+    async def reserve_words(self, ns: Namespace, words: Sequence[str]) -> None:
+        async with self._transaction() as db:
+            await _in_writer_thread(db, self._intern, ns, Counter(dict.fromkeys(words, 0)))
+
     async def messages(self, ns: Namespace) -> AsyncIterator[list[StoredMessage]]:
         after = None
         sql = (
