@@ -22,7 +22,8 @@ Layout, and why:
   short outputs (a copy is a run of 70% of the output); those are found through the
   indexes on each message's first and last 4 tokens, which also find a whole message.
 
-Writes go through one connection in batched transactions (WAL), each batch one job in
+Writes go through one plain sqlite3 connection (:mod:`bot.store.sqlite_writer`) in batched
+transactions (WAL), each batch one job in
 that connection's thread, reads through another, so a long import never blocks a reply
 and a reply never sees half a batch. A process killed mid-batch leaves the last
 committed state.
@@ -38,7 +39,7 @@ import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from itertools import chain
 from pathlib import Path
@@ -79,6 +80,7 @@ from bot.store.kernels import (
 )
 from bot.store.reading import PER_PROBE, SMALL, StoredModel
 from bot.store.schema import MIGRATIONS, SCHEMA_VERSION
+from bot.store.sqlite_writer import Writer
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "StoreError", "StoreModel"]
 
@@ -133,21 +135,15 @@ def _ints(text: str) -> Any:
 _SPELL = "SELECT id, token FROM vocab WHERE +ns = ? AND id IN (SELECT value FROM json_each(?))"
 
 
-async def _in_writer_thread(db: aiosqlite.Connection, job: Callable[..., T], *args: Any) -> T:
-    """``job(connection, *args)`` run in the thread that owns ``db``'s sqlite3 connection.
-
-    aiosqlite runs every call in that thread; this queues one call that runs many
-    statements (``Connection._execute`` and ``_conn`` are aiosqlite internals, stable since
-    0.17; the tests exercise them on every write).
-    """
-    run: Callable[..., Awaitable[T]] = db._execute
-    return await run(job, db._conn, *args)
+async def _in_writer_thread(db: Writer, job: Callable[..., T], *args: Any) -> T:
+    """``job(connection, *args)`` run in the thread that owns the write connection."""
+    return await db.run(job, *args)
 
 
 class SQLiteStore(Store):
     """The SQLite file. Open with :func:`bot.store.open_store`, close with :meth:`close`."""
 
-    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+    def __init__(self, path: Path, writer: Writer, reader: aiosqlite.Connection):
         self.path = path
         self.where = str(path)
         self._exclusive: dict[str, asyncio.Lock] = {}
@@ -186,7 +182,7 @@ class SQLiteStore(Store):
         # A file SQLite cannot open at all fails here, not in aiosqlite's connect, which
         # leaves its worker thread to report to an event loop that may be gone by then.
         sqlite3.connect(file).close()
-        writer = await aiosqlite.connect(file, isolation_level=None)
+        writer = await Writer.connect(file)
         reader: aiosqlite.Connection | None = None
         try:
             await cls._configure(writer)
@@ -207,7 +203,7 @@ class SQLiteStore(Store):
         return store
 
     @staticmethod
-    async def _configure(db: aiosqlite.Connection) -> None:
+    async def _configure(db: aiosqlite.Connection | Writer) -> None:
         # WAL lets the reader keep answering while a batch is written; NORMAL sync keeps
         # every committed batch across a process crash (only an OS crash may lose the
         # last few), at a fraction of FULL's cost.
@@ -225,7 +221,7 @@ class SQLiteStore(Store):
         await db.execute("PRAGMA temp_store = FILE")
 
     @staticmethod
-    async def _migrate(db: aiosqlite.Connection, file: Path) -> None:
+    async def _migrate(db: Writer, file: Path) -> None:
         async with db.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
         version = int(row[0]) if row else 0
@@ -320,7 +316,7 @@ class SQLiteStore(Store):
         return row is not None and int(row[0]) == 0
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _transaction(self) -> AsyncIterator[Writer]:
         async with self._write_lock:
             await self._writer.execute("BEGIN IMMEDIATE")
             try:
@@ -818,7 +814,7 @@ class SQLiteStore(Store):
             after = int(rows[-1][0])
 
 
-async def _scalar(db: aiosqlite.Connection, sql: str, *args: Any) -> Any:
+async def _scalar(db: aiosqlite.Connection | Writer, sql: str, *args: Any) -> Any:
     async with db.execute(sql, args) as cur:
         row = await cur.fetchone()
     return row[0] if row else None
