@@ -76,7 +76,11 @@ def _owner() -> list[str]:
     return ["runuser", "-u", USER, "--"]
 
 
-def start_cluster(bin_dir: Path) -> Cluster:
+def start_cluster(bin_dir: Path, *, durable: bool = False) -> Cluster:
+    """A started cluster. Not ``durable`` (the tests): no fsync at all. ``durable`` (the
+    benchmarks): fsync on, commits not waited for (synchronous_commit=off), the same promise
+    as the SQLite backend's WAL with synchronous=NORMAL: a process crash loses nothing
+    committed, an OS crash may lose the last moments."""
     as_user = _owner()
     root = Path(tempfile.mkdtemp(prefix="markov-pg-"))
     if as_user:
@@ -87,8 +91,9 @@ def start_cluster(bin_dir: Path) -> Cluster:
             str(bin_dir / "initdb"), "-D", str(cluster.data), "-A", "trust", "-U", ROLE,
             "-E", "UTF8", "--no-sync", "--no-instructions",
         )  # fmt: skip
-        # Durability is not under test here (the crash tests run on SQLite): no fsync.
-        options = f"-k {root} -c listen_addresses='' -c fsync=off -c synchronous_commit=off"
+        options = f"-k {root} -c listen_addresses='' -c synchronous_commit=off"
+        if not durable:  # durability is not under test (the crash tests run on SQLite)
+            options += " -c fsync=off -c full_page_writes=off"
         cluster._run(
             str(bin_dir / "pg_ctl"), "-D", str(cluster.data), "-l", str(root / "log"),
             "-o", options, "-w", "start",
