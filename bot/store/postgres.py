@@ -73,6 +73,11 @@ _NS_LOCK = 0x6D6B << 40
 _MIGRATE_LOCK = 0x6D6B << 40 | 0xFFFFFFFF
 _NAMED_LOCK = 0x6D6C << 40
 
+_BY_KEY = (
+    "SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; "
+    "SET LOCAL enable_mergejoin = off"
+)
+
 # Slices of a blob of packed contexts, one per array element: $2 the blob, $3 its width.
 _CTX = "substring($2::bytea FROM ((b.i - 1) * $3::int + 1)::int FOR $3::int)"
 
@@ -155,6 +160,10 @@ class PostgresStore(Store):
         async with self._pool.acquire() as conn, conn.transaction():
             if ns_id is not None:
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _NS_LOCK | ns_id)
+                # Every statement of a model's write goes by key. A table that grew within
+                # one import has no statistics yet, and the planner then chose to scan it
+                # once per batch row (minutes); by key it is milliseconds.
+                await conn.execute(_BY_KEY)
             yield conn
 
     @asynccontextmanager
