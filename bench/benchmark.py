@@ -1022,6 +1022,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only the copy rate and length on real chat, with markovify (its own section)",
     )
     p.add_argument("--seeds", type=int, default=500, help="seeds per temperature (--originality)")
+    p.add_argument(
+        "--backends",
+        action="store_true",
+        help="only SQLite and PostgreSQL side by side (bench/backends.py; docs/scaling.md)",
+    )
     p.add_argument("--markovify-child", help=argparse.SUPPRESS)
     p.add_argument("--first-answer-child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -1031,6 +1036,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.first_answer_child:
         first_answer_child(args.first_answer_child)
         return 0
+    if args.backends:
+        from bench.backends import main as backends
+
+        return backends(["--no-doc"] if args.no_doc else [])
     if args.originality:
         key, text = originality_report(asyncio.run(measure_originality(args)))
         print(text)

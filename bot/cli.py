@@ -70,7 +70,11 @@ def _parser() -> argparse.ArgumentParser:
         prog="markov-bot",
         description="A Markov-chain bot that teaches sampling temperature.",
     )
-    p.add_argument("--db", type=Path, help="SQLite file (default: MARKOV_DB or markov.db)")
+    p.add_argument(
+        "--db",
+        help="SQLite file or postgresql://user[:password]@host[:port]/dbname "
+        "(default: MARKOV_DB or markov.db)",
+    )
     p.add_argument("--namespace", default="cli", help="which model in the file (default: cli)")
     p.add_argument(
         "--order",
@@ -216,6 +220,16 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("days", type=int)
     server(c)
 
+    c = sub.add_parser(
+        "migrate",
+        help="copy every namespace and the server settings from one store to another",
+        description="Copy every namespace (models, provenance), the server settings, consent "
+        "and backfill positions from SOURCE to DEST (a SQLite file or a postgresql:// URL, "
+        "either way round), then check every copied namespace. DEST must hold none of "
+        "SOURCE's namespaces yet.",
+    )
+    c.add_argument("source")
+    c.add_argument("dest")
     sub.add_parser("run", help="run the Discord bot (needs DISCORD_TOKEN)")
     sub.add_parser("sync", help="register the slash commands with Discord now")
     return p
@@ -247,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _offline(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "migrate":
+        return await _migrate(args.source, args.dest)
     store = await Store.open(args.db or settings.db_path)
     try:
         ns = await store.namespace(args.namespace, args.order)
@@ -259,6 +275,26 @@ async def _offline(args: argparse.Namespace, settings: Settings) -> int:
         await store.close()
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
+    return 0
+
+
+async def _migrate(source_at: str, dest_at: str) -> int:
+    from bot.store.migrate import copy_store
+
+    source = await Store.open(source_at)
+    try:
+        dest = await Store.open(dest_at)
+        try:
+            copied = await copy_store(source, dest, report=print)
+        finally:
+            await dest.close()
+    finally:
+        await source.close()
+    total = sum(copied.values())
+    print(
+        f"Copied {len(copied)} namespaces ({total:,} messages) to {dest.where}: "
+        "checked, consistent."
+    )
     return 0
 
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest_asyncio
 from bot.services.settings import Settings, load_settings
 from fake_discord import BasicWorld, FakeDiscord, basic_world, started_fake
 from tests.e2e.support import DEADLINE, E2E
+from tests.postgres import Cluster, find_bin_dir, fresh_address, start_cluster
 
 #: Long enough for the settings' token check; the fake accepts exactly this one.
 TOKEN = "fake-bot-token.for-end-to-end-tests"
@@ -73,3 +75,39 @@ def restore_logging() -> Iterator[None]:
         if handler not in handlers:
             root.removeHandler(handler)
     root.setLevel(level)
+
+
+# ---------------------------------------------------------------------------- both backends
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL server for the session (see tests/postgres.py).
+
+    Without PostgreSQL's programs the PostgreSQL cases are skipped, unless
+    MARKOV_REQUIRE_POSTGRES is set (as .ci/run does): then they fail."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        if os.environ.get("MARKOV_REQUIRE_POSTGRES"):
+            pytest.fail("MARKOV_REQUIRE_POSTGRES is set but initdb/pg_ctl are not installed")
+        pytest.skip("PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql)")
+    cluster = start_cluster(bin_dir)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest_asyncio.fixture(name="store_address")
+async def store_address_fixture(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[str]:
+    """Where a test's store lives, on each backend: a fresh SQLite file, or a fresh
+    PostgreSQL database."""
+    async with fresh_address(backend, tmp_path, request) as address:
+        yield address

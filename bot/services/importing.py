@@ -83,7 +83,12 @@ async def corpus_namespace(store: Store, corpus: Corpus, order: int) -> Namespac
     idempotent by message id, so the batches already in are skipped, not counted twice.
     """
     ns = await store.namespace(CORPUS_PREFIX + corpus.name, order)
-    if not await store.is_complete(ns):
-        await import_lines(store, ns, read_lines(corpus.path), corpus.file)
-        await store.mark_complete(ns)
+    if await store.is_complete(ns):
+        return ns
+    # Several processes sharing one database: one builds it, the others wait and find it
+    # complete, instead of each reading the whole corpus again.
+    async with store.exclusive(ns.name):
+        if not await store.is_complete(ns):
+            await import_lines(store, ns, read_lines(corpus.path), corpus.file)
+            await store.mark_complete(ns)
     return ns

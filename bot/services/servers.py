@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
@@ -483,8 +482,8 @@ class Servers:
         """Learn one page and save the position after it, in one transaction: a crash
         leaves both or neither, so no page is counted twice or skipped."""
 
-        def save(conn: sqlite3.Connection, result: LearnResult) -> None:
-            self.guilds.write_backfill(conn, after_page(b, page, result.learned))
+        def save(result: LearnResult) -> Backfill:
+            return after_page(b, page, result.learned)
 
         result = await self.store.learn(ns, batch, also=save)
         return after_page(b, page, result.learned)

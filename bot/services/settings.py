@@ -15,6 +15,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from bot.core.model import DEFAULT_ORDER, MAX_ORDER
+from bot.store.base import is_postgres_url, redacted
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
@@ -28,7 +29,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Settings:
     token: str | None  # DISCORD_TOKEN; only `run` needs it
-    db_path: Path  # MARKOV_DB
+    db_path: Path | str  # MARKOV_DB: a SQLite file, or a postgresql:// URL (kept as text)
     log_level: str  # LOG_LEVEL
     dev_guild_id: int | None  # DEV_GUILD_ID: sync commands to this server instantly
     order: int  # MARKOV_ORDER: context length for new models
@@ -38,7 +39,8 @@ class Settings:
 
     def __repr__(self) -> str:  # never print the token, even by accident
         return (
-            f"Settings(token={'set' if self.token else 'unset'}, db_path={self.db_path!s}, "
+            f"Settings(token={'set' if self.token else 'unset'}, "
+            f"db_path={redacted(str(self.db_path))}, "
             f"log_level={self.log_level}, dev_guild_id={self.dev_guild_id}, order={self.order}, "
             f"shard_count={self.shard_count}, shard_ids={self.shard_ids})"
         )
@@ -106,7 +108,7 @@ def load_settings(
             "Portal → Bot → Reset Token; no quotes or spaces)."
         )
     db = env.get("MARKOV_DB", "").strip() or "markov.db"
-    if Path(db).is_dir():
+    if not is_postgres_url(db) and Path(db).is_dir():
         raise SettingsError(f"MARKOV_DB must be a file path, but {db} is a directory.")
     level = (env.get("LOG_LEVEL", "").strip() or "INFO").upper()
     if level not in _LEVELS:
@@ -119,7 +121,7 @@ def load_settings(
     shard_ids = _shard_ids(env, shard_count)
     return Settings(
         token=token,
-        db_path=Path(db),
+        db_path=db if is_postgres_url(db) else Path(db),
         log_level=level,
         dev_guild_id=guild,
         order=order,

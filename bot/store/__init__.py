@@ -1,16 +1,20 @@
-"""SQLite storage: the only package that speaks SQL (see :mod:`bot.store.sqlite`)."""
+"""Storage: the only package that speaks SQL. One interface (:mod:`bot.store.base`), a
+SQLite backend (:mod:`bot.store.sqlite`, the embedded default) and a PostgreSQL one
+(:mod:`bot.store.postgres`); :func:`open_store` picks one from the address."""
 
-from bot.store.errors import StoreError
-from bot.store.schema import SCHEMA_VERSION
-from bot.store.sqlite import (
+from bot.store.base import (
     Incoming,
     LearnResult,
     Namespace,
     Stats,
     Store,
-    StoreModel,
+    StoredMessage,
+    is_postgres_url,
     message_key,
+    open_store,
 )
+from bot.store.errors import StoreError
+from bot.store.schema import SCHEMA_VERSION
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -20,6 +24,8 @@ __all__ = [
     "Stats",
     "Store",
     "StoreError",
-    "StoreModel",
+    "StoredMessage",
+    "is_postgres_url",
     "message_key",
+    "open_store",
 ]

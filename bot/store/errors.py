@@ -1,4 +1,5 @@
-"""What SQLite's failures mean to whoever runs the bot: read from result codes, not text.
+"""What the database's failures mean to whoever runs the bot: read from SQLite's result
+codes and PostgreSQL's SQLSTATE, not from text.
 
 SQLite's messages are worded for programmers and change between versions; its result codes
 are its API. An extended code (``SQLITE_IOERR_SHORT_READ``, ``SQLITE_BUSY_SNAPSHOT``…)
@@ -86,7 +87,19 @@ def newer_schema(file: Path, found: int, known: int) -> StoreError:
     )
 
 
-def transient_cause(error: BaseException) -> sqlite3.Error | None:
+# PostgreSQL's SQLSTATE classes that pass without anyone's help: connection lost (08),
+# out of resources (53, a full disk included), the server restarting (57), a deadlock (40).
+_PG_TRANSIENT = ("08", "53", "57", "40")
+
+
+def _pg_transient(error: BaseException) -> bool:
+    """A PostgreSQL failure that is the database's, not one message's (read from SQLSTATE,
+    PostgreSQL's API for errors, without importing the driver)."""
+    state = getattr(error, "sqlstate", None)
+    return isinstance(state, str) and state.startswith(_PG_TRANSIENT)
+
+
+def transient_cause(error: BaseException) -> BaseException | None:
     """A locked or full database anywhere in ``error``'s chain of causes.
 
     It can surface as a later error: SQLite rolls a transaction back by itself on some "disk
@@ -98,6 +111,8 @@ def transient_cause(error: BaseException) -> sqlite3.Error | None:
         seen.add(id(cause))
         if isinstance(cause, sqlite3.Error) and primary_code(cause) in _TRANSIENT:
             return cause
+        if _pg_transient(cause):
+            return cause
         cause = cause.__cause__ or cause.__context__
     return None
 
@@ -106,6 +121,8 @@ def database_wide(error: BaseException) -> bool:
     """Whether a failed write is the database's (locked, busy, full, read-only, corrupt,
     closed), not one message's: SQLite reports those as ``DatabaseError``s other than a
     constraint or a value it cannot take."""
+    if _pg_transient(error) or isinstance(error, ConnectionError):
+        return True
     return isinstance(error, sqlite3.DatabaseError) and not isinstance(
         error, sqlite3.IntegrityError | sqlite3.DataError
     )

@@ -1,20 +1,28 @@
 """What the Discord bot remembers about servers: listened channels, consent, backfills.
 
-Kept apart from the model tables in :mod:`bot.store.sqlite` but on the same connections, so
-a purge or a "forget me" can change configuration and counts in one place.
+Kept apart from the model tables but in the same database, through the store's public
+settings methods. The SQL is what SQLite and PostgreSQL both speak (``?`` marks an
+argument; ``"user"`` is quoted, a reserved word in PostgreSQL), so one class serves both.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from bot.store.sqlite import Store
+    from bot.store.base import Store
 
-__all__ = ["Backfill", "ConsentMode", "GuildConfig", "Guilds", "MemberConsent"]
+__all__ = [
+    "SAVE_BACKFILL",
+    "Backfill",
+    "ConsentMode",
+    "GuildConfig",
+    "Guilds",
+    "MemberConsent",
+    "backfill_row",
+]
 
 ConsentMode = Literal["opt-in", "opt-out"]
 MemberConsent = Literal["in", "out"]
@@ -43,14 +51,13 @@ class Backfill:
 
 
 class Guilds:
-    """Per-server settings, on the store's connections."""
+    """Per-server settings, in the store's database."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
 
     async def _rows(self, sql: str, *args: Any) -> list[Any]:
-        async with self._store._reader.execute(sql, args) as cur:
-            return list(await cur.fetchall())
+        return await self._store.settings_rows(sql, *args)
 
     async def config(self, guild: int) -> GuildConfig:
         rows = await self._rows("SELECT consent, retention_days FROM guilds WHERE id = ?", guild)
@@ -69,9 +76,9 @@ class Guilds:
 
     async def _write(self, guild: int, sql: str, *args: Any) -> None:
         """Change a server's row, creating it first (settings start at their defaults)."""
-        async with self._store._transaction() as db:
-            await db.execute("INSERT OR IGNORE INTO guilds (id) VALUES (?)", (guild,))
-            await db.execute(sql, args)
+        await self._store.settings_write(
+            [("INSERT INTO guilds (id) VALUES (?) ON CONFLICT DO NOTHING", (guild,)), (sql, args)]
+        )
 
     async def set_listening(self, guild: int, channel: int, listen: bool) -> None:
         await self._write(
@@ -100,26 +107,28 @@ class Guilds:
         await self._write(guild, "UPDATE guilds SET retention_days = ? WHERE id = ?", days, guild)
 
     async def member_consent(self, guild: int) -> dict[int, MemberConsent]:
-        rows = await self._rows("SELECT user, consent FROM members WHERE guild = ?", guild)
+        rows = await self._rows('SELECT "user", consent FROM members WHERE guild = ?', guild)
         return {int(u): c for u, c in rows}
 
     async def set_member_consent(self, guild: int, user: int, consent: MemberConsent) -> None:
-        async with self._store._transaction() as db:
-            await db.execute(
-                "INSERT INTO members (guild, user, consent, changed) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (guild, user) DO UPDATE SET consent = excluded.consent, "
-                "changed = excluded.changed",
-                (guild, user, consent, time.time()),
-            )
+        await self._store.settings_write(
+            [
+                (
+                    'INSERT INTO members (guild, "user", consent, changed) VALUES (?, ?, ?, ?) '
+                    'ON CONFLICT (guild, "user") DO UPDATE SET consent = excluded.consent, '
+                    "changed = excluded.changed",
+                    (guild, user, consent, time.time()),
+                )
+            ]
+        )
 
     async def forget_channel_config(self, guild: int, channel: int) -> None:
-        async with self._store._transaction() as db:
-            await db.execute(
-                "DELETE FROM channels WHERE guild = ? AND channel = ?", (guild, channel)
-            )
-            await db.execute(
-                "DELETE FROM backfills WHERE guild = ? AND channel = ?", (guild, channel)
-            )
+        await self._store.settings_write(
+            [
+                ("DELETE FROM channels WHERE guild = ? AND channel = ?", (guild, channel)),
+                ("DELETE FROM backfills WHERE guild = ? AND channel = ?", (guild, channel)),
+            ]
+        )
 
     async def mark_removed(self, guild: int, removed: bool, at: float | None = None) -> None:
         """Start (at ``at``, default now) or cancel the grace period before deletion."""
@@ -142,14 +151,17 @@ class Guilds:
 
     async def delete_guild(self, guild: int) -> None:
         """Forget a server's configuration entirely (its model is purged separately)."""
-        async with self._store._transaction() as db:
-            for table, column in (
-                ("channels", "guild"),
-                ("members", "guild"),
-                ("backfills", "guild"),
-                ("guilds", "id"),
-            ):
-                await db.execute(f"DELETE FROM {table} WHERE {column} = ?", (guild,))
+        await self._store.settings_write(
+            [
+                (f"DELETE FROM {table} WHERE {column} = ?", (guild,))
+                for table, column in (
+                    ("channels", "guild"),
+                    ("members", "guild"),
+                    ("backfills", "guild"),
+                    ("guilds", "id"),
+                )
+            ]
+        )
 
     async def with_retention(self) -> list[tuple[int, int]]:
         rows = await self._rows(
@@ -162,17 +174,20 @@ class Guilds:
 
     async def start_backfill(self, guild: int, channel: int, limit: int) -> Backfill:
         """Begin, or resume where it stopped (or failed), the backfill of one channel."""
-        async with self._store._transaction() as db:
-            await db.execute(
-                "INSERT INTO backfills (guild, channel, before, remaining) VALUES (?, ?, NULL, ?) "
-                "ON CONFLICT (guild, channel) DO UPDATE SET "
-                "remaining = CASE WHEN done THEN excluded.remaining ELSE remaining END, "
-                "before = CASE WHEN done THEN NULL ELSE before END, "
-                "read = CASE WHEN done THEN 0 ELSE read END, "
-                "learned = CASE WHEN done THEN 0 ELSE learned END, "
-                "skipped = CASE WHEN done THEN 0 ELSE skipped END, done = 0, failed = NULL",
-                (guild, channel, limit),
-            )
+        again = "CASE WHEN backfills.done <> 0 THEN {} ELSE backfills.{} END"
+        resets = {"remaining": "excluded.remaining", "before": "NULL"}
+        resets |= {c: "0" for c in ("read", "learned", "skipped")}
+        await self._store.settings_write(
+            [
+                (
+                    "INSERT INTO backfills (guild, channel, before, remaining) "
+                    "VALUES (?, ?, NULL, ?) ON CONFLICT (guild, channel) DO UPDATE SET "
+                    + ", ".join(f"{c} = {again.format(v, c)}" for c, v in resets.items())
+                    + ", done = 0, failed = NULL",
+                    (guild, channel, limit),
+                )
+            ]
+        )
         backfill = await self.backfill(guild, channel)
         assert backfill is not None
         return backfill
@@ -192,17 +207,12 @@ class Guilds:
 
     async def unfinished_backfills(self) -> list[Backfill]:
         """Backfills cut short by a stop, to resume on start; failed ones wait for an admin."""
-        rows = await self._rows(f"{_BACKFILLS} WHERE done = 0 AND failed IS NULL")
+        sql = f"{_BACKFILLS} WHERE done = 0 AND failed IS NULL ORDER BY guild, channel"
+        rows = await self._rows(sql)
         return [_backfill(r) for r in rows]
 
     async def save_backfill(self, b: Backfill) -> None:
-        async with self._store._transaction() as db:
-            await db.execute(_SAVE_BACKFILL, _backfill_row(b))
-
-    @staticmethod
-    def write_backfill(conn: sqlite3.Connection, b: Backfill) -> None:
-        """Save ``b`` on a connection already in a transaction (the one learning its page)."""
-        conn.execute(_SAVE_BACKFILL, _backfill_row(b))
+        await self._store.settings_write([(SAVE_BACKFILL, backfill_row(b))])
 
     # ------------------------------------------------------------------ meta
 
@@ -211,24 +221,28 @@ class Guilds:
         return str(rows[0][0]) if rows else None
 
     async def set_meta(self, key: str, value: str) -> None:
-        async with self._store._transaction() as db:
-            await db.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
+        await self._store.settings_write(
+            [
+                (
+                    "INSERT INTO meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+            ]
+        )
 
 
 _BACKFILLS = (
     "SELECT guild, channel, before, remaining, read, learned, skipped, done, failed FROM backfills"
 )
-_SAVE_BACKFILL = (
+#: Also run by the store in the transaction that learns a backfill's page.
+SAVE_BACKFILL = (
     "UPDATE backfills SET before = ?, remaining = ?, read = ?, learned = ?, skipped = ?, "
     "done = ?, failed = ? WHERE guild = ? AND channel = ?"
 )
 
 
-def _backfill_row(b: Backfill) -> tuple[Any, ...]:
+def backfill_row(b: Backfill) -> tuple[Any, ...]:
     return (
         b.before,
         b.remaining,
@@ -255,3 +269,37 @@ def _backfill(row: Any) -> Backfill:
         bool(done),
         None if failed is None else str(failed),
     )
+
+
+#: Every settings table and its columns: what a copy of the store carries over.
+SETTINGS_TABLES: dict[str, tuple[str, ...]] = {
+    "guilds": ("id", "consent", "retention_days", "removed_at"),
+    "channels": ("guild", "channel", "listen", "chatter"),
+    "members": ("guild", '"user"', "consent", "changed"),
+    "backfills": (
+        "guild",
+        "channel",
+        "before",
+        "remaining",
+        "read",
+        "learned",
+        "skipped",
+        "done",
+        "failed",
+    ),
+    "meta": ("key", "value"),
+}
+
+
+async def copy_settings(source: Store, dest: Store) -> int:
+    """Copy every settings row from ``source`` to ``dest`` in one transaction (rows already
+    there are replaced by the source's); returns how many rows."""
+    statements = []
+    for table, columns in SETTINGS_TABLES.items():
+        names = ", ".join(columns)
+        marks = ", ".join("?" * len(columns))
+        rows = await source.settings_rows(f"SELECT {names} FROM {table}")
+        statements += [(f"DELETE FROM {table}", ())]
+        statements += [(f"INSERT INTO {table} ({names}) VALUES ({marks})", r) for r in rows]
+    await dest.settings_write(statements)
+    return len(statements) - len(SETTINGS_TABLES)

@@ -1,4 +1,4 @@
-"""SQLite storage: the only module that speaks SQL.
+"""The SQLite backend of :class:`bot.store.base.Store` (the embedded default).
 
 One file holds many independent models, one per *namespace* (a Discord server, the CLI,
 a bundled corpus). Every row is reachable only through its namespace, so no query can
@@ -22,7 +22,8 @@ Layout, and why:
   short outputs (a copy is a run of 70% of the output); those are found through the
   indexes on each message's first and last 4 tokens, which also find a whole message.
 
-Writes go through one connection in batched transactions (WAL), each batch one job in
+Writes go through one plain sqlite3 connection (:mod:`bot.store.sqlite_writer`) in batched
+transactions (WAL), each batch one job in
 that connection's thread, reads through another, so a long import never blocks a reply
 and a reply never sees half a batch. A process killed mid-batch leaves the last
 committed state.
@@ -32,19 +33,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import difflib
-import hashlib
 import json
 import logging
 import os
 import sqlite3
 import time
-import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,46 +48,45 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.core.model import (
-    BOS,
     DEFAULT_ORDER,
-    END_LABEL,
-    EOS,
     MAX_ORDER,
-    NO_COPY,
-    START_LABEL,
-    Copy,
-    Found,
     MemoryModel,
-    UnknownStart,
-    anchor_windows,
-    contribution,
-    copy_in,
-    copy_probes,
     pack,
     unpack,
 )
-from bot.core.sampling import CountClass
-from bot.core.wording import plural
+from bot.store.base import (
+    AfterLearning,
+    Incoming,
+    LearnResult,
+    Namespace,
+    Statement,
+    Stats,
+    Store,
+    StoredMessage,
+    Transitions,
+)
 from bot.store.errors import StoreError, newer_schema, open_error
+from bot.store.guilds import SAVE_BACKFILL, backfill_row
+from bot.store.kernels import (
+    BUILDER,
+    anchor_rows,
+    anchors,
+    chunks,
+    class_moves,
+    decode_bodies,
+    grams,
+    memory_model,
+)
+from bot.store.reading import PER_PROBE, SMALL, StoredModel
 from bot.store.schema import MIGRATIONS, SCHEMA_VERSION
+from bot.store.sqlite_writer import Writer
 from bot.tasks import create_task
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "Incoming",
-    "LearnResult",
-    "Namespace",
-    "Stats",
-    "Store",
-    "StoreError",
-    "StoreModel",
-    "message_key",
-]
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "StoreError", "StoreModel"]
 
 log = logging.getLogger(__name__)
 
 # Which of a list of message ids (a JSON array) are stored: one statement for any number.
-_PER_PROBE = 64  # messages read per kind of originality probe: the check's cost is bounded
 _KNOWN_IDS = "SELECT id FROM messages WHERE ns = ? AND id IN (SELECT value FROM json_each(?))"
 _PURGE, _DROP = 1, 2  # namespaces.purging: what a recorded purge must finish
 _BUSY_MS = 5000  # how long a write waits for another process's lock
@@ -100,69 +95,7 @@ _WIPE_RETRY_MAX = 2.0  # seconds between attempts while a reader blocks the chec
 _CHECKPOINT_BUSY_MS = 100
 
 
-Transitions = Counter[tuple[int, ...]]
 T = TypeVar("T")
-
-
-def message_key(*parts: object) -> int:
-    """A stable 63-bit id for a message that has no Discord id (a line of a file)."""
-    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
-
-
-@dataclass(frozen=True, slots=True)
-class Namespace:
-    id: int
-    name: str
-    order: int
-
-
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """A message to learn: its tokens, already produced by :func:`bot.core.tokenize.tokenize`."""
-
-    id: int
-    tokens: Sequence[str]
-    author: int | None = None
-    channel: int | None = None  # for a thread, its parent channel
-    created: float | None = None
-    thread: int | None = None  # the thread it was posted in, if any
-
-
-@dataclass(frozen=True, slots=True)
-class LearnResult:
-    learned: int
-    duplicates: int  # already learned under the same id: counted once
-    empty: int  # nothing to learn (no words)
-    tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class Stats:
-    messages: int
-    tokens: int
-    vocabulary: int
-    contexts: int
-    order: int
-    top_words: list[tuple[str, int]]
-    channels: list[tuple[int | None, int]]
-    authors: int
-    database_bytes: int
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _anchor(window: bytes) -> int:
-    """An anchor's key: a 31-bit hash of a packed window (a collision costs one check)."""
-    return zlib.crc32(window) >> 1
-
-
-def _anchors(body: bytes) -> list[int]:
-    """Keys of every fifth ANCHOR-token window of a packed message."""
-    return [_anchor(w) for w in anchor_windows(body)]
 
 
 _SLICE = 20_000  # transitions per statement when learning
@@ -184,29 +117,6 @@ def _insert_rows(
         conn.execute(sql, flat[full:])
 
 
-def _class_moves(group: Any, old: Any, new: Any) -> tuple[Any, Any]:
-    """How the count classes change when transitions go from ``old`` to ``new`` counts:
-    (context << 32 | count, change in size) per class that changes, in key order."""
-    import numpy as np
-
-    leave, join = np.flatnonzero(old > 0), np.flatnonzero(new > 0)
-    key = np.empty(len(leave) + len(join), dtype=np.int64)
-    key[: len(leave)] = (group[leave].astype(np.int64) << 32) | old[leave]
-    key[len(leave) :] = (group[join].astype(np.int64) << 32) | new[join]
-    step = np.ones(len(key), dtype=np.int8)
-    step[: len(leave)] = -1
-    del leave, join
-    order = np.argsort(key, kind="stable")
-    key, step = key[order], step[order]
-    del order
-    if not len(key):
-        return key, key
-    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
-    sizes = np.add.reduceat(step, starts, dtype=np.int64)
-    changed = sizes != 0
-    return key[starts][changed], sizes[changed]
-
-
 def _json_ints(values: Any) -> str:
     """A numpy integer array as a JSON array (a list's repr is one, and quicker to make)."""
     return repr(values.tolist())
@@ -221,134 +131,22 @@ def _ints(text: str) -> Any:
     return np.fromstring(text[1:-1], dtype=np.int64, sep=",")
 
 
-def _anchor_rows(bodies: dict[int, bytes]) -> list[int]:
-    """(anchor, message id) of every message, laid end to end in key order (neighbouring
-    B-tree pages)."""
-    import numpy as np
-
-    grams = [(g, mid) for mid, body in bodies.items() for g in _anchors(body)]
-    if not grams:
-        return []
-    pairs = np.array(grams, dtype=np.int64)
-    flat: list[int] = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))].ravel().tolist()
-    return flat
-
-
-#: Builds selections one at a time: the work is Python, holding the GIL, so each thread
-#: building one at once takes a share of it from the event loop (three at once held up
-#: an unrelated command for 2 s); queued, they leave the loop half of it.
-_BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="markov-selection")
-
-
-def _decode_bodies(rows: Iterable[Any]) -> tuple[list[list[int]], str]:
-    """Stored message bodies as token ids, newest first, and a JSON list of their words."""
-    sequences = [unpack(bytes(r[0])) for r in rows]
-    return sequences, json.dumps(sorted({t for s in sequences for t in s}))
-
-
-def _memory_model(order: int, sequences: list[list[int]], spelled: Iterable[Any]) -> MemoryModel:
-    """A model of ``sequences`` (newest first) learned oldest first, in words."""
-    names = {int(i): str(t) for i, t in spelled}
-    model = MemoryModel(order)
-    model.learn_all([names.get(t, "?") for t in seq] for seq in reversed(sequences))
-    return model
-
-
 #: The words of a JSON list of vocabulary ids (``+ns``: the id is the better index).
 _SPELL = "SELECT id, token FROM vocab WHERE +ns = ? AND id IN (SELECT value FROM json_each(?))"
 
 
-async def _in_writer_thread(db: aiosqlite.Connection, job: Callable[..., T], *args: Any) -> T:
-    """``job(connection, *args)`` run in the thread that owns ``db``'s sqlite3 connection.
-
-    aiosqlite runs every call in that thread; this queues one call that runs many
-    statements (``Connection._execute`` and ``_conn`` are aiosqlite internals, stable since
-    0.17; the tests exercise them on every write).
-    """
-    run: Callable[..., Awaitable[T]] = db._execute
-    return await run(job, db._conn, *args)
+async def _in_writer_thread(db: Writer, job: Callable[..., T], *args: Any) -> T:
+    """``job(connection, *args)`` run in the thread that owns the write connection."""
+    return await db.run(job, *args)
 
 
-@dataclass(slots=True)
-class _Grams:
-    """A batch's transitions whose contexts have ``k`` tokens, in primary key order."""
+class SQLiteStore(Store):
+    """The SQLite file. Open with :func:`bot.store.open_store`, close with :meth:`close`."""
 
-    k: int
-    contexts: Any  # (contexts, k) uint32 array: the distinct contexts, in order
-    group: Any  # per transition: the index of its context in ``contexts``
-    next: Any  # per transition: the next token
-    n: Any  # per transition: the signed count to add
-
-
-def _grams(bodies: Sequence[bytes], order: int, sign: int) -> list[_Grams]:
-    """:func:`contribution` of packed messages, sign applied: one :class:`_Grams` per
-    context length, in the order of the ``transitions`` primary key.
-
-    The same counts as ``contribution`` (``Store.check`` compares the stored counts with
-    it), computed with numpy: the messages are laid end to end between markers, and the
-    windows of k + 1 tokens whose context holds no end marker are sorted and counted. The
-    sort is SQLite's key order (memcmp of the little-endian packed context, then next), so
-    a batch walks the B-trees in order instead of jumping around.
-    """
-    import numpy as np
-
-    lengths = np.fromiter(map(len, bodies), dtype=np.int64, count=len(bodies)) // 4
-    size = int(lengths.sum()) + 2 * len(bodies)
-    if size >= 2**30:
-        raise ValueError("batch too large")
-    bos = np.cumsum(lengths + 2) - (lengths + 2)
-    eos = bos + lengths + 1
-    body = np.ones(size, dtype=bool)
-    body[bos] = False
-    body[eos] = False
-    stream = np.empty(size, dtype=np.uint32)
-    stream[bos] = BOS
-    stream[eos] = EOS
-    stream[body] = np.frombuffer(b"".join(bodies), dtype="<u4")
-    del body
-    # memcmp order of a little-endian uint32 is the numeric order of its byte-swapped value
-    swapped = stream.byteswap()
-    out = []
-    for k in range(1, order + 1):
-        n = size - k
-        keep = stream[:n] != EOS
-        for i in range(1, k):
-            keep &= stream[i : i + n] != EOS
-        at = np.flatnonzero(keep).astype(np.int32)  # size < 2**30: int32 halves the memory
-        del keep
-        # np.lexsort sorts by its last key first: the context's first token, ..., next
-        keys = [stream[at + k], *(swapped[at + i] for i in range(k - 1, -1, -1))]
-        at = at[np.lexsort(keys)]
-        del keys
-        columns = [stream[at + i] for i in range(k + 1)]
-        new_context = np.ones(len(at), dtype=bool)
-        new_row = np.ones(len(at), dtype=bool)
-        if len(at) > 1:
-            differs = columns[0][1:] != columns[0][:-1]
-            for column in columns[1:k]:
-                differs |= column[1:] != column[:-1]
-            new_context[1:] = differs
-            new_row[1:] = differs | (columns[k][1:] != columns[k][:-1])
-        first = np.flatnonzero(new_row)
-        starts = np.flatnonzero(new_context)
-        out.append(
-            _Grams(
-                k=k,
-                contexts=np.stack([c[starts] for c in columns[:k]], axis=1).astype("<u4"),
-                group=np.cumsum(new_context, dtype=np.int32)[first] - 1,
-                next=columns[k][first],
-                n=(np.diff(np.append(first, len(at))) * sign).astype(np.int32),
-            )
-        )
-        del at, columns, new_context, new_row, first, starts
-    return out
-
-
-class Store:
-    """The SQLite file. Open with :meth:`open`, close with :meth:`close`."""
-
-    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+    def __init__(self, path: Path, writer: Writer, reader: aiosqlite.Connection):
         self.path = path
+        self.where = str(path)
+        self._exclusive: dict[str, asyncio.Lock] = {}
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
@@ -358,7 +156,7 @@ class Store:
     # ------------------------------------------------------------------ lifecycle
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str]) -> Store:
+    async def open_file(cls, path: str | os.PathLike[str]) -> SQLiteStore:
         """Open (creating with owner-only permissions) and migrate the database.
 
         A file that cannot serve as the database (not one, damaged, from a newer version,
@@ -375,7 +173,7 @@ class Store:
             raise problem from e
 
     @classmethod
-    async def _open(cls, file: Path) -> Store:
+    async def _open(cls, file: Path) -> SQLiteStore:
         # Once at start-up, before the bot answers anything: a blocking check is harmless.
         if str(file) != ":memory:" and not file.exists():  # noqa: ASYNC240
             file.parent.mkdir(parents=True, exist_ok=True)
@@ -384,7 +182,7 @@ class Store:
         # A file SQLite cannot open at all fails here, not in aiosqlite's connect, which
         # leaves its worker thread to report to an event loop that may be gone by then.
         sqlite3.connect(file).close()
-        writer = await aiosqlite.connect(file, isolation_level=None)
+        writer = await Writer.connect(file)
         reader: aiosqlite.Connection | None = None
         try:
             await cls._configure(writer)
@@ -405,7 +203,7 @@ class Store:
         return store
 
     @staticmethod
-    async def _configure(db: aiosqlite.Connection) -> None:
+    async def _configure(db: aiosqlite.Connection | Writer) -> None:
         # WAL lets the reader keep answering while a batch is written; NORMAL sync keeps
         # every committed batch across a process crash (only an OS crash may lose the
         # last few), at a fraction of FULL's cost.
@@ -423,7 +221,7 @@ class Store:
         await db.execute("PRAGMA temp_store = FILE")
 
     @staticmethod
-    async def _migrate(db: aiosqlite.Connection, file: Path) -> None:
+    async def _migrate(db: Writer, file: Path) -> None:
         async with db.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
         version = int(row[0]) if row else 0
@@ -518,7 +316,7 @@ class Store:
         return row is not None and int(row[0]) == 0
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _transaction(self) -> AsyncIterator[Writer]:
         async with self._write_lock:
             await self._writer.execute("BEGIN IMMEDIATE")
             try:
@@ -567,14 +365,8 @@ class Store:
         ns: Namespace,
         batch: Sequence[Incoming],
         *,
-        also: Callable[[sqlite3.Connection, LearnResult], None] | None = None,
+        also: AfterLearning | None = None,
     ) -> LearnResult:
-        """Learn a batch of messages in one transaction; ids already learned are skipped.
-
-        ``also(connection, result)`` runs in the same transaction (in the writer's thread),
-        so a caller's bookkeeping, such as a backfill's saved position, commits with the
-        counts it describes or not at all.
-        """
         if not batch and also is None:
             return LearnResult(0, 0, 0, 0)
         async with self._transaction() as db:
@@ -585,11 +377,11 @@ class Store:
         conn: sqlite3.Connection,
         ns: Namespace,
         batch: Sequence[Incoming],
-        also: Callable[[sqlite3.Connection, LearnResult], None] | None,
+        also: AfterLearning | None,
     ) -> LearnResult:
         result = self._learn(conn, ns, batch) if batch else LearnResult(0, 0, 0, 0)
         if also is not None:
-            also(conn, result)
+            conn.execute(SAVE_BACKFILL, backfill_row(also(result)))
         return result
 
     # The write path runs as one job in the writer connection's own thread: SQLite works
@@ -630,7 +422,7 @@ class Store:
             "INSERT OR IGNORE INTO anchors (ns, gram, msg) VALUES ",
             f"({int(ns.id)}, ?, ?)",
             2,
-            _anchor_rows(bodies),
+            anchor_rows(bodies),
         )
         self._apply(conn, ns, list(bodies.values()), +1)
         return LearnResult(len(fresh), duplicates, empty, sum(map(len, bodies.values())) // 4)
@@ -678,15 +470,13 @@ class Store:
             "FROM json_each(?4) j CROSS JOIN transitions t ON t.ns = ?1 "
             "AND t.ctx = substr(?2, j.key * ?3 + 1, ?3) AND t.next = j.value >> 31"
         )
-        for grams in _grams(bodies, ns.order, sign):
-            width, size = 4 * grams.k, len(grams.next)
+        for g in grams(bodies, ns.order, sign):
+            width, size = 4 * g.k, len(g.next)
             old = np.zeros(size, dtype=np.int64)
             for i in range(0, size, _SLICE):
                 j = min(size, i + _SLICE)
-                contexts = grams.contexts[grams.group[i:j]].tobytes()
-                values = _json_ints(
-                    (grams.next[i:j].astype(np.int64) << 31) | (grams.n[i:j] + 2**30)
-                )
+                contexts = g.contexts[g.group[i:j]].tobytes()
+                values = _json_ints((g.next[i:j].astype(np.int64) << 31) | (g.n[i:j] + 2**30))
                 args = (ns.id, contexts, width, values)
                 # The counts these transitions have now (those that exist), then the new.
                 at, counts = conn.execute(
@@ -700,26 +490,26 @@ class Store:
                     "ON CONFLICT (ns, ctx, next) DO UPDATE SET count = count + excluded.count",
                     args,
                 )
-            new = old + grams.n
+            new = old + g.n
             if sign < 0:
                 gone = np.flatnonzero(new <= 0)
-                contexts = grams.contexts[grams.group[gone]].tobytes()
+                contexts = g.contexts[g.group[gone]].tobytes()
                 conn.executemany(
                     "DELETE FROM transitions WHERE ns = ? AND ctx = ? AND next = ?",
                     [
                         (ns.id, contexts[width * r : width * (r + 1)], int(t))
-                        for r, t in enumerate(grams.next[gone])
+                        for r, t in enumerate(g.next[gone])
                     ],
                 )
             # Count classes move set-wise: every candidate whose count changes leaves the
             # class of its old count and joins the class of its new one. Moves that cancel
             # out within a context are dropped; a class emptied by them is deleted by the
             # trigger classes_empty.
-            moves, sizes = _class_moves(grams.group, old, new)
+            moves, sizes = class_moves(g.group, old, new)
             del old, new
             for i in range(0, len(moves), _SLICE):
                 part = moves[i : i + _SLICE]
-                contexts = grams.contexts[part >> 32].tobytes()  # part: context << 32 | count
+                contexts = g.contexts[part >> 32].tobytes()  # part: context << 32 | count
                 values = ((part & 0xFFFFFFFF) << 32) | (sizes[i : i + _SLICE] + 2**31)
                 conn.execute(
                     "INSERT INTO classes (ns, ctx, count, size) "
@@ -763,7 +553,7 @@ class Store:
 
     async def _forget_ids(self, ns: Namespace, ids: list[int]) -> int:
         forgotten = 0
-        for batch in _chunks(ids, 5_000):
+        for batch in chunks(ids, 5_000):
             async with self._transaction() as db:
                 forgotten += await _in_writer_thread(db, self._forget_batch, ns, batch)
         if forgotten:
@@ -781,7 +571,7 @@ class Store:
         self._apply(conn, ns, [b for _, b in blobs], -1)
         conn.executemany(
             "DELETE FROM anchors WHERE ns = ? AND gram = ? AND msg = ?",
-            [(ns.id, g, mid) for mid, b in blobs for g in _anchors(b)],
+            [(ns.id, g, mid) for mid, b in blobs for g in anchors(b)],
         )
         conn.executemany(
             "DELETE FROM messages WHERE ns = ? AND id = ?", [(ns.id, m) for m, _ in blobs]
@@ -857,12 +647,15 @@ class Store:
         """Learned words starting with ``prefix`` (any case), most frequent first."""
         folded = prefix.strip().casefold()
         if not folded:
-            sql = "SELECT token FROM vocab WHERE ns = ? AND count > 0 ORDER BY count DESC LIMIT ?"
+            sql = (
+                "SELECT token FROM vocab WHERE ns = ? AND count > 0 "
+                "ORDER BY count DESC, id DESC LIMIT ?"
+            )
             args: tuple[Any, ...] = (ns.id, limit)
         else:
             sql = (
                 "SELECT token FROM vocab WHERE ns = ? AND folded >= ? AND folded < ? "
-                "AND count > 0 ORDER BY count DESC LIMIT ?"
+                "AND count > 0 ORDER BY count DESC, id DESC LIMIT ?"
             )
             args = (ns.id, folded, folded + "\U0010ffff", limit)
         async with self._reader.execute(sql, args) as cur:
@@ -884,13 +677,14 @@ class Store:
             db, "SELECT COUNT(DISTINCT author) FROM messages WHERE ns = ?", ns.id
         )
         sql = (
-            "SELECT token, count FROM vocab WHERE ns = ? AND count > 0 ORDER BY count DESC LIMIT ?"
+            "SELECT token, count FROM vocab WHERE ns = ? AND count > 0 "
+            "ORDER BY count DESC, id DESC LIMIT ?"
         )
         async with db.execute(sql, (ns.id, top)) as cur:
             top_words = [(str(t), int(c)) async for t, c in cur]
         sql = (
             "SELECT channel, COUNT(*) FROM messages WHERE ns = ? GROUP BY channel "
-            "ORDER BY COUNT(*) DESC LIMIT ?"
+            "ORDER BY COUNT(*) DESC, channel LIMIT ?"
         )
         async with db.execute(sql, (ns.id, top)) as cur:
             channels = [(None if c is None else int(c), int(n)) async for c, n in cur]
@@ -932,16 +726,9 @@ class Store:
         sql = f"SELECT tokens FROM messages WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
         loop = asyncio.get_running_loop()
         rows = await self._reader.execute_fetchall(sql, (*args, limit))
-        sequences, wanted = await loop.run_in_executor(_BUILDER, _decode_bodies, rows)
+        sequences, wanted = await loop.run_in_executor(BUILDER, decode_bodies, rows)
         spelled = await self._reader.execute_fetchall(_SPELL, (ns.id, wanted))
-        return await loop.run_in_executor(_BUILDER, _memory_model, ns.order, sequences, spelled)
-
-    async def recount(self, ns: Namespace) -> tuple[Transitions, Transitions]:
-        """(stored transition counts, counts recomputed from the stored messages).
-
-        Equal in a consistent database; used by tests and by :meth:`check`.
-        """
-        return await self._stored_transitions(ns), contribution(await self._sequences(ns), ns.order)
+        return await loop.run_in_executor(BUILDER, memory_model, ns.order, sequences, spelled)
 
     async def _stored_transitions(self, ns: Namespace) -> Transitions:
         stored: Transitions = Counter()
@@ -955,15 +742,13 @@ class Store:
         sql = "SELECT tokens FROM messages WHERE ns = ?"
         return [unpack(bytes(b)) for (b,) in await self._reader.execute_fetchall(sql, (ns.id,))]
 
-    async def check(self, ns: Namespace, *, recount: bool = True) -> list[str]:
-        """What is inconsistent in a namespace's model: an empty list when nothing is.
+    async def _vocab_counts(self, ns: Namespace) -> dict[int, int]:
+        rows = await self._reader.execute_fetchall(
+            "SELECT id, count FROM vocab WHERE ns = ?", (ns.id,)
+        )
+        return {int(i): int(c) for i, c in rows}
 
-        The count classes must be exactly the histogram of every context's transition
-        counts (sampling reads the classes), and every count positive. With ``recount``,
-        the transitions and word counts must also be exactly what the stored messages
-        contribute; that part holds the whole model in memory, like :meth:`recount`.
-        """
-        problems: list[str] = []
+    async def _class_mismatches(self, ns: Namespace) -> list[tuple[bytes, int, int, int]]:
         sql = (
             "WITH h AS MATERIALIZED (SELECT ctx, count, COUNT(*) AS n FROM transitions "
             "WHERE ns = ?1 GROUP BY ctx, count) "
@@ -973,41 +758,63 @@ class Store:
             "AND NOT EXISTS (SELECT 1 FROM h WHERE h.ctx = c.ctx AND h.count = c.count) "
             "LIMIT 20"
         )
-        for ctx, count, n, size in await self._reader.execute_fetchall(sql, (ns.id,)):
-            problems.append(
-                f"context {unpack(bytes(ctx))}: {plural(n, 'candidate')} seen "
-                f"{plural(count, 'time')}, "
-                f"but its count class says {size or 0}"
-            )
+        rows = await self._reader.execute_fetchall(sql, (ns.id,))
+        return [(bytes(c), int(k), int(n), int(z or 0)) for c, k, n, z in rows]
+
+    async def _nonpositive(self, ns: Namespace) -> int:
         sql = "SELECT COUNT(*) FROM transitions WHERE ns = ? AND count <= 0"
-        if bad := await _scalar(self._reader, sql, ns.id):
-            problems.append(f"{bad} transitions have a count of 0 or less")
-        if recount:
-            sequences = await self._sequences(ns)  # read once for both checks below
-            stored = await self._stored_transitions(ns)
-            expected = contribution(sequences, ns.order)
-            wrong = sorted(k for k in stored.keys() | expected.keys() if stored[k] != expected[k])
-            if wrong:
-                problems.append(
-                    f"{len(wrong)} transition counts differ from what the stored messages "
-                    f"contribute, e.g. {[(k, stored[k], expected[k]) for k in wrong[:3]]}"
-                )
-            words = Counter(chain.from_iterable(sequences))
-            sql = "SELECT id, count FROM vocab WHERE ns = ?"
-            rows = await self._reader.execute_fetchall(sql, (ns.id,))
-            vocab = {int(i): int(c) for i, c in rows}
-            wrong_words = sorted(
-                t for t in words.keys() | vocab.keys() if words[t] != vocab.get(t, 0)
-            )
-            if wrong_words:
-                problems.append(
-                    f"{len(wrong_words)} word counts differ from the stored messages, e.g. "
-                    f"{[(t, vocab.get(t), words[t]) for t in wrong_words[:3]]}"
-                )
-        return problems
+        return int(await _scalar(self._reader, sql, ns.id))
+
+    # ------------------------------------------------------------------ settings, copies
+
+    async def settings_rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        async with self._reader.execute(sql, args) as cur:
+            return [tuple(r) for r in await cur.fetchall()]
+
+    async def settings_write(self, statements: Sequence[Statement]) -> None:
+        async with self._transaction() as db:
+            for sql, args in statements:
+                await db.execute(sql, tuple(args))
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        # One process writes a SQLite file; within it, one task at a time. (A second
+        # process would only repeat the work: learning is idempotent by message id.)
+        async with self._exclusive.setdefault(name, asyncio.Lock()):
+            yield
+
+    async def words(self, ns: Namespace) -> list[str]:
+        rows = await self._reader.execute_fetchall(
+            "SELECT token FROM vocab WHERE ns = ? ORDER BY id", (ns.id,)
+        )
+        return [str(r[0]) for r in rows]
+
+    async def reserve_words(self, ns: Namespace, words: Sequence[str]) -> None:
+        async with self._transaction() as db:
+            await _in_writer_thread(db, self._intern, ns, Counter(dict.fromkeys(words, 0)))
+
+    async def messages(self, ns: Namespace) -> AsyncIterator[list[StoredMessage]]:
+        after = None
+        sql = (
+            "SELECT id, author, channel, created, thread, tokens FROM messages "
+            "WHERE ns = ? AND (? IS NULL OR id > ?) ORDER BY id LIMIT 2000"
+        )
+        while True:
+            rows = list(await self._reader.execute_fetchall(sql, (ns.id, after, after)))
+            if not rows:
+                return
+            bodies = [unpack(bytes(r[5])) for r in rows]
+            wanted = json.dumps(sorted({t for b in bodies for t in b}))
+            spelled = await self._reader.execute_fetchall(_SPELL, (ns.id, wanted))
+            names = {int(i): str(t) for i, t in spelled}
+            yield [
+                StoredMessage(int(r[0]), [names[t] for t in b], r[1], r[2], r[3], r[4])
+                for r, b in zip(rows, bodies, strict=True)
+            ]
+            after = int(rows[-1][0])
 
 
-async def _scalar(db: aiosqlite.Connection, sql: str, *args: Any) -> Any:
+async def _scalar(db: aiosqlite.Connection | Writer, sql: str, *args: Any) -> Any:
     async with db.execute(sql, args) as cur:
         row = await cur.fetchone()
     return row[0] if row else None
@@ -1026,37 +833,17 @@ def _statements(script: str) -> list[str]:
     return out
 
 
-_SMALL = 64  # candidates a lookup returns with the classes
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    """What :class:`StoreModel` keeps in :attr:`Found.handle`."""
-
-    key: bytes  # classes.ctx / transitions.ctx
-    candidates: tuple[tuple[int, int], ...] | None  # (next, count) by next, if few
-
-
-class StoreModel:
-    """:class:`bot.core.model.ModelReader` over one namespace of the store.
-
-    Every method is one round trip to the reader thread. A context with at most
-    ``_SMALL`` candidates (nearly all of them) comes back from :meth:`lookup` whole, so
-    drawing from it needs no second trip.
-    """
+class StoreModel(StoredModel):
+    """:class:`bot.core.model.ModelReader` over one namespace, on the reader connection."""
 
     def __init__(self, db: aiosqlite.Connection, ns: Namespace) -> None:
+        super().__init__(ns)
         self._db = db
-        self.ns = ns
 
-    @property
-    def order(self) -> int:
-        return self.ns.order
+    async def _rows(self, sql: str, *args: Any) -> list[Any]:
+        return list(await self._db.execute_fetchall(sql, args))
 
-    async def lookup(self, context: Sequence[int]) -> Found | None:
-        context = tuple(context[-self.ns.order :])
-        keys = [pack(context[i:]) for i in range(len(context))]
-        # The longest known suffix, its count classes and, if few, its candidates.
+    async def _lookup_rows(self, keys: list[bytes]) -> list[Any]:
         marks = ",".join(f"?{i}" for i in range(3, 3 + len(keys)))
         best = (
             f"(SELECT ctx FROM classes WHERE ns = ?1 AND ctx IN ({marks}) "
@@ -1067,162 +854,72 @@ class StoreModel:
             "UNION ALL SELECT NULL, * FROM (SELECT next, count FROM transitions "
             f"WHERE ns = ?1 AND ctx = {best} ORDER BY next LIMIT ?2)"
         )
-        rows = await self._db.execute_fetchall(sql, (self.ns.id, _SMALL + 1, *keys))
-        classes = sorted(
-            (CountClass(int(c), int(s)) for k, c, s in rows if k is not None),
-            key=lambda c: -c.count,
-        )
-        if not classes:
-            return None
-        key = next(bytes(k) for k, _, _ in rows if k is not None)
-        candidates = [(int(t), int(c)) for k, t, c in rows if k is None]
-        few = tuple(candidates) if len(candidates) <= _SMALL else None
-        return Found(_Context(key, few), tuple(unpack(key)), tuple(classes))
+        return await self._rows(sql, self.ns.id, SMALL + 1, *keys)
 
-    async def candidate_at(
-        self, found: Found, count: int, offset: int, excluding: Sequence[int] = ()
-    ) -> int:
-        context = found.handle
-        assert isinstance(context, _Context)
-        skip = sorted(set(excluding))
-        if context.candidates is not None:
-            same = [t for t, c in context.candidates if c == count and t not in set(skip)]
-            if offset < len(same):
-                return same[offset]
-            raise LookupError("candidate vanished while sampling")
-        # The words held apart are skipped in the same query: one read per draw.
+    async def _at(self, key: bytes, count: int, offset: int, skip: list[int]) -> int | None:
         without = f" AND {{}} NOT IN ({','.join('?' * len(skip))})" if skip else ""
-        if not context.key:  # order 0: the vocabulary, in learning (id) order among equals
+        if not key:  # order 0: the vocabulary
             sql = (
                 f"SELECT id FROM vocab WHERE ns = ? AND count = ?{without.format('id')} "
                 "ORDER BY id LIMIT 1 OFFSET ?"
             )
-            rows = await self._db.execute_fetchall(sql, (self.ns.id, count, *skip, offset))
-            if not rows:
-                raise LookupError("candidate vanished while sampling")
-            return int(next(iter(rows))[0])
-        # Learning order among equals is token id order: the primary key's order.
-        sql = (
-            "SELECT next FROM transitions WHERE ns = ? AND ctx = ? AND count = ?"
-            f"{without.format('next')} ORDER BY next LIMIT 1 OFFSET ?"
-        )
-        args = (self.ns.id, context.key, count, *skip, offset)
-        rows = await self._db.execute_fetchall(sql, args)
-        if not rows:
-            raise LookupError("candidate vanished while sampling")
-        return int(next(iter(rows))[0])
-
-    async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
-        context = found.handle
-        assert isinstance(context, _Context)
-        if not context.key:
+            rows = await self._rows(sql, self.ns.id, count, *skip, offset)
+        else:
             sql = (
-                "SELECT id, count FROM vocab WHERE ns = ? AND count > 0 "
+                "SELECT next FROM transitions WHERE ns = ? AND ctx = ? AND count = ?"
+                f"{without.format('next')} ORDER BY next LIMIT 1 OFFSET ?"
+            )
+            rows = await self._rows(sql, self.ns.id, key, count, *skip, offset)
+        return int(rows[0][0]) if rows else None
+
+    async def _top(self, key: bytes, least: int, limit: int | None) -> list[Any]:
+        limit_arg = -1 if limit is None else limit
+        if not key:
+            sql = (
+                "SELECT id, count FROM vocab WHERE ns = ? AND count >= ? "
                 "ORDER BY count DESC, id LIMIT ?"
             )
-            limit_arg = -1 if limit is None else limit
-            rows = await self._db.execute_fetchall(sql, (self.ns.id, limit_arg))
-            return [(int(n), int(c)) for n, c in rows]
-        if context.candidates is not None:
-            ranked = sorted(context.candidates, key=lambda tc: (-tc[1], tc[0]))
-            return ranked if limit is None else ranked[:limit]
-        # Only the classes that hold the first ``limit`` candidates need sorting.
-        least, seen = 0, 0
-        for cls in found.classes:
-            least, seen = cls.count, seen + cls.size
-            if limit is not None and seen >= limit:
-                break
+            return await self._rows(sql, self.ns.id, least, limit_arg)
         sql = (
             "SELECT next, count FROM transitions WHERE ns = ? AND ctx = ? AND count >= ? "
             "ORDER BY count DESC, next LIMIT ?"
         )
-        args = (self.ns.id, context.key, least, -1 if limit is None else limit)
-        return [(int(n), int(c)) for n, c in await self._db.execute_fetchall(sql, args)]
+        return await self._rows(sql, self.ns.id, key, least, limit_arg)
 
-    async def unigram(self) -> Found | None:
+    async def _unigram_rows(self) -> list[Any]:
         sql = "SELECT count, COUNT(*) FROM vocab WHERE ns = ? AND count > 0 GROUP BY count"
-        rows = await self._db.execute_fetchall(sql, (self.ns.id,))
-        classes = tuple(
-            sorted((CountClass(int(c), int(n)) for c, n in rows), key=lambda c: -c.count)
-        )
-        return Found(_Context(b"", None), (), classes) if classes else None
+        return await self._rows(sql, self.ns.id)
 
-    async def count_of(self, found: Found, token: int) -> int:
-        context = found.handle
-        assert isinstance(context, _Context)
-        if not context.key:  # order 0 holds words only, never the end marker
-            sql = "SELECT count FROM vocab WHERE ns = ? AND id = ?"
-            rows = await self._db.execute_fetchall(sql, (self.ns.id, token))
-            return int(next(iter(rows))[0]) if rows and token != EOS else 0
-        if context.candidates is not None:
-            return next((c for t, c in context.candidates if t == token), 0)
-        sql = "SELECT count FROM transitions WHERE ns = ? AND ctx = ? AND next = ?"
-        rows = await self._db.execute_fetchall(sql, (self.ns.id, context.key, token))
-        return int(next(iter(rows))[0]) if rows else 0
-
-    async def counts_of(self, found: Found, tokens: Sequence[int]) -> dict[int, int]:
-        context = found.handle
-        assert isinstance(context, _Context)
-        wanted = sorted(set(tokens))
-        if not wanted:
-            return {}
-        if context.candidates is not None and context.key:
-            return {t: c for t, c in context.candidates if t in set(wanted)}
-        marks = ",".join("?" * len(wanted))
-        if not context.key:  # order 0: the vocabulary (never the end marker)
-            sql = f"SELECT id, count FROM vocab WHERE ns = ? AND count > 0 AND id IN ({marks})"
-            rows = await self._db.execute_fetchall(sql, (self.ns.id, *wanted))
-            return {int(t): int(c) for t, c in rows if int(t) != EOS}
+    async def _counts(self, key: bytes, tokens: list[int]) -> list[Any]:
+        marks = ",".join("?" * len(tokens))
+        if not key:  # order 0: the vocabulary
+            sql = f"SELECT id, count FROM vocab WHERE ns = ? AND id IN ({marks})"
+            return await self._rows(sql, self.ns.id, *tokens)
         sql = f"SELECT next, count FROM transitions WHERE ns = ? AND ctx = ? AND next IN ({marks})"
-        rows = await self._db.execute_fetchall(sql, (self.ns.id, context.key, *wanted))
-        return {int(t): int(c) for t, c in rows if int(c) > 0}
+        return await self._rows(sql, self.ns.id, key, *tokens)
 
-    async def resolve(self, words: Sequence[str]) -> list[int]:
-        out: list[int] = []
-        # The exact spelling, else the most frequent one ignoring case: one round trip.
+    async def _resolve_one(self, word: str) -> int | None:
         sql = (
             "SELECT id FROM vocab WHERE ns = ?1 AND token = ?2 AND count > 0 UNION ALL "
             "SELECT * FROM (SELECT id FROM vocab WHERE ns = ?1 AND folded = ?3 AND count > 0 "
-            "ORDER BY count DESC LIMIT 1) LIMIT 1"
+            "ORDER BY count DESC, id LIMIT 1) LIMIT 1"
         )
-        for word in words:
-            rows = await self._db.execute_fetchall(sql, (self.ns.id, word, word.casefold()))
-            token = next(iter(rows))[0] if rows else None
-            if token is None:
-                raise UnknownStart(words, await self.suggest(word))
-            out.append(int(token))
-        return out
+        rows = await self._rows(sql, self.ns.id, word, word.casefold())
+        return int(rows[0][0]) if rows else None
 
-    async def suggest(self, word: str, n: int = 5) -> list[str]:
-        """Known words spelled like ``word``: frequent words sharing its first letter."""
-        folded = word.casefold()
+    async def _spellings(self, head: str) -> list[str]:
         sql = (
             "SELECT token FROM vocab WHERE ns = ? AND folded >= ? AND folded < ? AND count > 0 "
-            "ORDER BY count DESC LIMIT 2000"
+            "ORDER BY count DESC, id LIMIT 2000"
         )
-        head = folded[:1]
-        async with self._db.execute(sql, (self.ns.id, head, head + "\U0010ffff")) as cur:
-            pool = [str(r[0]) async for r in cur]
-        by_fold: dict[str, str] = {}
-        for token in pool:
-            by_fold.setdefault(token.casefold(), token)
-        close = difflib.get_close_matches(folded, list(by_fold), n=n, cutoff=0.6)
-        return [by_fold[c] for c in close]
+        return [str(r[0]) for r in await self._rows(sql, self.ns.id, head, head + "\U0010ffff")]
 
-    async def spell(self, tokens: Sequence[int]) -> list[str]:
-        names = {BOS: START_LABEL, EOS: END_LABEL}
-        wanted = json.dumps(sorted({t for t in tokens if t not in names}))
-        rows = await self._db.execute_fetchall(_SPELL, (self.ns.id, wanted))
-        names.update((int(i), str(t)) for i, t in rows)
-        return [names.get(t, "?") for t in tokens]
+    async def _spell_rows(self, ids: list[int]) -> list[Any]:
+        return await self._rows(_SPELL, self.ns.id, json.dumps(ids))
 
-    async def copy_of(self, tokens: Sequence[int], at_least: int) -> Copy:
-        """One round trip reading at most a few hundred candidate messages, whatever the
-        corpus: those :func:`bot.core.model.copy_probes` points to through the anchors and the
-        indexes on each message's first and last 4 tokens."""
-        if not tokens:
-            return NO_COPY
-        probes = copy_probes(tokens, at_least)
+    async def _copy_rows(
+        self, grams: list[int], heads: list[bytes], tails: list[bytes]
+    ) -> list[Any]:
         sql: list[str] = []
         args: list[Any] = [self.ns.id]
 
@@ -1230,21 +927,20 @@ class StoreModel:
             if values:
                 marks = ",".join(f"?{i}" for i in range(len(args) + 1, len(args) + 1 + len(values)))
                 args.extend(values)
-                sql.append(f"SELECT * FROM ({select.format(marks)} LIMIT {_PER_PROBE})")
+                sql.append(f"SELECT * FROM ({select.format(marks)} LIMIT {PER_PROBE})")
 
-        # The expressions are the indexes' own (schema 4), so SQLite uses them.
+        # The expressions are the indexes' own (schema 5), so SQLite uses them.
         probe(
             "SELECT tokens FROM messages WHERE ns = ?1 AND id IN (SELECT DISTINCT msg FROM "
             "anchors WHERE ns = ?1 AND gram IN ({}))",
-            sorted({_anchor(w) for w in probes.windows}),
+            grams,
         )
         probe(
             "SELECT DISTINCT tokens FROM messages WHERE ns = ?1 AND substr(tokens, 1, 16) IN ({})",
-            sorted(probes.heads),
+            heads,
         )
         probe(
             "SELECT DISTINCT tokens FROM messages WHERE ns = ?1 AND substr(tokens, -16) IN ({})",
-            sorted(probes.tails),
+            tails,
         )
-        rows = await self._db.execute_fetchall(" UNION ALL ".join(sql), args)
-        return copy_in(tokens, (bytes(r[0]) for r in rows), at_least)
+        return await self._rows(" UNION ALL ".join(sql), *args)

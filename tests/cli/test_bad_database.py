@@ -105,7 +105,7 @@ def database(tmp_path: Path, case: str) -> tuple[Path, str]:
     return path, needle
 
 
-def run(tmp_path: Path, *args: str, db: Path) -> subprocess.CompletedProcess[str]:
+def run(tmp_path: Path, *args: str, db: Path | str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MARKOV_DB": str(db), "DISCORD_TOKEN": TOKEN}
     return subprocess.run(
         [sys.executable, *args],
@@ -117,7 +117,7 @@ def run(tmp_path: Path, *args: str, db: Path) -> subprocess.CompletedProcess[str
     )
 
 
-def assert_one_line(done: subprocess.CompletedProcess[str], db: Path, needle: str) -> None:
+def assert_one_line(done: subprocess.CompletedProcess[str], db: Path | str, needle: str) -> None:
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("markov-bot: ") and needle in lines[0]
@@ -209,3 +209,16 @@ def test_transient_errors_are_told_by_their_code_not_their_words(tmp_path: Path)
             raise RuntimeError("cannot rollback - no transaction is active") from None
     except RuntimeError as later:
         assert later.__cause__ is None and transient_cause(later) is full
+
+
+@pytest.mark.parametrize("entry", [("bot", 1), ("bot.cli", 2)])
+def test_an_unreachable_postgresql_stops_with_one_line_and_no_password(
+    tmp_path: Path, entry: tuple[str, int]
+) -> None:
+    module, code = entry
+    url = "postgresql://markov:s3cret@127.0.0.1:1/markov"  # port 1: nobody listens
+    args = ["-m", module] + (["stats"] if module == "bot.cli" else [])
+    done = run(tmp_path, *args, db=url)
+    assert done.returncode == code
+    assert_one_line(done, "postgresql://markov:***@127.0.0.1:1/markov", "cannot reach")
+    assert "s3cret" not in done.stderr + done.stdout

@@ -14,15 +14,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LESSON = ["the cat sat on the mat", "the cat ran", "the dog sat", "a dog ran home"]
+ADDRESS = "store-address"  # in tmp_path: where cli() points --db, if there
 
 
 def cli(
     tmp_path: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """``markov-bot --db DB ARGS``: DB is ``m.db`` in ``tmp_path``, or the store the
+    ``lesson`` fixture chose (each backend in turn)."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     environment.pop("DISCORD_TOKEN", None)
+    chosen = tmp_path / ADDRESS
+    db = chosen.read_text() if chosen.exists() else str(tmp_path / "m.db")
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", "--db", str(tmp_path / "m.db"), *args],
+        [sys.executable, "-m", "bot.cli", "--db", db, *args],
         capture_output=True,
         text=True,
         cwd=tmp_path,  # no stray .env is read
@@ -38,7 +43,9 @@ def cli_json(tmp_path: Path, *args: str) -> Any:
 
 
 @pytest.fixture
-def lesson(tmp_path: Path) -> Path:
+def lesson(tmp_path: Path, store_address: str) -> Path:
+    """The lesson learned into a store on each backend; the test's commands use that store."""
+    (tmp_path / ADDRESS).write_text(store_address)
     path = tmp_path / "lesson.txt"
     path.write_text("\n".join(LESSON) + "\n\n", encoding="utf-8")
     learned = cli_json(tmp_path, "learn", str(path))

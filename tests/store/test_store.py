@@ -27,6 +27,7 @@ from bot.core.tokenize import tokenize
 from bot.corpora import CORPORA, read_lines
 from bot.services.importing import CORPUS_PREFIX, corpus_namespace, import_lines
 from bot.store import Incoming, LearnResult, Namespace, Store, StoreError
+from bot.store.guilds import Backfill, Guilds
 from bot.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # ---------------------------------------------------------------------------- helpers
 
 
-async def open_store(path: Path, *, burn_ids: bool = True) -> Store:
+async def open_store(path: Path | str, *, burn_ids: bool = True) -> Store:
     """A real store. Unless ``burn_ids`` is False, two throwaway words are learned first in
     their own namespace: a fresh database hands out vocabulary ids 1 and 2, which collide
     with the start and end markers (see test_first_words_learned_are_not_markers)."""
@@ -46,8 +47,9 @@ async def open_store(path: Path, *, burn_ids: bool = True) -> Store:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(tmp_path / "store.db")
+async def store(store_address: str) -> AsyncIterator[Store]:
+    """A store on each backend (a fresh SQLite file, a fresh PostgreSQL database)."""
+    s = await open_store(store_address)
     try:
         yield s
     finally:
@@ -724,30 +726,30 @@ async def test_sigkill_mid_import_leaves_whole_batches(tmp_path: Path, delay: fl
 
 async def test_bookkeeping_commits_with_the_batch_or_not_at_all(store: Store) -> None:
     ns = await store.namespace("pages")
-    saved = "SELECT value FROM meta WHERE key = 'page'"
+    guilds = Guilds(store)
+    start = await guilds.start_backfill(7, 70, 100)
 
-    def record(conn: sqlite3.Connection, result: LearnResult) -> None:
-        conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('page', ?)", (result.learned,)
-        )
+    def record(result: LearnResult) -> Backfill:
+        return replace(start, learned=start.learned + result.learned, read=start.read + 1)
 
     result = await store.learn(ns, [Incoming(1, ["one", "page"])], also=record)
     assert result.learned == 1
-    assert await store._one(saved) == "1"
+    saved = await guilds.backfill(7, 70)
+    assert saved is not None and (saved.learned, saved.read) == (1, 1)
 
-    def fail(conn: sqlite3.Connection, result: LearnResult) -> None:
-        record(conn, result)
-        raise sqlite3.OperationalError("disk I/O error")
+    def fail(result: LearnResult) -> Backfill:
+        raise OSError("the position cannot be worked out")
 
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(OSError):
         await store.learn(ns, [Incoming(2, ["another", "page"]), Incoming(3, ["x"])], also=fail)
-    assert await store._one(saved) == "1"
+    assert await guilds.backfill(7, 70) == saved
     assert await store.known_messages(ns, [1, 2, 3]) == {1}
     assert await store.autocomplete(ns, "anoth") == []
     await assert_consistent(store, ns)
     # A page with nothing learnable still saves its bookkeeping (the position moves on).
     assert (await store.learn(ns, [], also=record)).learned == 0
-    assert await store._one(saved) == "0"
+    saved = await guilds.backfill(7, 70)
+    assert saved is not None and (saved.learned, saved.read) == (0, 1)
 
 
 async def test_a_bundled_corpus_cut_short_is_completed_on_next_use(tmp_path: Path) -> None:

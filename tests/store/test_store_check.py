@@ -12,10 +12,10 @@ from bot.core.model import pack
 from bot.store import Incoming, Store
 
 
-async def test_check_passes_through_learning_and_forgetting(tmp_path: Path) -> None:
+async def test_check_passes_through_learning_and_forgetting(store_address: str) -> None:
     rng = random.Random(7)
     words = [f"w{i}" for i in range(40)] + ["the", "a", "cat"]
-    store = await Store.open(tmp_path / "c.db")
+    store = await Store.open(store_address)
     try:
         for order in (1, 2, 3):
             ns = await store.namespace(f"o{order}", order)

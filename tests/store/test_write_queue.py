@@ -38,7 +38,18 @@ class Server:
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Server]:
+async def server(store_address: str) -> AsyncIterator[Server]:
+    """On each backend."""
+    store = await Store.open(store_address)
+    try:
+        yield Server(store, await store.namespace("guild:1"))
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def sqlite_server(tmp_path: Path) -> AsyncIterator[Server]:
+    """For the tests that make SQLite refuse writes (its busy timeout, another writer)."""
     store = await Store.open(tmp_path / "queue.db")
     try:
         yield Server(store, await store.namespace("guild:1"))
@@ -67,28 +78,28 @@ async def test_an_edit_replaces_the_old_text_and_deletions_drop_queued_messages(
 
 
 async def test_a_refused_write_keeps_everything_and_is_logged_once(
-    server: Server, caplog: pytest.LogCaptureFixture
+    sqlite_server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server.add(1, "learned before")
-    await server.queue.flush()
-    await server.store._writer.execute("PRAGMA busy_timeout = 50")
-    blocker = sqlite3.connect(server.store.path, isolation_level=None)
+    sqlite_server.add(1, "learned before")
+    await sqlite_server.queue.flush()
+    await sqlite_server.store._writer.execute("PRAGMA busy_timeout = 50")
+    blocker = sqlite3.connect(sqlite_server.store.path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     caplog.set_level(logging.INFO, logger="bot.services.write_queue")
     try:
-        server.add(2, "queued during the lock")
-        server.queue.forget(1, [1])
-        server.queue.forget_place(1, ("thread", 77))
+        sqlite_server.add(2, "queued during the lock")
+        sqlite_server.queue.forget(1, [1])
+        sqlite_server.queue.forget_place(1, ("thread", 77))
         for _ in range(3):
-            assert await server.queue.flush() == 0
+            assert await sqlite_server.queue.flush() == 0
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
     failures = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(failures) == 1 and "locked" in str(failures[0].exc_info)
-    assert await server.stored() == {1}
-    assert await server.queue.flush() == 1
-    assert await server.stored() == {2}
+    assert await sqlite_server.stored() == {1}
+    assert await sqlite_server.queue.flush() == 1
+    assert await sqlite_server.stored() == {2}
     assert "learning works again" in caplog.text
 
 
@@ -124,10 +135,11 @@ def raw(mid: int, tokens: list[str]) -> Incoming:
 
 
 async def test_one_message_that_cannot_be_stored_is_skipped_and_the_rest_learned(
-    server: Server, caplog: pytest.LogCaptureFixture
+    server: Server, backend: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A lone surrogate that reached the queue uncleaned: SQLite cannot encode it. The
+    """A lone surrogate that reached the queue uncleaned: neither backend can encode it. The
     batch is split until that message is alone; it is logged by id, never by its text."""
+    error = {"sqlite": "UnicodeEncodeError", "postgres": "DataError"}[backend]
     secret = "private\ud800words"
     for mid in range(1, 41):
         server.add(mid, f"ordinary message number {mid}")
@@ -140,8 +152,7 @@ async def test_one_message_that_cannot_be_stored_is_skipped_and_the_rest_learned
     assert len(server.queue) == 0  # the bad one does not stay at the head of the queue
     skipped = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [r.getMessage() for r in skipped] == [
-        "message 41 of guild 1 cannot be stored (UnicodeEncodeError): skipped, the others "
-        "are learned"
+        f"message 41 of guild 1 cannot be stored ({error}): skipped, the others are learned"
     ]
     assert "private" not in caplog.text
     # The model holds exactly the messages learned.
@@ -170,24 +181,24 @@ async def test_two_bad_messages_in_one_batch_are_both_found(
 
 
 async def test_a_locked_database_is_not_split_but_kept_whole(
-    server: Server, caplog: pytest.LogCaptureFixture
+    sqlite_server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Locked is the database's fault, not a message's: nothing is skipped."""
     for mid in range(1, 21):
-        server.add(mid, f"queued words {mid}")
-    await server.store._writer.execute("PRAGMA busy_timeout = 50")
-    blocker = sqlite3.connect(server.store.path, isolation_level=None)
+        sqlite_server.add(mid, f"queued words {mid}")
+    await sqlite_server.store._writer.execute("PRAGMA busy_timeout = 50")
+    blocker = sqlite3.connect(sqlite_server.store.path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     caplog.set_level(logging.INFO, logger="bot.services.write_queue")
     try:
-        assert await server.queue.flush() == 0
+        assert await sqlite_server.queue.flush() == 0
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    assert len(server.queue) == 20
+    assert len(sqlite_server.queue) == 20
     assert not [r for r in caplog.records if "cannot be stored" in r.getMessage()]
-    assert await server.queue.flush() == 20
-    assert await server.stored() == set(range(1, 21))
+    assert await sqlite_server.queue.flush() == 20
+    assert await sqlite_server.stored() == set(range(1, 21))
 
 
 async def test_when_every_message_fails_alone_none_is_dropped(

@@ -1,6 +1,6 @@
 """Explanation tables checked against a hand calculation on a tiny corpus.
 
-The corpus, learned both into a MemoryModel and into a real SQLite Store (order 2):
+The corpus, learned into a MemoryModel and into a real Store on each backend (order 2):
 
     the cat sat
     the cat ran
@@ -34,11 +34,12 @@ from bot.core.present import explanation_table
 from bot.core.sampling import InvalidOption, classes_from_counts
 from bot.core.tokenize import tokenize
 from bot.store import Incoming, Store
+from tests.postgres import fresh_address
 
 CORPUS = ["the cat sat", "the cat ran", "the dog sat", "a dog ran"]
 
 
-async def open_store(path: Path) -> Store:
+async def open_store(path: Path | str) -> Store:
     """A real store. Two throwaway words are learned first, in their own namespace, because
     a fresh database hands out vocabulary ids 1 and 2, which collide with the start and end
     markers (a bug shown by test_store.py::test_first_words_learned_are_not_markers)."""
@@ -47,7 +48,7 @@ async def open_store(path: Path) -> Store:
     return store
 
 
-@pytest.fixture(params=["memory", "store"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def model(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ModelReader]:
     if request.param == "memory":
         memory = MemoryModel(order=2)
@@ -55,14 +56,15 @@ async def model(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             memory.learn(tokenize(text))
         yield memory
         return
-    store = await open_store(tmp_path / "explain.db")
-    try:
-        ns = await store.namespace("tiny", order=2)
-        for i, text in enumerate(CORPUS, start=1):
-            await store.learn(ns, [Incoming(i, tokenize(text))])
-        yield store.reader(ns)
-    finally:
-        await store.close()
+    async with fresh_address(request.param, tmp_path, request) as address:
+        store = await open_store(address)
+        try:
+            ns = await store.namespace("tiny", order=2)
+            for i, text in enumerate(CORPUS, start=1):
+                await store.learn(ns, [Incoming(i, tokenize(text))])
+            yield store.reader(ns)
+        finally:
+            await store.close()
 
 
 def by_token(e: Explanation) -> dict[str, Row]:
@@ -252,11 +254,11 @@ async def test_unknown_word_and_bad_options(model: ModelReader) -> None:
         await explain_context(model, "```only code```", 1.0)
 
 
-async def test_memory_and_store_explanations_are_identical(tmp_path: Path) -> None:
+async def test_memory_and_store_explanations_are_identical(store_address: str) -> None:
     memory = MemoryModel(order=2)
     for text in CORPUS:
         memory.learn(tokenize(text))
-    store = await open_store(tmp_path / "same.db")
+    store = await open_store(store_address)
     try:
         ns = await store.namespace("tiny", order=2)
         for i, text in enumerate(CORPUS, start=1):
@@ -272,10 +274,10 @@ async def test_memory_and_store_explanations_are_identical(tmp_path: Path) -> No
         await store.close()
 
 
-async def test_empty_model_cannot_be_explained(tmp_path: Path) -> None:
+async def test_empty_model_cannot_be_explained(store_address: str) -> None:
     with pytest.raises(EmptyModel):
         await explain_context(MemoryModel(), None, 1.0)
-    store = await open_store(tmp_path / "empty.db")
+    store = await open_store(store_address)
     try:
         with pytest.raises(EmptyModel):
             await explain_context(store.reader(await store.namespace("nothing")), None, 1.0)

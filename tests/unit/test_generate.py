@@ -1,7 +1,8 @@
 """The generation loop: reproducibility, greedy decoding, start words, limits, the trace,
 the originality check, compare and option validation.
 
-Models are real: MemoryModel and a Store on an SQLite file in tmp_path.
+Models are real: MemoryModel and a Store on each backend (a SQLite file in tmp_path, a
+database on a throwaway PostgreSQL server).
 """
 
 from __future__ import annotations
@@ -44,11 +45,12 @@ from bot.core.model import (
 from bot.core.sampling import MAX_LENGTH, InvalidOption
 from bot.core.tokenize import tokenize
 from bot.store import Incoming, Namespace, Store
+from tests.postgres import fresh_address
 
 # ---------------------------------------------------------------------------- helpers
 
 
-async def open_store(path: Path) -> Store:
+async def open_store(path: Path | str) -> Store:
     """A real store. Two throwaway words are learned first, in their own namespace, because
     a fresh database hands out vocabulary ids 1 and 2, which collide with the start and end
     markers (a bug shown by test_store.py::test_first_words_learned_are_not_markers)."""
@@ -132,18 +134,20 @@ class MakeModel(Protocol):
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(tmp_path / "generate.db")
+async def store(store_address: str) -> AsyncIterator[Store]:
+    """A store on each backend."""
+    s = await open_store(store_address)
     try:
         yield s
     finally:
         await s.close()
 
 
-@pytest.fixture(params=["memory", "store"])
-async def make_model(request: pytest.FixtureRequest, store: Store) -> MakeModel:
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def make_model(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeModel]:
     """A factory: messages (lists of words) → a model of the requested kind."""
     counter = iter(range(1_000_000))
+    stores: list[Store] = []
 
     async def make(messages: Sequence[str | Sequence[str]], order: int = 2) -> ModelReader:
         token_lists = [tokenize(m) if isinstance(m, str) else list(m) for m in messages]
@@ -152,12 +156,21 @@ async def make_model(request: pytest.FixtureRequest, store: Store) -> MakeModel:
             for words in token_lists:
                 memory.learn(words)
             return memory
+        store = stores[0]
         ns = await store.namespace(f"ns{next(counter)}", order=order)
         for i, words in enumerate(token_lists, start=1):
             await store.learn(ns, [Incoming(i, words)])
         return store.reader(ns)
 
-    return make
+    if request.param == "memory":
+        yield make
+        return
+    async with fresh_address(request.param, tmp_path, request) as address:
+        stores.append(await open_store(address))
+        try:
+            yield make
+        finally:
+            await stores[0].close()
 
 
 def longest_common_run(a: Sequence[str], b: Sequence[str]) -> int:

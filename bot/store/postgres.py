@@ -1,0 +1,792 @@
+"""The PostgreSQL backend of :class:`bot.store.base.Store`, for bots that outgrow one machine.
+
+Several bot processes (shards) may share one database. What keeps them from stepping on
+each other:
+
+* every write to a namespace takes a transaction-scoped advisory lock on it, so two
+  processes learning the same message (a catch-up overlapping live events) see each
+  other's commits: the second finds the id stored and counts nothing (idempotent by id);
+* a purge is first recorded, then done in one transaction; a process that starts finds
+  any recorded purge and finishes it;
+* migrations run under an advisory lock, once, whoever starts first;
+* :meth:`PostgresStore.exclusive` is a session advisory lock: a bundled corpus is built
+  by one process while the others wait, then find it complete.
+
+Batches go to the server as arrays (``unnest``), one statement per table and context
+length, not a statement per row; the counting itself is the shared numpy kernels'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import zlib
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from itertools import chain
+from typing import Any
+
+import asyncpg
+
+from bot.core.model import DEFAULT_ORDER, MAX_ORDER, MemoryModel, pack, unpack
+from bot.store.base import (
+    AfterLearning,
+    Incoming,
+    LearnResult,
+    Namespace,
+    Statement,
+    Stats,
+    Store,
+    StoredMessage,
+    Transitions,
+    redacted,
+)
+from bot.store.errors import StoreError
+from bot.store.guilds import SAVE_BACKFILL, backfill_row
+from bot.store.kernels import (
+    BUILDER,
+    anchor_rows,
+    anchors,
+    chunks,
+    class_moves,
+    decode_bodies,
+    grams,
+    memory_model,
+)
+from bot.store.pg_schema import MIGRATIONS, SCHEMA_VERSION
+from bot.store.reading import PER_PROBE, SMALL, StoredModel
+
+__all__ = ["PostgresModel", "PostgresStore"]
+
+log = logging.getLogger(__name__)
+
+_PURGE, _DROP = 1, 2
+_SLICE = 20_000  # transitions per statement
+_POOL_MAX = 8
+_CONNECT_TIMEOUT = 10.0
+# Advisory lock keys: a namespace's writes, migrations, and named exclusive sections.
+_NS_LOCK = 0x6D6B << 40
+_MIGRATE_LOCK = 0x6D6B << 40 | 0xFFFFFFFF
+_NAMED_LOCK = 0x6D6C << 40
+
+_BY_KEY = (
+    "SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; "
+    "SET LOCAL enable_mergejoin = off"
+)
+
+# Slices of a blob of packed contexts, one per array element: $2 the blob, $3 its width.
+_CTX = "substring($2::bytea FROM ((b.i - 1) * $3::int + 1)::int FOR $3::int)"
+
+
+@lru_cache(maxsize=256)
+def _dollars(sql: str) -> str:
+    """``?`` placeholders (the settings' shared SQL) as PostgreSQL's ``$1``, ``$2``..."""
+    count = iter(range(1, 10_000))
+    return re.sub(r"\?", lambda _: f"${next(count)}", sql)
+
+
+def _named_key(name: str) -> int:
+    return _NAMED_LOCK | zlib.crc32(name.encode())
+
+
+class PostgresStore(Store):
+    """A PostgreSQL database. Open with :func:`bot.store.open_store`, close with :meth:`close`."""
+
+    def __init__(self, url: str, pool: asyncpg.Pool) -> None:
+        self.url = url
+        self.where = redacted(url)
+        self._pool = pool
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def connect(cls, url: str, *, pool_size: int = _POOL_MAX) -> PostgresStore:
+        """Connect (a pool of up to ``pool_size``), migrate, and finish recorded purges.
+
+        A server that cannot be reached or refuses us raises :class:`StoreError` with the
+        one line to show whoever runs the bot."""
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=1, max_size=pool_size, timeout=_CONNECT_TIMEOUT, reset=_keep
+            )
+        except (TimeoutError, OSError, asyncpg.PostgresError) as e:
+            raise StoreError(
+                f"cannot reach the PostgreSQL database {redacted(url)} ({_reason(e)}): start "
+                "it, or check MARKOV_DB (or --db): postgresql://user[:password]@host[:port]/db."
+            ) from e
+        except asyncpg.InterfaceError as e:
+            raise StoreError(f"cannot use the PostgreSQL address {redacted(url)}: {e}") from e
+        store = cls(url, pool)
+        try:
+            await store._migrate()
+            await store._resume_purges()
+        except BaseException:
+            await pool.close()
+            raise
+        return store
+
+    async def _migrate(self) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATE_LOCK)
+            try:
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS markov_schema (version INTEGER NOT NULL)"
+                )
+                version = await conn.fetchval("SELECT max(version) FROM markov_schema") or 0
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"the database {self.where} was written by a newer version of "
+                        f"markov-bot (schema {version}; this one knows {SCHEMA_VERSION}): "
+                        "upgrade markov-bot, or set MARKOV_DB (or --db) to another database."
+                    )
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    log.info("migrating the PostgreSQL schema to version %d", target)
+                    async with conn.transaction():
+                        await conn.execute(MIGRATIONS[target - 1])
+                        await conn.execute("INSERT INTO markov_schema VALUES ($1)", target)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATE_LOCK)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def _writing(self, ns_id: int | None = None) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction; with ``ns_id``, holding that namespace's write lock until it ends."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if ns_id is not None:
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _NS_LOCK | ns_id)
+                # Every statement of a model's write goes by key. A table that grew within
+                # one import has no statistics yet, and the planner then chose to scan it
+                # once per batch row (minutes); by key it is milliseconds.
+                await conn.execute(_BY_KEY)
+            yield conn
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        async with self._pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", _named_key(name))
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _named_key(name))
+
+    # ------------------------------------------------------------------ namespaces
+
+    async def namespace(self, name: str, order: int = DEFAULT_ORDER) -> Namespace:
+        if not 1 <= order <= MAX_ORDER:
+            raise ValueError(f"order must be 1 to {MAX_ORDER}")
+        async with self._writing() as conn:
+            await conn.execute(
+                "INSERT INTO namespaces (name, ord, created) VALUES ($1, $2, $3) "
+                "ON CONFLICT (name) DO NOTHING",
+                name,
+                order,
+                time.time(),
+            )
+            row = await conn.fetchrow("SELECT id, ord FROM namespaces WHERE name = $1", name)
+        assert row is not None
+        return Namespace(int(row[0]), name, int(row[1]))
+
+    async def namespaces(self) -> list[Namespace]:
+        rows = await self._pool.fetch("SELECT id, name, ord FROM namespaces ORDER BY id")
+        return [Namespace(int(i), str(n), int(o)) for i, n, o in rows]
+
+    def reader(self, ns: Namespace) -> PostgresModel:
+        return PostgresModel(self._pool, ns)
+
+    # ------------------------------------------------------------------ learning
+
+    async def learn(
+        self, ns: Namespace, batch: Sequence[Incoming], *, also: AfterLearning | None = None
+    ) -> LearnResult:
+        if not batch and also is None:
+            return LearnResult(0, 0, 0, 0)
+        async with self._writing(ns.id) as conn:
+            result = await self._learn(conn, ns, batch) if batch else LearnResult(0, 0, 0, 0)
+            if also is not None:
+                await conn.execute(_dollars(SAVE_BACKFILL), *backfill_row(also(result)))
+        return result
+
+    async def _learn(
+        self, conn: asyncpg.Connection, ns: Namespace, batch: Sequence[Incoming]
+    ) -> LearnResult:
+        rows = await conn.fetch(
+            "SELECT id FROM messages WHERE ns = $1 AND id = ANY($2::bigint[])",
+            ns.id,
+            [m.id for m in batch],
+        )
+        known = {int(r[0]) for r in rows}
+        fresh: dict[int, Incoming] = {}
+        empty = duplicates = 0
+        for m in batch:
+            if m.id in known or m.id in fresh:
+                duplicates += 1
+            elif not m.tokens:
+                empty += 1
+            else:
+                fresh[m.id] = m
+        if not fresh:
+            return LearnResult(0, duplicates, empty, 0)
+        # First-seen order: ids break ties between equally frequent candidates.
+        words = Counter(chain.from_iterable(m.tokens for m in fresh.values()))
+        ids = await self._intern(conn, ns, words)
+        bodies = {mid: pack(list(map(ids.__getitem__, m.tokens))) for mid, m in fresh.items()}
+        ordered = sorted(fresh.items())
+        await conn.execute(
+            "INSERT INTO messages (ns, id, author, channel, created, tokens, thread) "
+            "SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], "
+            "$5::float8[], $6::bytea[], $7::bigint[])",
+            ns.id,
+            [mid for mid, _ in ordered],
+            [m.author for _, m in ordered],
+            [m.channel for _, m in ordered],
+            [m.created for _, m in ordered],
+            [bodies[mid] for mid, _ in ordered],
+            [m.thread for _, m in ordered],
+        )
+        flat = anchor_rows(bodies)
+        await conn.execute(
+            "INSERT INTO anchors (ns, gram, msg) SELECT $1, * FROM "
+            "unnest($2::bigint[], $3::bigint[]) ON CONFLICT DO NOTHING",
+            ns.id,
+            flat[0::2],
+            flat[1::2],
+        )
+        await self._apply(conn, ns, list(bodies.values()), +1)
+        return LearnResult(len(fresh), duplicates, empty, sum(map(len, bodies.values())) // 4)
+
+    @staticmethod
+    async def _intern(
+        conn: asyncpg.Connection, ns: Namespace, words: Counter[str]
+    ) -> dict[str, int]:
+        """Vocabulary ids of ``words``, numbering new ones in the Counter's order (the rows
+        are inserted in that order, so the sequence hands out ascending ids)."""
+        items = list(words.items())
+        rows = await conn.fetch(
+            "INSERT INTO vocab (ns, token, folded, count) "
+            "SELECT $1, w.token, w.folded, w.n FROM unnest($2::text[], $3::text[], $4::bigint[]) "
+            "WITH ORDINALITY AS w(token, folded, n, i) ORDER BY w.i "
+            "ON CONFLICT (ns, token) DO UPDATE SET count = vocab.count + excluded.count "
+            "RETURNING token, id",
+            ns.id,
+            [t for t, _ in items],
+            [t.casefold() for t, _ in items],
+            [n for _, n in items],
+        )
+        return {str(t): int(i) for t, i in rows}
+
+    async def _apply(
+        self, conn: asyncpg.Connection, ns: Namespace, bodies: Sequence[bytes], sign: int
+    ) -> None:
+        """Add (sign=+1) or remove (sign=-1) the transition counts of packed messages, and
+        move the count classes: the same steps as the SQLite backend's ``_apply``."""
+        import numpy as np
+
+        for g in grams(bodies, ns.order, sign):
+            width, size = 4 * g.k, len(g.next)
+            old = np.zeros(size, dtype=np.int64)
+            for i in range(0, size, _SLICE):
+                j = min(size, i + _SLICE)
+                contexts = g.contexts[g.group[i:j]].tobytes()
+                nexts, counts = g.next[i:j].tolist(), g.n[i:j].tolist()
+                rows = await conn.fetch(
+                    f"SELECT b.i, t.count FROM unnest($4::bigint[]) WITH ORDINALITY AS b(next, i) "
+                    f"JOIN transitions t ON t.ns = $1 AND t.ctx = {_CTX} AND t.next = b.next",
+                    ns.id,
+                    contexts,
+                    width,
+                    nexts,
+                )
+                if rows:
+                    at = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                    old[at - 1 + i] = np.fromiter((r[1] for r in rows), np.int64, len(rows))
+                await conn.execute(
+                    f"INSERT INTO transitions (ns, ctx, next, count) SELECT $1, {_CTX}, b.next, "
+                    "b.n FROM unnest($4::bigint[], $5::bigint[]) WITH ORDINALITY AS b(next, n, i) "
+                    "ON CONFLICT (ns, ctx, next) DO UPDATE SET "
+                    "count = transitions.count + excluded.count",
+                    ns.id,
+                    contexts,
+                    width,
+                    nexts,
+                    counts,
+                )
+            new = old + g.n
+            if sign < 0:
+                gone = np.flatnonzero(new <= 0)
+                if len(gone):
+                    await conn.execute(
+                        f"DELETE FROM transitions t USING unnest($4::bigint[]) "
+                        f"WITH ORDINALITY AS b(next, i) "
+                        f"WHERE t.ns = $1 AND t.ctx = {_CTX} AND t.next = b.next",
+                        ns.id,
+                        g.contexts[g.group[gone]].tobytes(),
+                        width,
+                        g.next[gone].tolist(),
+                    )
+            moves, sizes = class_moves(g.group, old, new)
+            del old, new
+            for i in range(0, len(moves), _SLICE):
+                part = moves[i : i + _SLICE]  # context << 32 | count
+                args = (
+                    ns.id,
+                    g.contexts[part >> 32].tobytes(),
+                    width,
+                    (part & 0xFFFFFFFF).tolist(),
+                )
+                await conn.execute(
+                    f"INSERT INTO classes (ns, ctx, count, size) SELECT $1, {_CTX}, b.count, "
+                    "b.size FROM unnest($4::bigint[], $5::bigint[]) "
+                    "WITH ORDINALITY AS b(count, size, i) "
+                    "ON CONFLICT (ns, ctx, count) DO UPDATE SET "
+                    "size = classes.size + excluded.size",
+                    *args,
+                    sizes[i : i + _SLICE].tolist(),
+                )
+                # A class left by its last candidate disappears (lookup never sees one).
+                await conn.execute(
+                    "DELETE FROM classes c USING unnest($4::bigint[]) WITH ORDINALITY AS "
+                    f"b(count, i) WHERE c.ns = $1 AND c.ctx = {_CTX} AND c.count = b.count "
+                    "AND c.size <= 0",
+                    *args,
+                )
+        if sign < 0:
+            words = Counter(chain.from_iterable(map(unpack, bodies)))
+            await conn.execute(
+                "UPDATE vocab SET count = vocab.count - b.n "
+                "FROM unnest($1::bigint[], $2::bigint[]) AS b(id, n) WHERE vocab.id = b.id",
+                list(words),
+                list(words.values()),
+            )
+            await conn.execute(
+                "DELETE FROM vocab WHERE id = ANY($1::bigint[]) AND count <= 0", list(words)
+            )
+
+    # ------------------------------------------------------------------ forgetting
+
+    async def forget(self, ns: Namespace, message_ids: Sequence[int]) -> int:
+        return await self._forget_ids(ns, list(message_ids))
+
+    async def forget_author(self, ns: Namespace, author: int) -> int:
+        return await self._forget_selected(ns, "author = $2", author)
+
+    async def forget_channel(self, ns: Namespace, channel: int) -> int:
+        return await self._forget_selected(ns, "channel = $2", channel)
+
+    async def forget_thread(self, ns: Namespace, thread: int) -> int:
+        return await self._forget_selected(ns, "thread = $2", thread)
+
+    async def forget_older_than(self, ns: Namespace, timestamp: float) -> int:
+        return await self._forget_selected(ns, "created < $2", timestamp)
+
+    async def _forget_selected(self, ns: Namespace, where: str, arg: Any) -> int:
+        rows = await self._pool.fetch(
+            f"SELECT id FROM messages WHERE ns = $1 AND {where}", ns.id, arg
+        )
+        return await self._forget_ids(ns, [int(r[0]) for r in rows])
+
+    async def _forget_ids(self, ns: Namespace, ids: list[int]) -> int:
+        forgotten = 0
+        for batch in chunks(ids, 5_000):
+            async with self._writing(ns.id) as conn:
+                rows = await conn.fetch(
+                    "SELECT id, tokens FROM messages WHERE ns = $1 AND id = ANY($2::bigint[])",
+                    ns.id,
+                    list(batch),
+                )
+                if not rows:
+                    continue
+                blobs = [(int(i), bytes(b)) for i, b in rows]
+                await self._apply(conn, ns, [b for _, b in blobs], -1)
+                pairs = [(g, mid) for mid, b in blobs for g in anchors(b)]
+                await conn.execute(
+                    "DELETE FROM anchors a USING unnest($2::bigint[], $3::bigint[]) AS b(g, m) "
+                    "WHERE a.ns = $1 AND a.gram = b.g AND a.msg = b.m",
+                    ns.id,
+                    [g for g, _ in pairs],
+                    [m for _, m in pairs],
+                )
+                await conn.execute(
+                    "DELETE FROM messages WHERE ns = $1 AND id = ANY($2::bigint[])",
+                    ns.id,
+                    [m for m, _ in blobs],
+                )
+                forgotten += len(blobs)
+        return forgotten
+
+    async def purge(self, ns: Namespace) -> int:
+        return await self._purge(ns.id, _PURGE)
+
+    async def drop_namespace(self, ns: Namespace) -> int:
+        return await self._purge(ns.id, _DROP)
+
+    async def _purge(self, ns_id: int, mode: int) -> int:
+        # Recorded first, so a crash during the deletion leaves a record that the next
+        # process to start finishes.
+        async with self._writing() as conn:
+            await conn.execute(
+                "UPDATE namespaces SET purging = greatest(purging, $1) WHERE id = $2", mode, ns_id
+            )
+        async with self._writing(ns_id) as conn:
+            n = await conn.fetchval("SELECT COUNT(*) FROM messages WHERE ns = $1", ns_id)
+            for table in ("classes", "transitions", "vocab", "messages", "anchors"):
+                await conn.execute(f"DELETE FROM {table} WHERE ns = $1", ns_id)
+            if mode == _DROP:
+                await conn.execute("DELETE FROM namespaces WHERE id = $1", ns_id)
+            else:
+                await conn.execute("UPDATE namespaces SET purging = 0 WHERE id = $1", ns_id)
+        return int(n)
+
+    async def _resume_purges(self) -> None:
+        rows = await self._pool.fetch("SELECT id, name, purging FROM namespaces WHERE purging > 0")
+        for ns_id, name, mode in rows:
+            n = await self._purge(int(ns_id), int(mode))
+            log.warning("finished the purge of %s cut short by a crash: %d messages", name, n)
+
+    # ------------------------------------------------------------------ reading
+
+    async def _val(self, sql: str, *args: Any) -> Any:
+        return await self._pool.fetchval(sql, *args)
+
+    async def is_complete(self, ns: Namespace) -> bool:
+        return bool(await self._val("SELECT complete FROM namespaces WHERE id = $1", ns.id))
+
+    async def mark_complete(self, ns: Namespace) -> None:
+        async with self._writing() as conn:
+            await conn.execute("UPDATE namespaces SET complete = 1 WHERE id = $1", ns.id)
+
+    async def is_empty(self, ns: Namespace) -> bool:
+        return await self._val("SELECT 1 FROM messages WHERE ns = $1 LIMIT 1", ns.id) is None
+
+    async def last_message(self, ns: Namespace, channel: int) -> int | None:
+        sql = "SELECT MAX(id) FROM messages WHERE ns = $1 AND channel = $2"
+        value = await self._val(sql, ns.id, channel)
+        return None if value is None else int(value)
+
+    async def author_messages(self, ns: Namespace, author: int) -> int:
+        sql = "SELECT COUNT(*) FROM messages WHERE ns = $1 AND author = $2"
+        return int(await self._val(sql, ns.id, author))
+
+    async def known_messages(self, ns: Namespace, ids: Sequence[int]) -> set[int]:
+        sql = "SELECT id FROM messages WHERE ns = $1 AND id = ANY($2::bigint[])"
+        return {int(r[0]) for r in await self._pool.fetch(sql, ns.id, list(ids))}
+
+    async def autocomplete(self, ns: Namespace, prefix: str, limit: int = 25) -> list[str]:
+        folded = prefix.strip().casefold()
+        if not folded:
+            rows = await self._pool.fetch(
+                "SELECT token FROM vocab WHERE ns = $1 AND count > 0 "
+                "ORDER BY count DESC, id DESC LIMIT $2",
+                ns.id,
+                limit,
+            )
+        else:
+            rows = await self._pool.fetch(
+                "SELECT token FROM vocab WHERE ns = $1 AND folded >= $2 AND folded < $3 "
+                "AND count > 0 ORDER BY count DESC, id DESC LIMIT $4",
+                ns.id,
+                folded,
+                folded + "\U0010ffff",
+                limit,
+            )
+        return [str(r[0]) for r in rows]
+
+    async def stats(self, ns: Namespace, top: int = 10) -> Stats:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT (SELECT COUNT(*) FROM messages WHERE ns = $1), "
+                "(SELECT COALESCE(SUM(count), 0) FROM vocab WHERE ns = $1 AND count > 0), "
+                "(SELECT COUNT(*) FROM vocab WHERE ns = $1 AND count > 0), "
+                "(SELECT COUNT(DISTINCT ctx) FROM classes WHERE ns = $1), "
+                "(SELECT COUNT(DISTINCT author) FROM messages WHERE ns = $1), "
+                "pg_database_size(current_database())",
+                ns.id,
+            )
+            top_words = await conn.fetch(
+                "SELECT token, count FROM vocab WHERE ns = $1 AND count > 0 "
+                "ORDER BY count DESC, id DESC LIMIT $2",
+                ns.id,
+                top,
+            )
+            channels = await conn.fetch(
+                "SELECT channel, COUNT(*) FROM messages WHERE ns = $1 GROUP BY channel "
+                "ORDER BY COUNT(*) DESC, channel LIMIT $2",
+                ns.id,
+                top,
+            )
+        assert row is not None
+        messages, tokens, vocabulary, contexts, authors, size = row
+        return Stats(
+            messages=int(messages),
+            tokens=int(tokens),
+            vocabulary=int(vocabulary),
+            contexts=int(contexts),
+            order=ns.order,
+            top_words=[(str(t), int(c)) for t, c in top_words],
+            channels=[(None if c is None else int(c), int(n)) for c, n in channels],
+            authors=int(authors),
+            database_bytes=int(size),
+        )
+
+    async def selection(
+        self,
+        ns: Namespace,
+        *,
+        author: int | None = None,
+        channel: int | None = None,
+        limit: int = 20_000,
+    ) -> MemoryModel:
+        """A model of only one author's and/or one channel's most recent messages (built in
+        a worker thread, as on SQLite: seconds of Python off the event loop)."""
+        rows = await self._pool.fetch(
+            "SELECT tokens FROM messages WHERE ns = $1 AND ($2::bigint IS NULL OR author = $2) "
+            "AND ($3::bigint IS NULL OR channel = $3) ORDER BY id DESC LIMIT $4",
+            ns.id,
+            author,
+            channel,
+            limit,
+        )
+        loop = asyncio.get_running_loop()
+        sequences, wanted = await loop.run_in_executor(BUILDER, decode_bodies, rows)
+        spelled = await self._pool.fetch(
+            "SELECT id, token FROM vocab WHERE id IN "
+            "(SELECT value::bigint FROM json_array_elements_text($2::json)) AND ns = $1",
+            ns.id,
+            wanted,
+        )
+        return await loop.run_in_executor(BUILDER, memory_model, ns.order, sequences, spelled)
+
+    async def words(self, ns: Namespace) -> list[str]:
+        rows = await self._pool.fetch("SELECT token FROM vocab WHERE ns = $1 ORDER BY id", ns.id)
+        return [str(r[0]) for r in rows]
+
+    async def reserve_words(self, ns: Namespace, words: Sequence[str]) -> None:
+        async with self._writing(ns.id) as conn:
+            await self._intern(conn, ns, Counter(dict.fromkeys(words, 0)))
+
+    async def messages(self, ns: Namespace) -> AsyncIterator[list[StoredMessage]]:
+        after: int | None = None
+        while True:
+            rows = await self._pool.fetch(
+                "SELECT id, author, channel, created, thread, tokens FROM messages "
+                "WHERE ns = $1 AND ($2::bigint IS NULL OR id > $2) ORDER BY id LIMIT 2000",
+                ns.id,
+                after,
+            )
+            if not rows:
+                return
+            bodies = [unpack(bytes(r[5])) for r in rows]
+            spelled = await self._pool.fetch(
+                "SELECT id, token FROM vocab WHERE ns = $1 AND id = ANY($2::bigint[])",
+                ns.id,
+                sorted({t for b in bodies for t in b}),
+            )
+            names = {int(i): str(t) for i, t in spelled}
+            yield [
+                StoredMessage(int(r[0]), [names[t] for t in b], r[1], r[2], r[3], r[4])
+                for r, b in zip(rows, bodies, strict=True)
+            ]
+            after = int(rows[-1][0])
+
+    # ------------------------------------------------------------------ settings
+
+    async def settings_rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in await self._pool.fetch(_dollars(sql), *args)]
+
+    async def settings_write(self, statements: Sequence[Statement]) -> None:
+        async with self._writing() as conn:
+            for sql, args in statements:
+                await conn.execute(_dollars(sql), *args)
+
+    # ------------------------------------------------------------------ consistency
+
+    async def _stored_transitions(self, ns: Namespace) -> Transitions:
+        stored: Transitions = Counter()
+        sql = "SELECT ctx, next, count FROM transitions WHERE ns = $1"
+        for key, nxt, count in await self._pool.fetch(sql, ns.id):
+            stored[(*unpack(bytes(key)), int(nxt))] = int(count)
+        return stored
+
+    async def _sequences(self, ns: Namespace) -> list[list[int]]:
+        rows = await self._pool.fetch("SELECT tokens FROM messages WHERE ns = $1", ns.id)
+        return [unpack(bytes(r[0])) for r in rows]
+
+    async def _vocab_counts(self, ns: Namespace) -> dict[int, int]:
+        rows = await self._pool.fetch("SELECT id, count FROM vocab WHERE ns = $1", ns.id)
+        return {int(i): int(c) for i, c in rows}
+
+    async def _class_mismatches(self, ns: Namespace) -> list[tuple[bytes, int, int, int]]:
+        rows = await self._pool.fetch(
+            "WITH h AS MATERIALIZED (SELECT ctx, count, COUNT(*) AS n FROM transitions "
+            "WHERE ns = $1 GROUP BY ctx, count) "
+            "SELECT h.ctx, h.count, h.n, c.size FROM h LEFT JOIN classes c "
+            "ON c.ns = $1 AND c.ctx = h.ctx AND c.count = h.count "
+            "WHERE c.size IS DISTINCT FROM h.n "
+            "UNION ALL SELECT c.ctx, c.count, 0, c.size FROM classes c WHERE c.ns = $1 "
+            "AND NOT EXISTS (SELECT 1 FROM h WHERE h.ctx = c.ctx AND h.count = c.count) "
+            "LIMIT 20",
+            ns.id,
+        )
+        return [(bytes(c), int(k), int(n), int(z or 0)) for c, k, n, z in rows]
+
+    async def _nonpositive(self, ns: Namespace) -> int:
+        sql = "SELECT COUNT(*) FROM transitions WHERE ns = $1 AND count <= 0"
+        return int(await self._val(sql, ns.id))
+
+
+async def _keep(conn: asyncpg.Connection) -> None:
+    """A connection goes back to the pool as it is: the default reset costs a round trip per
+    query, which generation (a query per word) would pay 30 times. Nothing needs resetting:
+    transactions end in their ``async with``, session locks are released in ``finally``, and
+    the bot sets no session state, listens to nothing and keeps no cursors open."""
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, asyncio.TimeoutError):
+        return "no answer in time"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+class PostgresModel(StoredModel):
+    """:class:`bot.core.model.ModelReader` over one namespace, through the pool."""
+
+    def __init__(self, pool: asyncpg.Pool, ns: Namespace) -> None:
+        super().__init__(ns)
+        self._pool = pool
+
+    async def _lookup_rows(self, keys: list[bytes]) -> list[Any]:
+        return list(
+            await self._pool.fetch(
+                # Each suffix probed on its own (an index lookup whatever the statistics say).
+                "WITH best AS (SELECT k.ctx FROM unnest($3::bytea[]) AS k(ctx) WHERE EXISTS "
+                "(SELECT 1 FROM classes c WHERE c.ns = $1 AND c.ctx = k.ctx) "
+                "ORDER BY octet_length(k.ctx) DESC LIMIT 1) "
+                "SELECT ctx, count, size FROM classes "
+                "WHERE ns = $1 AND ctx = (SELECT ctx FROM best) "
+                "UNION ALL (SELECT NULL::bytea, next, count FROM transitions WHERE ns = $1 "
+                "AND ctx = (SELECT ctx FROM best) ORDER BY next LIMIT $2)",
+                self.ns.id,
+                SMALL + 1,
+                keys,
+            )
+        )
+
+    async def _at(self, key: bytes, count: int, offset: int, skip: list[int]) -> int | None:
+        # The words held apart are skipped in the same query: one read per draw.
+        if not key:
+            value = await self._pool.fetchval(
+                "SELECT id FROM vocab WHERE ns = $1 AND count = $2 AND id <> ALL($4::bigint[]) "
+                "ORDER BY id LIMIT 1 OFFSET $3",
+                self.ns.id,
+                count,
+                offset,
+                skip,
+            )
+        else:
+            value = await self._pool.fetchval(
+                "SELECT next FROM transitions WHERE ns = $1 AND ctx = $2 AND count = $3 "
+                "AND next <> ALL($5::bigint[]) ORDER BY next LIMIT 1 OFFSET $4",
+                self.ns.id,
+                key,
+                count,
+                offset,
+                skip,
+            )
+        return None if value is None else int(value)
+
+    async def _top(self, key: bytes, least: int, limit: int | None) -> list[Any]:
+        if not key:
+            return list(
+                await self._pool.fetch(
+                    "SELECT id, count FROM vocab WHERE ns = $1 AND count >= $2 "
+                    "ORDER BY count DESC, id LIMIT $3",
+                    self.ns.id,
+                    least,
+                    limit,
+                )
+            )
+        return list(
+            await self._pool.fetch(
+                "SELECT next, count FROM transitions WHERE ns = $1 AND ctx = $2 AND count >= $3 "
+                "ORDER BY count DESC, next LIMIT $4",
+                self.ns.id,
+                key,
+                least,
+                limit,
+            )
+        )
+
+    async def _unigram_rows(self) -> list[Any]:
+        return list(
+            await self._pool.fetch(
+                "SELECT count, COUNT(*) FROM vocab WHERE ns = $1 AND count > 0 GROUP BY count",
+                self.ns.id,
+            )
+        )
+
+    async def _counts(self, key: bytes, tokens: list[int]) -> list[Any]:
+        if not key:
+            sql = "SELECT id, count FROM vocab WHERE ns = $1 AND id = ANY($2::bigint[])"
+            return list(await self._pool.fetch(sql, self.ns.id, tokens))
+        sql = (
+            "SELECT next, count FROM transitions WHERE ns = $1 AND ctx = $2 "
+            "AND next = ANY($3::bigint[])"
+        )
+        return list(await self._pool.fetch(sql, self.ns.id, key, tokens))
+
+    async def _resolve_one(self, word: str) -> int | None:
+        value = await self._pool.fetchval(
+            "(SELECT id FROM vocab WHERE ns = $1 AND token = $2 AND count > 0) UNION ALL "
+            "(SELECT id FROM vocab WHERE ns = $1 AND folded = $3 AND count > 0 "
+            "ORDER BY count DESC, id LIMIT 1) LIMIT 1",
+            self.ns.id,
+            word,
+            word.casefold(),
+        )
+        return None if value is None else int(value)
+
+    async def _spellings(self, head: str) -> list[str]:
+        rows = await self._pool.fetch(
+            "SELECT token FROM vocab WHERE ns = $1 AND folded >= $2 AND folded < $3 "
+            "AND count > 0 ORDER BY count DESC, id LIMIT 2000",
+            self.ns.id,
+            head,
+            head + "\U0010ffff",
+        )
+        return [str(r[0]) for r in rows]
+
+    async def _spell_rows(self, ids: list[int]) -> list[Any]:
+        return list(
+            await self._pool.fetch(
+                "SELECT id, token FROM vocab WHERE ns = $1 AND id = ANY($2::bigint[])",
+                self.ns.id,
+                ids,
+            )
+        )
+
+    async def _copy_rows(
+        self, grams: list[int], heads: list[bytes], tails: list[bytes]
+    ) -> list[Any]:
+        # The expressions are the indexes' own, so PostgreSQL uses them.
+        return list(
+            await self._pool.fetch(
+                "(SELECT tokens FROM messages WHERE ns = $1 AND id IN (SELECT DISTINCT msg FROM "
+                f"anchors WHERE ns = $1 AND gram = ANY($2::bigint[])) LIMIT {PER_PROBE}) "
+                "UNION ALL (SELECT DISTINCT tokens FROM messages WHERE ns = $1 AND "
+                f"substring(tokens FROM 1 FOR 16) = ANY($3::bytea[]) LIMIT {PER_PROBE}) "
+                "UNION ALL (SELECT DISTINCT tokens FROM messages WHERE ns = $1 AND "
+                "substring(tokens FROM greatest(octet_length(tokens) - 15, 1)) = ANY($4::bytea[]) "
+                f"LIMIT {PER_PROBE})",
+                self.ns.id,
+                grams,
+                heads,
+                tails,
+            )
+        )

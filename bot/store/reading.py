@@ -1,0 +1,200 @@
+"""What a :class:`bot.core.model.ModelReader` over a stored namespace does with the rows it
+reads: the same on both backends, which supply only the queries.
+
+A context with at most ``SMALL`` candidates (nearly all of them) comes back from
+:meth:`lookup` whole, so drawing from it needs no second trip. Among candidates sharing a
+count, the order is token id order, which is the order words were first learned in.
+"""
+
+from __future__ import annotations
+
+import difflib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.core.model import (
+    BOS,
+    END_LABEL,
+    EOS,
+    NO_COPY,
+    START_LABEL,
+    Copy,
+    Found,
+    UnknownStart,
+    copy_in,
+    copy_probes,
+    pack,
+    unpack,
+)
+from bot.core.sampling import CountClass
+from bot.store.base import Namespace
+from bot.store.kernels import anchor
+
+__all__ = ["PER_PROBE", "SMALL", "StoredModel"]
+
+SMALL = 64  # candidates a lookup returns with the classes
+PER_PROBE = 64  # messages read per kind of originality probe: the check's cost is bounded
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What :class:`StoredModel` keeps in :attr:`Found.handle`."""
+
+    key: bytes  # classes.ctx / transitions.ctx
+    candidates: tuple[tuple[int, int], ...] | None  # (next, count) by next, if few
+
+
+Rows = list[Sequence[Any]]
+
+
+class StoredModel(ABC):
+    """One namespace of a store, read one round trip per method."""
+
+    def __init__(self, ns: Namespace) -> None:
+        self.ns = ns
+
+    @property
+    def order(self) -> int:
+        return self.ns.order
+
+    # ------------------------------------------------------------------ the backend's queries
+
+    @abstractmethod
+    async def _lookup_rows(self, keys: list[bytes]) -> Rows:
+        """The longest of ``keys`` that is a known context: (ctx, count, size) per class,
+        then (None, next, count) for its first ``SMALL + 1`` candidates by next."""
+
+    @abstractmethod
+    async def _at(self, key: bytes, count: int, offset: int, skip: list[int]) -> int | None:
+        """The ``offset``-th candidate (token id order) with ``count`` (key b"": a word),
+        not counting the tokens in ``skip``: one read per draw."""
+
+    @abstractmethod
+    async def _top(self, key: bytes, least: int, limit: int | None) -> Rows:
+        """(token, count) with count >= least, by count descending then id."""
+
+    @abstractmethod
+    async def _unigram_rows(self) -> Rows: ...
+    @abstractmethod
+    async def _counts(self, key: bytes, tokens: list[int]) -> Rows:
+        """(token, count) of those ``tokens`` seen after ``key`` (b"": words, by frequency)."""
+
+    @abstractmethod
+    async def _resolve_one(self, word: str) -> int | None: ...
+    @abstractmethod
+    async def _spellings(self, head: str) -> list[str]:
+        """Up to 2,000 frequent words whose folded form starts with ``head``."""
+
+    @abstractmethod
+    async def _spell_rows(self, ids: list[int]) -> Rows: ...
+    @abstractmethod
+    async def _copy_rows(self, grams: list[int], heads: list[bytes], tails: list[bytes]) -> Rows:
+        """Bodies of up to ``PER_PROBE`` messages per kind of probe."""
+
+    # ------------------------------------------------------------------ ModelReader
+
+    async def lookup(self, context: Sequence[int]) -> Found | None:
+        context = tuple(context[-self.ns.order :])
+        rows = await self._lookup_rows([pack(context[i:]) for i in range(len(context))])
+        classes = sorted(
+            (CountClass(int(c), int(s)) for k, c, s in rows if k is not None),
+            key=lambda c: -c.count,
+        )
+        if not classes:
+            return None
+        key = next(bytes(k) for k, _, _ in rows if k is not None)
+        candidates = [(int(t), int(c)) for k, t, c in rows if k is None]
+        few = tuple(candidates) if len(candidates) <= SMALL else None
+        return Found(_Context(key, few), tuple(unpack(key)), tuple(classes))
+
+    async def candidate_at(
+        self, found: Found, count: int, offset: int, excluding: Sequence[int] = ()
+    ) -> int:
+        context = found.handle
+        assert isinstance(context, _Context)
+        skip = sorted(set(excluding))
+        if context.candidates is not None:
+            same = [t for t, c in context.candidates if c == count and t not in skip]
+            if offset < len(same):
+                return same[offset]
+            raise LookupError("candidate vanished while sampling")
+        token = await self._at(context.key, count, offset, skip)
+        if token is None:
+            raise LookupError("candidate vanished while sampling")
+        return token
+
+    async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
+        context = found.handle
+        assert isinstance(context, _Context)
+        if not context.key:
+            return [(int(n), int(c)) for n, c in await self._top(b"", 1, limit)]
+        if context.candidates is not None:
+            ranked = sorted(context.candidates, key=lambda tc: (-tc[1], tc[0]))
+            return ranked if limit is None else ranked[:limit]
+        # Only the classes that hold the first ``limit`` candidates need sorting.
+        least, seen = 0, 0
+        for cls in found.classes:
+            least, seen = cls.count, seen + cls.size
+            if limit is not None and seen >= limit:
+                break
+        return [(int(n), int(c)) for n, c in await self._top(context.key, least, limit)]
+
+    async def unigram(self) -> Found | None:
+        rows = await self._unigram_rows()
+        classes = tuple(
+            sorted((CountClass(int(c), int(n)) for c, n in rows), key=lambda c: -c.count)
+        )
+        return Found(_Context(b"", None), (), classes) if classes else None
+
+    async def count_of(self, found: Found, token: int) -> int:
+        return (await self.counts_of(found, [token])).get(token, 0)
+
+    async def counts_of(self, found: Found, tokens: Sequence[int]) -> dict[int, int]:
+        context = found.handle
+        assert isinstance(context, _Context)
+        wanted = sorted(set(tokens) - ({EOS} if not context.key else set()))
+        if not wanted:
+            return {}  # (order 0 holds words only, never the end marker)
+        if context.candidates is not None and context.key:
+            return {t: c for t, c in context.candidates if t in wanted and c > 0}
+        rows = await self._counts(context.key, wanted)
+        return {int(t): int(c) for t, c in rows if int(c) > 0}
+
+    async def resolve(self, words: Sequence[str]) -> list[int]:
+        """The exact spelling, else the most frequent one ignoring case."""
+        out: list[int] = []
+        for word in words:
+            token = await self._resolve_one(word)
+            if token is None:
+                raise UnknownStart(words, await self.suggest(word))
+            out.append(token)
+        return out
+
+    async def suggest(self, word: str, n: int = 5) -> list[str]:
+        """Known words spelled like ``word``: frequent words sharing its first letter."""
+        folded = word.casefold()
+        by_fold: dict[str, str] = {}
+        for token in await self._spellings(folded[:1]):
+            by_fold.setdefault(token.casefold(), token)
+        close = difflib.get_close_matches(folded, list(by_fold), n=n, cutoff=0.6)
+        return [by_fold[c] for c in close]
+
+    async def spell(self, tokens: Sequence[int]) -> list[str]:
+        names = {BOS: START_LABEL, EOS: END_LABEL}
+        rows = await self._spell_rows(sorted({t for t in tokens if t not in names}))
+        names.update((int(i), str(t)) for i, t in rows)
+        return [names.get(t, "?") for t in tokens]
+
+    async def copy_of(self, tokens: Sequence[int], at_least: int) -> Copy:
+        """One round trip reading at most a few hundred candidate messages, whatever the
+        corpus: those :func:`bot.core.model.copy_probes` points to through the anchors and the
+        indexes on each message's first and last 4 tokens."""
+        if not tokens:
+            return NO_COPY
+        probes = copy_probes(tokens, at_least)
+        rows = await self._copy_rows(
+            sorted({anchor(w) for w in probes.windows}), sorted(probes.heads), sorted(probes.tails)
+        )
+        return copy_in(tokens, (bytes(r[0]) for r in rows), at_least)
