@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "KNOB_DESCRIPTIONS",
     "MAX_SEED",
+    "SHARED_DESCRIPTIONS",
     "CorpusName",
     "MinP",
     "Penalty",
@@ -33,6 +34,7 @@ __all__ = [
     "knobs_from",
     "model_for",
     "require_admin",
+    "shared",
 ]
 
 MESSAGE_LIMIT = 2000
@@ -55,6 +57,19 @@ MinP = app_commands.Range[float, 0.0, 1.0]
 RepetitionPenalty = app_commands.Range[float, 1.0, MAX_PENALTY]
 Penalty = app_commands.Range[float, 0.0, MAX_PENALTY]
 WordList = app_commands.Range[str, 1, 200]
+#: What the options several commands share say, declared once (see :func:`shared`).
+SHARED_DESCRIPTIONS = {
+    "corpus": "Use a bundled public-domain corpus instead of this server",
+    "top_k": "Keep only the K likeliest next words (0 = off)",
+    "top_p": "Keep the likeliest words up to this total probability (1 = off)",
+}
+
+
+def shared(*names: str) -> dict[str, str]:
+    """The shared descriptions of ``names``, for ``app_commands.describe(**shared(...))``."""
+    return {name: SHARED_DESCRIPTIONS[name] for name in names}
+
+
 KNOB_DESCRIPTIONS = {
     "min_p": "Keep words at least this × as likely as the top word (0 = off)",
     "repetition_penalty": "Multiply the logit of a word already used by this (1 = off)",

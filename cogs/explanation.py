@@ -32,6 +32,7 @@ from .common import (
     inert,
     knobs_from,
     model_for,
+    shared,
     vocabulary_autocomplete,
 )
 from .views import OwnedView, through_bot
@@ -211,11 +212,9 @@ class ExplanationCog(commands.Cog, name="Explanation"):
         name="markov-explain", description="Show how the next word is chosen, step by step"
     )
     @app_commands.describe(
+        **shared("corpus", "top_k", "top_p"),
         word="The word(s) before the choice (empty: how messages start)",
         temp="Temperature to apply: 0 = greedy, 1 = as learned, higher = flatter",
-        top_k="Keep only the K likeliest next words (0 = off)",
-        top_p="Keep the likeliest words up to this total probability (1 = off)",
-        corpus="Use a bundled public-domain corpus instead of this server",
         min_words="Mask <end> while the words given are fewer than this",
         **KNOB_DESCRIPTIONS,
     )

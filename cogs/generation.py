@@ -36,6 +36,7 @@ from .common import (
     inert,
     knobs_from,
     model_for,
+    shared,
     vocabulary_autocomplete,
 )
 
@@ -89,16 +90,14 @@ class GenerationCog(commands.Cog, name="Generation"):
 
     @app_commands.command(name="markov", description="Generate text that sounds like this server")
     @app_commands.describe(
+        **shared("corpus", "top_k", "top_p"),
         start="Words to start from (learned words only)",
         temp="Temperature: 0 = always the likeliest word, 1 = as learned, higher = wilder",
         length=f"Maximum number of words (1–{MAX_LENGTH})",
         seed="Repeat an earlier result exactly by giving its seed",
         user="Imitate one member (if they opted in)",
         channel="Use only one channel's messages",
-        top_k="Keep only the K likeliest next words (0 = off)",
-        top_p="Keep the likeliest words up to this total probability (1 = off)",
         show_work="Show each word's probability and rank",
-        corpus="Use a bundled public-domain corpus instead of this server",
         min_words="Do not end before this many words (<end> is masked until then)",
         **KNOB_DESCRIPTIONS,
     )
@@ -159,10 +158,10 @@ class GenerationCog(commands.Cog, name="Generation"):
         name="markov-compare", description="The same start and seed at several temperatures"
     )
     @app_commands.describe(
+        **shared("corpus"),
         start="Words to start from",
         temps="Temperatures separated by commas (default 0.1,0.5,1)",
         seed="The seed shared by every temperature",
-        corpus="Use a bundled public-domain corpus instead of this server",
         min_words=f"Do not end before this many words (default {COMPARE_LENGTH}, the length)",
         vary="Vary this knob instead of the temperature (its values in values)",
         values="Values of the knob in vary, separated by commas, e.g. 1,1.3,2",

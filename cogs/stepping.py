@@ -30,6 +30,7 @@ from .common import (
     corpus_autocomplete,
     inert,
     model_for,
+    shared,
     vocabulary_autocomplete,
 )
 from .views import OwnedView, through_bot
@@ -136,10 +137,10 @@ class SteppingCog(commands.Cog, name="Stepping"):
         name="markov-step", description="Generate one word at a time, with buttons"
     )
     @app_commands.describe(
+        **shared("corpus"),
         start="Words to start from (empty: the start of a message)",
         temp="Temperature for Sample (Greedy always takes the top word)",
         seed="Seed for the draws, to repeat a demonstration",
-        corpus="Use a bundled public-domain corpus instead of this server",
         min_words="Mask <end> until the sentence has this many words",
     )
     @app_commands.autocomplete(start=vocabulary_autocomplete, corpus=corpus_autocomplete)
