@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core.model import BOS, EOS, MemoryModel, anchor_windows, unpack
+from bot.store.base import Incoming
 
 __all__ = [
     "BUILDER",
@@ -174,3 +175,18 @@ def grams(bodies: Sequence[bytes], order: int, sign: int) -> list[Grams]:
         )
         del at, columns, new_context, new_row, first, starts
     return out
+
+
+def triage(batch: Sequence[Incoming], known: set[int]) -> tuple[dict[int, Incoming], int, int]:
+    """A batch's new messages by id (first occurrence, in order), and how many were already
+    stored (or repeated within the batch) and how many had no words."""
+    fresh: dict[int, Incoming] = {}
+    empty = duplicates = 0
+    for m in batch:
+        if m.id in known or m.id in fresh:
+            duplicates += 1
+        elif not m.tokens:
+            empty += 1
+        else:
+            fresh[m.id] = m
+    return fresh, duplicates, empty

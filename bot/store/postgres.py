@@ -56,6 +56,7 @@ from bot.store.kernels import (
     decode_bodies,
     grams,
     memory_model,
+    triage,
 )
 from bot.store.pg_schema import MIGRATIONS, SCHEMA_VERSION
 from bot.store.reading import PER_PROBE, SMALL, StoredModel
@@ -221,15 +222,7 @@ class PostgresStore(Store):
             [m.id for m in batch],
         )
         known = {int(r[0]) for r in rows}
-        fresh: dict[int, Incoming] = {}
-        empty = duplicates = 0
-        for m in batch:
-            if m.id in known or m.id in fresh:
-                duplicates += 1
-            elif not m.tokens:
-                empty += 1
-            else:
-                fresh[m.id] = m
+        fresh, duplicates, empty = triage(batch, known)
         if not fresh:
             return LearnResult(0, duplicates, empty, 0)
         # First-seen order: ids break ties between equally frequent candidates.
