@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from bot.core.explain import Explanation, Generation, Step, explain
-from bot.core.memo import Remembering
 from bot.core.model import (
     BOS,
     COPY_RUN,
@@ -215,10 +214,15 @@ async def generate(
 ) -> Generation:
     opts = options.validated()
     seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
+    return await model.run(lambda m: _generate(m, start, opts, seed))
+
+
+async def _generate(
+    model: ModelReader, start: str | Sequence[str] | None, opts: Options, seed: int
+) -> Generation:
     known = await resolve_known(model, start_words(start))
     prefix = known.ids
     rng = random.Random(seed)
-    model = Remembering(model)  # redraws walk the same first contexts again
     adjust = await adjuster(model, opts.knobs)
 
     best: tuple[tuple[float, ...], list[int], list[Pick], bool, Copy] | None = None
@@ -559,6 +563,22 @@ async def explain_tokens(
     temperature = validate_temperature(temperature)
     top_k, top_p = validate_top_k(top_k), validate_top_p(top_p)
     knobs = knobs.validated()
+    return await model.run(
+        lambda m: _explain_tokens(m, ids, temperature, top_k, top_p, rows, asked, mask_end, knobs)
+    )
+
+
+async def _explain_tokens(
+    model: ModelReader,
+    ids: Sequence[int],
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    rows: int | None,
+    asked: Sequence[str],
+    mask_end: bool,
+    knobs: Knobs,
+) -> Explanation:
     adjust = await adjuster(model, knobs)
     used = Counter(t for t in ids if t != BOS)
     d = await distribution(model, ids, mask_end, adjust, used)

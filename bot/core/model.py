@@ -13,11 +13,13 @@ from __future__ import annotations
 import difflib
 import struct
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from bot.core.sampling import CountClass, classes_from_counts
+
+T = TypeVar("T")
 
 __all__ = [
     "ANCHOR",
@@ -136,6 +138,12 @@ class ModelReader(Protocol):
 
     @property
     def order(self) -> int: ...
+
+    async def run(self, job: Callable[[ModelReader], Awaitable[T]]) -> T:
+        """``await job(reader)`` for one request (a generation, an explanation, a step),
+        where this model's reads are cheapest: a stored model may run the whole request
+        beside its database, and remember reads across requests while the model is
+        unchanged. ``job`` must only read through the reader it is given."""
 
     async def lookup(self, context: Sequence[int]) -> Found | None:
         """The longest suffix of ``context`` (at most ``order`` tokens) that was seen."""
@@ -330,6 +338,9 @@ class MemoryModel:
     @property
     def order(self) -> int:
         return self._order
+
+    async def run(self, job: Callable[[ModelReader], Awaitable[T]]) -> T:
+        return await job(self)  # every read is of the dictionaries as they are
 
     def learn(self, tokens: Sequence[str]) -> None:
         self.learn_all([tokens])

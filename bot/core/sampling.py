@@ -33,6 +33,7 @@ import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = [
     "MAX_LENGTH",
@@ -160,6 +161,8 @@ def validate_min_words(min_words: int, length: int) -> int:
 def without(classes: Sequence[CountClass], *counts: int) -> tuple[CountClass, ...]:
     """The classes with one candidate of each of ``counts`` removed (a masked candidate,
     or one a knob took out of its class), so that :func:`scale` renormalises the others."""
+    if not counts:
+        return tuple(classes)
     taken: dict[int, int] = {}
     for count in counts:
         taken[count] = taken.get(count, 0) + 1
@@ -374,8 +377,22 @@ def pipeline(
 ) -> Pipeline:
     """The whole documented order on count classes (without the specials) and specials.
 
-    ``classes`` must be sorted by count, highest first (as the store returns them).
+    ``classes`` must be sorted by count, highest first (as the store returns them). The
+    hot contexts (the start of a message above all) come back step after step with the
+    same settings, so the result is remembered: it is a pure function of its arguments.
     """
+    return _pipeline(tuple(classes), temperature, top_k, top_p, min_p, tuple(specials))
+
+
+@lru_cache(maxsize=4096)
+def _pipeline(
+    classes: tuple[CountClass, ...],
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    min_p: float | None,
+    specials: tuple[Special, ...],
+) -> Pipeline:
     total = sum(c.count * c.size for c in classes) + sum(s.count for s in specials)
     ref = classes[0].count if classes else 0
     ref_logit = math.log(ref / total) if ref else 0.0

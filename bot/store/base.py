@@ -28,6 +28,7 @@ from bot.core.model import DEFAULT_ORDER, MemoryModel, ModelReader, contribution
 from bot.core.wording import plural
 
 if TYPE_CHECKING:
+    from bot.store.reading import ReadCache
     from bot.store.guilds import Backfill
 
 __all__ = [
@@ -147,6 +148,8 @@ class Store(ABC):
 
     #: Where the data lives, for messages: a file's path or a URL without its password.
     where: str
+    #: Reads of every namespace remembered across requests, until the namespace changes.
+    read_cache: ReadCache
 
     @classmethod
     async def open(cls, address: str | os.PathLike[str]) -> Store:

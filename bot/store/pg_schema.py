@@ -102,5 +102,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 2: every write of a model's counts raises its version in the same transaction, so
+    # readers can remember what they read until it changes (bot.store.reading.ReadCache).
+    """
+    ALTER TABLE namespaces ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -24,15 +24,15 @@ import re
 import time
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from itertools import chain
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
-from bot.core.model import DEFAULT_ORDER, MAX_ORDER, MemoryModel, pack, unpack
+from bot.core.model import DEFAULT_ORDER, MAX_ORDER, MemoryModel, ModelReader, pack, unpack
 from bot.store.base import (
     AfterLearning,
     Incoming,
@@ -59,11 +59,12 @@ from bot.store.kernels import (
     triage,
 )
 from bot.store.pg_schema import MIGRATIONS, SCHEMA_VERSION
-from bot.store.reading import PER_PROBE, SMALL, StoredModel
+from bot.store.reading import NEW_VERSION, PER_PROBE, SMALL, ReadCache, StoredModel
 
 __all__ = ["PostgresModel", "PostgresStore"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _PURGE, _DROP = 1, 2
 _SLICE = 20_000  # transitions per statement
@@ -101,6 +102,7 @@ class PostgresStore(Store):
         self.url = url
         self.where = redacted(url)
         self._pool = pool
+        self.read_cache = ReadCache()  # reads remembered across requests
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -198,7 +200,7 @@ class PostgresStore(Store):
         return [Namespace(int(i), str(n), int(o)) for i, n, o in rows]
 
     def reader(self, ns: Namespace) -> PostgresModel:
-        return PostgresModel(self._pool, ns)
+        return PostgresModel(self._pool, ns, self.read_cache)
 
     # ------------------------------------------------------------------ learning
 
@@ -280,6 +282,7 @@ class PostgresStore(Store):
         move the count classes: the same steps as the SQLite backend's ``_apply``."""
         import numpy as np
 
+        await conn.execute(_dollars(NEW_VERSION), ns.id)  # readers' remembered reads are now stale
         for g in grams(bodies, ns.order, sign):
             width, size = 4 * g.k, len(g.next)
             old = np.zeros(size, dtype=np.int64)
@@ -432,7 +435,9 @@ class PostgresStore(Store):
             if mode == _DROP:
                 await conn.execute("DELETE FROM namespaces WHERE id = $1", ns_id)
             else:
-                await conn.execute("UPDATE namespaces SET purging = 0 WHERE id = $1", ns_id)
+                await conn.execute(
+                    "UPDATE namespaces SET purging = 0, version = version + 1 WHERE id = $1", ns_id
+                )
         return int(n)
 
     async def _resume_purges(self) -> None:
@@ -650,9 +655,28 @@ def _reason(error: BaseException) -> str:
 class PostgresModel(StoredModel):
     """:class:`bot.core.model.ModelReader` over one namespace, through the pool."""
 
-    def __init__(self, pool: asyncpg.Pool, ns: Namespace) -> None:
-        super().__init__(ns)
-        self._pool = pool
+    def __init__(
+        self,
+        pool: asyncpg.Pool | asyncpg.Connection,
+        ns: Namespace,
+        cache: ReadCache,
+    ) -> None:
+        super().__init__(ns, cache)
+        self._pool = pool  # a request (run) holds one connection for all its reads
+
+    async def run(self, job: Callable[[ModelReader], Awaitable[T]]) -> T:
+        if not isinstance(self._pool, asyncpg.Pool):
+            return await super().run(job)
+        # One connection for the whole request: no pool round trip per read, and its
+        # prepared statements are reused from one read to the next.
+        async with self._pool.acquire() as conn:
+            return await PostgresModel(conn, self.ns, self._cache).run(job)
+
+    async def _version_row(self) -> Sequence[Any] | None:
+        row: Sequence[Any] | None = await self._pool.fetchrow(
+            "SELECT created, version FROM namespaces WHERE id = $1", self.ns.id
+        )
+        return row
 
     async def _lookup_rows(self, keys: list[bytes]) -> list[Any]:
         return list(
@@ -671,28 +695,32 @@ class PostgresModel(StoredModel):
             )
         )
 
-    async def _at(self, key: bytes, count: int, offset: int, skip: list[int]) -> int | None:
+    async def _members(
+        self, key: bytes, count: int, skip: list[int], offset: int, limit: int | None
+    ) -> list[int]:
         # The words held apart are skipped in the same query: one read per draw.
         if not key:
-            value = await self._pool.fetchval(
+            rows = await self._pool.fetch(
                 "SELECT id FROM vocab WHERE ns = $1 AND count = $2 AND id <> ALL($4::bigint[]) "
-                "ORDER BY id LIMIT 1 OFFSET $3",
+                "ORDER BY id LIMIT $5 OFFSET $3",
                 self.ns.id,
                 count,
                 offset,
                 skip,
+                limit,
             )
         else:
-            value = await self._pool.fetchval(
+            rows = await self._pool.fetch(
                 "SELECT next FROM transitions WHERE ns = $1 AND ctx = $2 AND count = $3 "
-                "AND next <> ALL($5::bigint[]) ORDER BY next LIMIT 1 OFFSET $4",
+                "AND next <> ALL($5::bigint[]) ORDER BY next LIMIT $6 OFFSET $4",
                 self.ns.id,
                 key,
                 count,
                 offset,
                 skip,
+                limit,
             )
-        return None if value is None else int(value)
+        return [int(r[0]) for r in rows]
 
     async def _top(self, key: bytes, least: int, limit: int | None) -> list[Any]:
         if not key:

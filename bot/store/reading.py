@@ -4,15 +4,24 @@ reads: the same on both backends, which supply only the queries.
 A context with at most ``SMALL`` candidates (nearly all of them) comes back from
 :meth:`lookup` whole, so drawing from it needs no second trip. Among candidates sharing a
 count, the order is token id order, which is the order words were first learned in.
+
+Every request walks the same hot contexts (the start of a message above all), and each
+read is a round trip to the database, which dominates a generation's time. So a
+:class:`ReadCache` shared by a store's readers remembers lookups and draws across requests,
+under the namespace's *version*: a number every write of its counts raises in the same
+transaction. :meth:`StoredModel.begin` reads it once per request; a changed model is thus
+never answered from memory, whichever process changed it.
 """
 
 from __future__ import annotations
 
 import difflib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from cachetools import LRUCache
 
 from bot.core.model import (
     BOS,
@@ -22,6 +31,7 @@ from bot.core.model import (
     START_LABEL,
     Copy,
     Found,
+    ModelReader,
     UnknownStart,
     copy_in,
     copy_probes,
@@ -32,10 +42,42 @@ from bot.core.sampling import CountClass
 from bot.store.base import Namespace
 from bot.store.kernels import anchor
 
-__all__ = ["PER_PROBE", "SMALL", "StoredModel"]
+__all__ = ["NEW_VERSION", "PER_PROBE", "SMALL", "ReadCache", "StoredModel"]
+
+T = TypeVar("T")
 
 SMALL = 64  # candidates a lookup returns with the classes
 PER_PROBE = 64  # messages read per kind of originality probe: the check's cost is bounded
+CLASS_READ = 4096  # a class up to this size is read whole (the start of a message's 1s)
+CACHED = 32_768  # lookups and draws a store remembers (a few MB: most contexts are small)
+
+
+#: Run by every transaction that changes a namespace's counts (both backends).
+NEW_VERSION = "UPDATE namespaces SET version = version + 1 WHERE id = ?"
+
+
+class ReadCache:
+    """Reads of every namespace of one store, keyed by the namespace's version, so a
+    write makes the older entries unreachable (they age out of the LRU)."""
+
+    def __init__(self, size: int = CACHED) -> None:
+        self._entries: LRUCache[tuple[Any, ...], Any] = LRUCache(maxsize=size)
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[Any, ...]) -> Any:
+        value = self._entries.get(key, _MISSING)
+        if value is _MISSING:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return value
+
+    def put(self, key: tuple[Any, ...], value: Any) -> None:
+        self._entries[key] = value
+
+
+_MISSING = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +94,10 @@ Rows = list[Sequence[Any]]
 class StoredModel(ABC):
     """One namespace of a store, read one round trip per method."""
 
-    def __init__(self, ns: Namespace) -> None:
+    def __init__(self, ns: Namespace, cache: ReadCache) -> None:
         self.ns = ns
+        self._cache = cache
+        self._version: tuple[Any, ...] | None = None  # None: read through (no begin yet)
 
     @property
     def order(self) -> int:
@@ -62,14 +106,20 @@ class StoredModel(ABC):
     # ------------------------------------------------------------------ the backend's queries
 
     @abstractmethod
+    async def _version_row(self) -> Sequence[Any] | None:
+        """(created, version) of the namespace; None once it is gone."""
+
+    @abstractmethod
     async def _lookup_rows(self, keys: list[bytes]) -> Rows:
         """The longest of ``keys`` that is a known context: (ctx, count, size) per class,
         then (None, next, count) for its first ``SMALL + 1`` candidates by next."""
 
     @abstractmethod
-    async def _at(self, key: bytes, count: int, offset: int, skip: list[int]) -> int | None:
-        """The ``offset``-th candidate (token id order) with ``count`` (key b"": a word),
-        not counting the tokens in ``skip``: one read per draw."""
+    async def _members(
+        self, key: bytes, count: int, skip: list[int], offset: int, limit: int | None
+    ) -> list[int]:
+        """Candidates (token id order) with ``count`` (key b"": words) from the ``offset``-th
+        on, at most ``limit``, not counting the tokens in ``skip``."""
 
     @abstractmethod
     async def _top(self, key: bytes, least: int, limit: int | None) -> Rows:
@@ -95,8 +145,40 @@ class StoredModel(ABC):
 
     # ------------------------------------------------------------------ ModelReader
 
+    async def run(self, job: Callable[[ModelReader], Awaitable[T]]) -> T:
+        """One request: reads are remembered under the model's version at its start."""
+        await self.begin()
+        return await job(self)
+
+    async def begin(self) -> None:
+        """Start a request: reads are remembered under the model's current version."""
+        row = await self._version_row()
+        self._version = None if row is None else (self.ns.id, *row)
+
+    def _remembered(self, *key: Any) -> Any:
+        if self._version is None:
+            return _MISSING
+        return self._cache.get((*self._version, *key))
+
+    def _remember(self, value: Any, *key: Any) -> None:
+        if self._version is not None:
+            self._cache.put((*self._version, *key), value)
+
+    def _vanished(self) -> LookupError:
+        """The model changed under this request: read through until the next begin."""
+        self._version = None
+        return LookupError("candidate vanished while sampling")
+
     async def lookup(self, context: Sequence[int]) -> Found | None:
         context = tuple(context[-self.ns.order :])
+        found = self._remembered("lookup", context)
+        if found is _MISSING:
+            found = await self._read_lookup(context)
+            self._remember(found, "lookup", context)
+        assert found is None or isinstance(found, Found)
+        return found
+
+    async def _read_lookup(self, context: tuple[int, ...]) -> Found | None:
         rows = await self._lookup_rows([pack(context[i:]) for i in range(len(context))])
         classes = sorted(
             (CountClass(int(c), int(s)) for k, c, s in rows if k is not None),
@@ -116,14 +198,22 @@ class StoredModel(ABC):
         assert isinstance(context, _Context)
         skip = sorted(set(excluding))
         if context.candidates is not None:
-            same = [t for t, c in context.candidates if c == count and t not in skip]
-            if offset < len(same):
-                return same[offset]
-            raise LookupError("candidate vanished while sampling")
-        token = await self._at(context.key, count, offset, skip)
-        if token is None:
-            raise LookupError("candidate vanished while sampling")
-        return token
+            members: Any = tuple(t for t, c in context.candidates if c == count)
+        elif next((c.size for c in found.classes if c.count == count), 0) > CLASS_READ:
+            at = await self._members(context.key, count, skip, offset, 1)  # one read per draw
+            if not at:
+                raise self._vanished()
+            return at[0]
+        else:  # the whole class in one read, remembered: the next draws read nothing
+            members = self._remembered("class", context.key, count)
+            if members is _MISSING:
+                members = tuple(await self._members(context.key, count, [], 0, None))
+                self._remember(members, "class", context.key, count)
+        assert isinstance(members, tuple)
+        same = [t for t in members if t not in skip] if skip else members
+        if offset < len(same):
+            return int(same[offset])
+        raise self._vanished()
 
     async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
         context = found.handle
@@ -142,11 +232,16 @@ class StoredModel(ABC):
         return [(int(n), int(c)) for n, c in await self._top(context.key, least, limit)]
 
     async def unigram(self) -> Found | None:
-        rows = await self._unigram_rows()
-        classes = tuple(
-            sorted((CountClass(int(c), int(n)) for c, n in rows), key=lambda c: -c.count)
-        )
-        return Found(_Context(b"", None), (), classes) if classes else None
+        found = self._remembered("unigram")
+        if found is _MISSING:
+            rows = await self._unigram_rows()
+            classes = tuple(
+                sorted((CountClass(int(c), int(n)) for c, n in rows), key=lambda c: -c.count)
+            )
+            found = Found(_Context(b"", None), (), classes) if classes else None
+            self._remember(found, "unigram")
+        assert found is None or isinstance(found, Found)
+        return found
 
     async def count_of(self, found: Found, token: int) -> int:
         return (await self.counts_of(found, [token])).get(token, 0)
@@ -159,8 +254,14 @@ class StoredModel(ABC):
             return {}  # (order 0 holds words only, never the end marker)
         if context.candidates is not None and context.key:
             return {t: c for t, c in context.candidates if t in wanted and c > 0}
-        rows = await self._counts(context.key, wanted)
-        return {int(t): int(c) for t, c in rows if int(c) > 0}
+        key = ("counts", context.key, tuple(wanted))
+        counts = self._remembered(*key)
+        if counts is _MISSING:
+            rows = await self._counts(context.key, wanted)
+            counts = {int(t): int(c) for t, c in rows if int(c) > 0}
+            self._remember(counts, *key)
+        assert isinstance(counts, dict)
+        return dict(counts)
 
     async def resolve(self, words: Sequence[str]) -> list[int]:
         """The exact spelling, else the most frequent one ignoring case."""

@@ -123,5 +123,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX messages_head ON messages (ns, substr(tokens, 1, 16));
     CREATE INDEX messages_tail ON messages (ns, substr(tokens, -16));
     """,
+    # 6: every write of a model's counts raises its version in the same transaction, so
+    # readers can remember what they read until it changes (bot.store.reading.ReadCache).
+    """
+    ALTER TABLE namespaces ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,23 +1,26 @@
-"""The SQLite backend's write connection: a plain ``sqlite3`` connection owned by one thread.
+"""A plain ``sqlite3`` connection owned by one thread: the SQLite backend's writer, and
+the reader that runs whole requests (a generation's thirty reads) in its thread.
 
 Every use of the connection is a job for a one-thread executor, so the connection is only
-ever touched from that thread, and a job may run many statements (a whole batch) for one
-hop between the event loop and the thread. SQLite works without the GIL, so the event loop
-keeps answering meanwhile. Public API only: ``sqlite3`` and ``concurrent.futures``.
+ever touched from that thread, and a job may run many statements (a whole batch, a whole
+request) for one hop between the event loop and the thread. SQLite works without the GIL,
+so the event loop keeps answering meanwhile. Public API only: ``sqlite3`` and
+``concurrent.futures``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Generator, Iterable
+import threading
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-__all__ = ["Rows", "Writer"]
+__all__ = ["Rows", "ThreadConnection", "in_thread_loop"]
 
 T = TypeVar("T")
 
@@ -58,7 +61,27 @@ def _all(conn: sqlite3.Connection, sql: str, parameters: Iterable[Any]) -> Rows:
     return Rows(conn.execute(sql, tuple(parameters)).fetchall())
 
 
-class Writer:
+def _close(conn: sqlite3.Connection) -> None:
+    loop = getattr(_thread, "loop", None)
+    if loop is not None:
+        loop.close()
+    conn.close()
+
+
+_thread = threading.local()  # each connection's thread: its event loop for whole requests
+
+
+def in_thread_loop(job: Callable[[], Awaitable[T]]) -> T:
+    """Run the coroutine ``job()`` to completion on this thread's own event loop (made on
+    first use), so async code written for the event loop can read the thread's connection
+    directly, without a hop per read."""
+    loop = getattr(_thread, "loop", None)
+    if loop is None:
+        loop = _thread.loop = asyncio.new_event_loop()
+    return loop.run_until_complete(job())
+
+
+class ThreadConnection:
     """The connection and the one thread that may use it."""
 
     def __init__(self, conn: sqlite3.Connection, thread: ThreadPoolExecutor) -> None:
@@ -66,8 +89,8 @@ class Writer:
         self._thread = thread
 
     @classmethod
-    async def connect(cls, path: Path) -> Writer:
-        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="markov-writer")
+    async def connect(cls, path: Path, name: str = "writer") -> ThreadConnection:
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"markov-{name}")
         loop = asyncio.get_running_loop()
         try:
             conn = await loop.run_in_executor(
@@ -93,6 +116,6 @@ class Writer:
 
     async def close(self) -> None:
         try:
-            await self.run(sqlite3.Connection.close)
+            await self.run(_close)
         finally:
             self._thread.shutdown(wait=False)

@@ -1,0 +1,108 @@
+"""Reads remembered across requests (bot.store.reading.ReadCache), on both backends: the
+same answers as reading afresh, fewer reads, and never a stale answer after a write, by
+this process or another one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from bot.core.generate import Options, explain_context, generate
+from bot.core.model import EmptyModel
+from bot.core.explain import Explanation
+from bot.core.present import generation_json
+from bot.core.tokenize import tokenize
+from bot.corpora import CORPORA, read_lines
+from bot.store import Incoming, Namespace, Store, open_store
+
+
+def incoming(lines: Sequence[str], first_id: int = 1) -> list[Incoming]:
+    return [Incoming(first_id + i, tokenize(t), author=7) for i, t in enumerate(lines)]
+
+
+async def learned(address: str, name: str = "guild:1") -> tuple[Store, Namespace]:
+    store = await open_store(address)
+    ns = await store.namespace(name, 2)
+    lines = [t for _, t in read_lines(CORPORA["ubuntu-irc"].path)][:1500]
+    await store.learn(ns, incoming(lines))
+    return store, ns
+
+
+def followers(e: Explanation) -> set[str]:
+    return {r.token for r in e.rows}
+
+
+async def test_remembered_answers_are_the_answers_read_afresh(store_address: str) -> None:
+    store, ns = await learned(store_address)
+    other = await open_store(store_address)  # a second process's store: its own cache
+    try:
+        first = [
+            generation_json(await generate(store.reader(ns), None, Options(seed=s)))
+            for s in range(40)
+        ]
+        misses, hits = store.read_cache.misses, store.read_cache.hits
+        again = [
+            generation_json(await generate(store.reader(ns), None, Options(seed=s)))
+            for s in range(40)
+        ]
+        assert again == first
+        assert store.read_cache.hits > hits
+        assert store.read_cache.misses - misses < misses / 4  # nearly all remembered
+        afresh = [
+            generation_json(await generate(other.reader(ns), None, Options(seed=s)))
+            for s in range(40)
+        ]
+        assert afresh == first
+    finally:
+        await other.close()
+        await store.close()
+
+
+async def test_a_write_is_seen_by_the_next_request(store_address: str) -> None:
+    store, ns = await learned(store_address)
+    try:
+        reader = store.reader(ns)  # one reader kept across requests, as the stepper does
+        assert "zebra" not in followers(await explain_context(reader, "hello", 1.0, rows=None))
+        await store.learn(ns, incoming(["hello zebra crossing"], first_id=90_000))
+        assert "zebra" in followers(await explain_context(reader, "hello", 1.0, rows=None))
+        await store.forget(ns, [90_000])
+        assert "zebra" not in followers(await explain_context(reader, "hello", 1.0, rows=None))
+    finally:
+        await store.close()
+
+
+async def test_another_process_writing_is_seen(store_address: str) -> None:
+    """The version lives in the database, so a write by another store (another process,
+    or the CLI beside a running bot) reaches this store's next request."""
+    store, ns = await learned(store_address)
+    writer = await open_store(store_address)
+    try:
+        reader = store.reader(ns)
+        before = await explain_context(reader, "hello", 1.0, rows=None)
+        await writer.learn(ns, incoming(["hello zebra crossing"], first_id=90_000))
+        after = await explain_context(reader, "hello", 1.0, rows=None)
+        assert "zebra" in followers(after) and "zebra" not in followers(before)
+        assert after.total == before.total + 1
+        await writer.forget_author(ns, 7)
+        with pytest.raises(EmptyModel):
+            await generate(reader, None, Options(seed=1))
+    finally:
+        await writer.close()
+        await store.close()
+
+
+async def test_a_purged_and_renamed_namespace_is_read_afresh(store_address: str) -> None:
+    store, ns = await learned(store_address, "upload:1")
+    try:
+        await generate(store.reader(ns), None, Options(seed=3))
+        await store.purge(ns)
+        with pytest.raises(EmptyModel):
+            await generate(store.reader(ns), None, Options(seed=3))
+        await store.drop_namespace(ns)
+        again = await store.namespace("upload:1", 2)  # an id SQLite may hand out again
+        await store.learn(again, incoming(["only these words here"]))
+        g = await generate(store.reader(again), None, Options(seed=3, originality=False))
+        assert g.text == "only these words here"
+    finally:
+        await store.close()
