@@ -37,6 +37,7 @@ from bot.core.present import (
     explanation_summary,
     explanation_table,
     generation_json,
+    knobs_json,
     temperature_label,
     trace_lines,
 )
@@ -194,6 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--min-words", type=int, default=0, help="mask <end> until the sentence has N words"
     )
+    knobs(c)
     c.add_argument(
         "--keys",
         default=None,
@@ -492,8 +494,9 @@ STEP_ROWS = 8
 
 def _show_step(stepper: Stepper, e: Explanation | None) -> None:
     sentence = stepper.sentence or "(start of a message)"
+    knobs = "".join(f", {label}" for label in stepper.knobs.labels())
     print(
-        f"\nT = {temperature_label(stepper.temperature)} · {sentence}"
+        f"\nT = {temperature_label(stepper.temperature)}{knobs} · {sentence}"
         + (" ⏹" if stepper.ended else "")
     )
     if stepper.notes:
@@ -505,7 +508,12 @@ def _show_step(stepper: Stepper, e: Explanation | None) -> None:
 async def _step(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[str, Any]:
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     stepper = await Stepper.begin(
-        await _model(store, ns, args), " ".join(args.start) or None, args.temp, seed, args.min_words
+        await _model(store, ns, args),
+        " ".join(args.start) or None,
+        args.temp,
+        seed,
+        args.min_words,
+        _knobs(args),
     )
     _note_unknown(args, stepper.unknown, stepper.start)
     keys = iter(args.keys.lower()) if args.keys is not None else None
@@ -538,6 +546,7 @@ async def _step(store: Store, ns: Namespace, args: argparse.Namespace) -> dict[s
         "words": stepper.words,
         "ended": stepper.ended,
         "unknown": list(stepper.unknown),
+        "knobs": knobs_json(stepper.knobs),
         "steps": stepper.notes,
     }
 

@@ -24,11 +24,17 @@ from bot.core.stepper import Stepper
 from bot.core.wording import START_PHRASE, context_phrase, unknown_note
 
 from .common import (
+    KNOB_DESCRIPTIONS,
     CorpusName,
+    MinP,
+    Penalty,
+    RepetitionPenalty,
     Seed,
     Temperature,
+    WordList,
     corpus_autocomplete,
     inert,
+    knobs_from,
     model_for,
     shared,
     vocabulary_autocomplete,
@@ -68,7 +74,8 @@ def step_embed(stepper: Stepper, source: str, e: Explanation | None) -> discord.
             value="```\n" + inert("\n".join(candidate_lines(e)), 1000) + "\n```",
             inline=False,
         )
-    embed.set_footer(text=f"seed {stepper.seed} · {source}")
+    knobs = "".join(f", {label}" for label in stepper.knobs.labels())
+    embed.set_footer(text=f"seed {stepper.seed}{knobs} · {source}")
     return embed
 
 
@@ -142,6 +149,7 @@ class SteppingCog(commands.Cog, name="Stepping"):
         temp="Temperature for Sample (Greedy always takes the top word)",
         seed="Seed for the draws, to repeat a demonstration",
         min_words="Mask <end> until the sentence has this many words",
+        **KNOB_DESCRIPTIONS,
     )
     @app_commands.autocomplete(start=vocabulary_autocomplete, corpus=corpus_autocomplete)
     @app_commands.guild_only()
@@ -154,11 +162,20 @@ class SteppingCog(commands.Cog, name="Stepping"):
         seed: Seed | None = None,
         corpus: CorpusName | None = None,
         min_words: app_commands.Range[int, 0, MAX_LENGTH] = 0,
+        min_p: MinP | None = None,
+        repetition_penalty: RepetitionPenalty = 1.0,
+        presence_penalty: Penalty = 0.0,
+        frequency_penalty: Penalty = 0.0,
+        ban: WordList | None = None,
+        bias: WordList | None = None,
     ) -> None:
+        knobs = knobs_from(
+            min_p, repetition_penalty, presence_penalty, frequency_penalty, ban, bias
+        )  # a bad value is answered before thinking
         await interaction.response.defer(thinking=True)
         model, source = await model_for(self.bot, interaction, corpus=corpus)
         seed = seed if seed is not None else secrets.randbelow(2**31)
-        stepper = await Stepper.begin(model, start, temp, seed, min_words)
+        stepper = await Stepper.begin(model, start, temp, seed, min_words, knobs)
         view = StepView(stepper, source, interaction.user.id)
         sent = await interaction.followup.send(embed=await view.render(), view=view, wait=True)
         view.attach(interaction, through_bot(interaction, sent))

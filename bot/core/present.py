@@ -12,7 +12,7 @@ from typing import Any
 from bot.core.explain import Explanation, Generation, Row, Step
 from bot.core.model import END_LABEL, START_LABEL
 from bot.core.sampling import Knobs
-from bot.core.wording import context_phrase, plural
+from bot.core.wording import CHANGED_BY_KNOBS, context_phrase, plural
 
 __all__ = [
     "candidate_lines",
@@ -291,7 +291,7 @@ def trace_lines(g: Generation, token_width: int = 16, wide: bool = True) -> list
             line = f"{shorten(s.token, 10):<10} {s.prob:>6.1%} {rank:>9}{mark:<3} {where}"
             lines.append(shorten(line, PHONE_WIDTH))
     if any(s.changed for s in g.steps):
-        lines.append("! a penalty/bias/ban changed the word")
+        lines.append(f"! {CHANGED_BY_KNOBS}")
     if any(s.backed_off for s in g.steps):
         lines.append("* backed off to a shorter context")
     if not wide and any(s.end_masked for s in g.steps):
@@ -339,10 +339,14 @@ def probability_bar(prob: float, width: int = 10) -> str:
 
 
 def candidate_lines(e: Explanation, token_width: int = 18) -> list[str]:
-    """The stepper's view of the next word: a bar, the probability and the word per row."""
-    lines = [
-        f"{probability_bar(r.prob)} {r.prob:6.1%}  {shorten(r.token, token_width)}" for r in e.rows
-    ]
+    """The stepper's view of the next word: a bar, the probability and the word per row,
+    and the knob that removed it (ban, mask, min-p) as the explanation table names it; T = 0
+    is left unnamed, the title says it."""
+    lines = []
+    for r in e.rows:
+        cut = None if r.removed_by == "greedy" else CUT_LABELS.get(r.removed_by or "")
+        line = f"{probability_bar(r.prob)} {r.prob:6.1%}  {shorten(r.token, token_width)}"
+        lines.append(f"{line} ({cut})" if cut else line)
     if e.others:
         lines.append(f"{'':10} {e.others_prob:6.1%}  … {plural(e.others, 'other')}")
     return lines

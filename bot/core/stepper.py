@@ -8,13 +8,30 @@ same seed, the same notes, the same limits. It holds no I/O beyond the model it 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 
 from bot.core.explain import Explanation
-from bot.core.generate import choose_next, explain_tokens, resolve_known, start_words
+from bot.core.generate import (
+    NO_ADJUSTER,
+    Adjuster,
+    adjuster,
+    choose_next,
+    explain_tokens,
+    resolve_known,
+    start_words,
+)
 from bot.core.model import BOS, EOS, EmptyModel, ModelReader
-from bot.core.sampling import MAX_LENGTH, MAX_TEMPERATURE, validate_min_words, validate_temperature
+from bot.core.sampling import (
+    MAX_LENGTH,
+    MAX_TEMPERATURE,
+    NO_KNOBS,
+    Knobs,
+    validate_min_words,
+    validate_temperature,
+)
 from bot.core.tokenize import join_words
+from bot.core.wording import CHANGED_BY_KNOBS
 
 __all__ = ["Stepper"]
 
@@ -31,11 +48,16 @@ class Stepper:
     min_words: int = 0  # <end> is masked while the sentence has fewer words than this
     unknown: tuple[str, ...] = ()  # typed start words never learned, left out
     start: tuple[str, ...] = ()  # the start words used instead (the known suffix)
+    knobs: Knobs = NO_KNOBS  # min-p, penalties, bias and ban, as for /markov
+    adjust: Adjuster = NO_ADJUSTER  # the knobs' words resolved to ids, once (see begin)
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
         self.temperature = validate_temperature(self.temperature)
         self.min_words = validate_min_words(self.min_words, MAX_LENGTH)
+        self.knobs = self.knobs.validated()
+        if self.adjust.knobs != self.knobs:
+            raise ValueError("the adjuster must be built from the knobs (Stepper.begin does)")
         self.rng = random.Random(self.seed)
 
     @classmethod
@@ -46,9 +68,13 @@ class Stepper:
         temperature: float,
         seed: int,
         min_words: int = 0,
+        knobs: Knobs = NO_KNOBS,
     ) -> Stepper:
-        """A stepper after the typed start words (none: the start of a message)."""
+        """A stepper after the typed start words (none: the start of a message). A ban or
+        bias word never learned raises InvalidOption naming it."""
+        knobs = knobs.validated()
         known = await resolve_known(model, start_words(start))
+        adjust = await adjuster(model, knobs)
         spelled = await model.spell(known.ids)
         return cls(
             model,
@@ -59,6 +85,8 @@ class Stepper:
             min_words=min_words,
             unknown=known.unknown,
             start=tuple(spelled),
+            knobs=knobs,
+            adjust=adjust,
         )
 
     @property
@@ -82,11 +110,17 @@ class Stepper:
         return join_words(self.words)
 
     async def candidates(self, rows: int) -> Explanation | None:
-        """The next word's distribution at the current temperature; None once ended."""
+        """The next word's distribution at the current temperature, after the knobs (the
+        sentence so far is the output the penalties see); None once ended."""
         if self.ended:
             return None
         return await explain_tokens(
-            self.model, self.context, self.temperature, rows=rows, mask_end=self.mask_end
+            self.model,
+            self.context,
+            self.temperature,
+            rows=rows,
+            mask_end=self.mask_end,
+            knobs=self.knobs,
         )
 
     async def sample(self) -> str:
@@ -100,8 +134,17 @@ class Stepper:
     async def _advance(self, rng: random.Random | None) -> str:
         if not self.can_advance:
             raise ValueError("the sentence has ended")  # buttons and keys are disabled then
+        used = Counter(self.tokens)  # start words included, as generate counts them
         pick = await choose_next(
-            self.model, self.context, self.temperature, None, None, rng, self.mask_end
+            self.model,
+            self.context,
+            self.temperature,
+            None,
+            None,
+            rng,
+            self.mask_end,
+            self.adjust,
+            used,
         )
         if pick is None:
             raise EmptyModel()
@@ -112,6 +155,7 @@ class Stepper:
             f"{pick.found.candidates - pick.end_masked}"
             + (" (<end> masked)" if pick.end_masked else "")
             + ("; backed off to the word frequencies" if pick.found.order == 0 else "")
+            + (f"; {CHANGED_BY_KNOBS}" if pick.changed else "")
         )
         self.notes.append(note)
         if pick.token == EOS:

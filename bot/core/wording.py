@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from bot.core.model import START_LABEL
 
 __all__ = [
+    "CHANGED_BY_KNOBS",
     "START_PHRASE",
     "context_phrase",
     "context_size",
@@ -22,6 +23,8 @@ __all__ = [
 
 #: How the start context (the start marker alone) is named to people.
 START_PHRASE = "(start of a message)"
+#: A step whose word a knob changed (the same draw without the knobs gives another word).
+CHANGED_BY_KNOBS = "a penalty/bias/ban changed the word"
 
 
 def plural(n: int, noun: str, nouns: str | None = None) -> str:

@@ -233,6 +233,43 @@ def test_step_presses_keys_like_the_buttons(tmp_path: Path, lesson: Path) -> Non
     assert "50.0%  cat" in shown.stdout and "T = 0.5 · the" in shown.stdout
 
 
+def test_step_takes_the_knobs_of_markov(tmp_path: Path, lesson: Path) -> None:
+    """After "the": cat 2, mat 1, dog 1. Banning cat leaves mat and dog at 1/2 each; the
+    tie goes to mat, learned first, where cat would have been the top word."""
+    out = cli_json(
+        tmp_path, "step", "the", "--ban", "cat", "--repetition-penalty", "2", "--keys", "g"
+    )
+    assert out["words"] == ["the", "mat"]
+    assert out["steps"] == [
+        "took the top word “mat” — probability 50.0%, rank 1 of 3; "
+        "a penalty/bias/ban changed the word"
+    ]
+    assert out["knobs"] == {
+        "min_p": None,
+        "repetition_penalty": 2.0,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "ban": ["cat"],
+        "bias": {},
+    }
+    # Sample pressed six times draws what markov draws with the same seed and knobs.
+    knobs = ["--ban", "the", "--bias", "dog=+1", "--presence-penalty", "0.5", "--seed", "3"]
+    stepped = cli_json(tmp_path, "step", *knobs, "--keys", "ssssss")
+    made = cli_json(tmp_path, "markov", *knobs, "--length", "6", "--no-originality")
+    assert stepped["words"] == made["tokens"] and stepped["knobs"] == made["knobs"]
+    shown = cli(tmp_path, "step", "the", "--ban", "cat", "--keys", "q")
+    assert shown.returncode == 0, shown.stderr
+    assert "T = 1, ban cat · the" in shown.stdout and "0.0%  cat (ban)" in shown.stdout
+    for flags, message in [
+        (["--ban", "zebra"], "I never learned “zebra”, so I cannot ban or bias it."),
+        (["--presence-penalty", "-1"], "presence_penalty must be from 0 (off) to 10; got -1."),
+        (["--bias", "cat"], "Write a bias as WORD=NUMBER, for example cat=+2; got “cat”."),
+    ]:
+        bad = cli(tmp_path, "step", "the", *flags, "--keys", "q")
+        assert bad.returncode == 2, bad.stderr
+        assert bad.stderr.splitlines()[-1] == f"markov-bot: {message}"
+
+
 def test_step_refuses_to_go_past_the_end(tmp_path: Path, lesson: Path) -> None:
     out = cli(tmp_path, "step", "home", "--keys", "gsq")
     assert out.returncode == 0, out.stderr

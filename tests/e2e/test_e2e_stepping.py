@@ -1,4 +1,5 @@
-"""/markov-step through the real client: sample, greedy, back, temperature, owner-only, timeout."""
+"""/markov-step through the real client: sample, greedy, back, temperature, owner-only, timeout,
+and the sampling lab's knobs."""
 
 from __future__ import annotations
 
@@ -60,6 +61,54 @@ async def test_step_by_step_generation(e2e: E2E, fake: FakeDiscord) -> None:
         await e2e.click(rec, "step-warmer", w.admin_id)
         assert fake.message(message_id)["embeds"][0]["title"] == "Step by step · T = 1"
         assert len(fake.bot_messages(w.channel_id)) == 1  # always edited in place
+
+
+def candidates_of(embed: dict) -> str:
+    [field] = [f for f in embed["fields"] if f["name"].startswith("Next word")]
+    return str(field["value"])
+
+
+async def test_step_with_knobs_shows_the_ban_and_keeps_it_across_buttons(
+    e2e: E2E, fake: FakeDiscord
+) -> None:
+    """After "the": cat 2, mat 1, dog 1; banning cat leaves mat and dog at 1/2 each, at any
+    temperature, and Greedy takes mat (learned first) where it would have taken cat."""
+    w = e2e.world
+    async with e2e.start() as bot:
+        await taught(e2e, bot)
+        options = {"start": "the", "seed": 5, "ban": "cat", "repetition_penalty": 2.0}
+        rec = await e2e.invoke(w.user_id, "markov-step", options)
+        embed = embed_of(rec)
+        assert embed["footer"]["text"] == "seed 5, repetition ×2, ban cat · this server"
+        shown = candidates_of(embed)
+        assert "50.0%  mat" in shown and "50.0%  dog" in shown and "0.0%  cat (ban)" in shown
+        message_id = rec.original_message_id
+
+        await e2e.click(rec, "step-greedy", w.user_id)
+        shown = fake.message(message_id)["embeds"][0]
+        assert sentence(shown) == "the mat"
+        assert (
+            "took the top word “mat” — probability 50.0%, rank 1 of 3; "
+            "a penalty/bias/ban changed the word"
+        ) in str(shown["fields"])
+
+        await e2e.click(rec, "step-back", w.user_id)
+        await e2e.click(rec, "step-colder", w.user_id)
+        shown = fake.message(message_id)["embeds"][0]
+        assert shown["title"] == "Step by step · T = 0.5"
+        assert "ban cat" in shown["footer"]["text"]
+        assert "50.0%  mat" in candidates_of(shown) and "cat (ban)" in candidates_of(shown)
+        for _ in range(3):
+            if "⏹" not in fake.message(message_id)["embeds"][0]["description"]:
+                await e2e.click(rec, "step-sample", w.user_id)
+        assert "cat" not in sentence(fake.message(message_id)["embeds"][0]).split()
+
+        # A knob Discord cannot check is explained briefly, to the one who typed it.
+        bad = await e2e.invoke(w.user_id, "markov-step", {"start": "the", "ban": "zebra"})
+        assert bad.ephemeral and "I never learned “zebra”" in bad.content, bad.content
+        bad = await e2e.invoke(w.admin_id, "markov-step", {"start": "the", "bias": "cat"})
+        assert bad.ephemeral and "WORD=NUMBER" in bad.content, bad.content
+        assert len(fake.bot_messages(w.channel_id)) == 1  # only the first one was a step
 
 
 async def test_same_seed_draws_the_same_steps(e2e: E2E, fake: FakeDiscord) -> None:
