@@ -135,16 +135,11 @@ class Stepper:
         if not self.can_advance:
             raise ValueError("the sentence has ended")  # buttons and keys are disabled then
         used = Counter(self.tokens)  # start words included, as generate counts them
-        pick = await choose_next(
-            self.model,
-            self.context,
-            self.temperature,
-            None,
-            None,
-            rng,
-            self.mask_end,
-            self.adjust,
-            used,
+        context, temperature, mask_end = self.context, self.temperature, self.mask_end
+        pick = await self.model.run(
+            lambda m: choose_next(
+                m, context, temperature, None, None, rng, mask_end, self.adjust, used
+            )
         )
         if pick is None:
             raise EmptyModel()

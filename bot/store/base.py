@@ -28,8 +28,8 @@ from bot.core.model import DEFAULT_ORDER, MemoryModel, ModelReader, contribution
 from bot.core.wording import plural
 
 if TYPE_CHECKING:
-    from bot.store.reading import ReadCache
     from bot.store.guilds import Backfill
+    from bot.store.reading import ReadCache
 
 __all__ = [
     "AfterLearning",

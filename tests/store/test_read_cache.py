@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 import pytest
 
+from bot.core.explain import Explanation
 from bot.core.generate import Options, explain_context, generate
 from bot.core.model import EmptyModel
-from bot.core.explain import Explanation
 from bot.core.present import generation_json
 from bot.core.tokenize import tokenize
 from bot.corpora import CORPORA, read_lines
