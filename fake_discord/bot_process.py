@@ -60,7 +60,7 @@ class BotProcess:
     def __init__(
         self,
         fake: FakeDiscord,
-        db: Path,
+        db: Path | str,
         logs: Path,
         *,
         name: str = "bot",
@@ -216,7 +216,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--api", required=True, help="the fake's REST base (Route.BASE)")
     parser.add_argument("--gateway", required=True, help="the fake's gateway URL")
-    parser.add_argument("--db", required=True, help="the SQLite file (MARKOV_DB)")
+    parser.add_argument("--db", required=True, help="the SQLite file or PostgreSQL URL (MARKOV_DB)")
     parser.add_argument("--token", required=True, help="the token the fake accepts")
     parser.add_argument("--shard-count", help="SHARD_COUNT (default: what the fake recommends)")
     parser.add_argument("--shard-ids", help="SHARD_IDS, comma-separated (default: all)")

@@ -87,6 +87,7 @@ class ThreadConnection:
     def __init__(self, conn: sqlite3.Connection, thread: ThreadPoolExecutor) -> None:
         self._conn = conn
         self._thread = thread
+        self._closed = False
 
     @classmethod
     async def connect(cls, path: Path, name: str = "writer") -> ThreadConnection:
@@ -115,6 +116,10 @@ class ThreadConnection:
         return self._conn.in_transaction
 
     async def close(self) -> None:
+        """Close the connection and end its thread (again: nothing)."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             await self.run(_close)
         finally:

@@ -499,8 +499,9 @@ async def test_unexpected_errors_get_an_apology(
         assert logged.exc_info and "the disk caught fire" in str(logged.exc_info[1])
         monkeypatch.undo()
 
-        # The reader connection dies behind the bot's back: /markov (deferred) still answers.
+        # The reading connections die behind the bot's back: /markov (deferred) still answers.
         await bot.store._reader.close()
+        await bot.store._requests.close()
         caplog.clear()
         with caplog.at_level(logging.ERROR):
             rec = await e2e.invoke(w.user_id, "markov", {"start": "the"})

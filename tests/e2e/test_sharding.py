@@ -8,8 +8,8 @@ on what its servers said meanwhile. Throughout: no server's reply holds another 
 words, a deleted message leaves the model (read from the shared file through the store
 API), and every message either process sent pings nobody.
 
-The database is one SQLite file (WAL: several processes, one writer at a time, the others
-wait on the lock); the same test is meant to run against PostgreSQL once it is a backend.
+It runs on both backends: one SQLite file (WAL: several processes, one writer at a time,
+the others wait on the lock) and one PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -127,9 +127,9 @@ async def assert_answers_alone(server: Server, servers: list[Server]) -> None:
 class Cluster:
     """The fake Discord, the shared database, and one bot process per shard."""
 
-    def __init__(self, fake: FakeDiscord, tmp_path: Path) -> None:
+    def __init__(self, fake: FakeDiscord, tmp_path: Path, address: str) -> None:
         self.fake = fake
-        self.db = tmp_path / "markov.db"
+        self.db = address
         self.procs = [
             BotProcess(
                 fake,
@@ -168,9 +168,9 @@ class Cluster:
 
 
 @pytest_asyncio.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+async def cluster(tmp_path: Path, store_address: str) -> AsyncIterator[Cluster]:
     async with FakeDiscord(token=TOKEN) as fake:
-        group = Cluster(fake, tmp_path)
+        group = Cluster(fake, tmp_path, store_address)
         try:
             yield group
         finally:
