@@ -3,7 +3,8 @@
 * ``fake``: a started fake Discord per test; at teardown every interaction must have been
   acknowledged within 3 s and no payload the bot sent may allow a mention.
 * ``world``: one guild with #general, a thread, an admin (Manage Server) and alice.
-* ``settings``: the bot's settings with ``MARKOV_DB`` under ``tmp_path``.
+* ``settings``: the bot's settings with ``MARKOV_DB`` under ``tmp_path``; in a module marked
+  ``both_backends``, once on a SQLite file and once on a fresh PostgreSQL database.
 * ``e2e``: :class:`tests.e2e.support.E2E` — ``async with e2e.start() as bot`` runs the real
   ``MarkovBot(settings)``; ``await e2e.enable_learning(member, channel=...)`` listens to a
   channel as the admin and opts members in; plus invoke/say/wait_learned/snapshot helpers.
@@ -55,9 +56,26 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "markov.db"
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "e2e_backend" in metafunc.fixturenames:
+        marked = metafunc.definition.get_closest_marker("both_backends") is not None
+        metafunc.parametrize("e2e_backend", ["sqlite", "postgres"] if marked else ["sqlite"])
+
+
+@pytest_asyncio.fixture
+async def db_address(
+    e2e_backend: str, db_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[str]:
+    if e2e_backend == "sqlite":
+        yield str(db_path)
+        return
+    async with fresh_address(e2e_backend, db_path.parent, request) as address:
+        yield address
+
+
 @pytest.fixture
-def settings(db_path: Path) -> Settings:
-    return load_settings({"MARKOV_DB": str(db_path), "DISCORD_TOKEN": TOKEN}, dotenv_path=None)
+def settings(db_address: str) -> Settings:
+    return load_settings({"MARKOV_DB": db_address, "DISCORD_TOKEN": TOKEN}, dotenv_path=None)
 
 
 @pytest.fixture

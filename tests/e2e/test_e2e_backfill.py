@@ -17,6 +17,8 @@ from fake_discord import (
 )
 from tests.e2e.support import E2E, eventually, ids_of
 
+pytestmark = pytest.mark.both_backends  # the same behaviour on SQLite and PostgreSQL
+
 
 def seed(fake: FakeDiscord, channel: int, alice: int, bob: int, n: int) -> list[dict]:
     """``n`` past messages, oldest first; every tenth is bob's (who never consented)."""

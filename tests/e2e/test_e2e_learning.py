@@ -7,9 +7,13 @@ stored counts against a recount of the stored messages (:meth:`E2E.snapshot`).
 
 from __future__ import annotations
 
+import pytest
+
 from bot.app import MarkovBot, open_servers
 from fake_discord import FakeDiscord, running_bot
 from tests.e2e.support import E2E, eventually, ids_of, on_ready_finished
+
+pytestmark = pytest.mark.both_backends  # the same behaviour on SQLite and PostgreSQL
 
 SYSTEM_MEMBER_JOIN = 7
 REPLY = 19

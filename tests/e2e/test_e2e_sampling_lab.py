@@ -11,6 +11,8 @@ from fake_discord import FakeDiscord
 from tests.e2e.support import E2E
 from tests.e2e.test_e2e_commands import CALLBACK_UPDATE_MESSAGE, embed_of, table_rows, taught
 
+pytestmark = pytest.mark.both_backends  # the same behaviour on SQLite and PostgreSQL
+
 
 async def test_explain_knobs_match_a_hand_calculation_and_the_menu_redraws_in_place(
     e2e: E2E, fake: FakeDiscord

@@ -15,6 +15,8 @@ from fake_discord import BOT_USER_ID, PERM_VIEW_CHANNEL, FakeDiscord, Interactio
 from tests.e2e.support import E2E, eventually
 from tests.e2e.test_e2e_commands import taught
 
+pytestmark = pytest.mark.both_backends  # the same behaviour on SQLite and PostgreSQL
+
 # (command, options, the extension's module holding its view timeout, that constant, a button)
 VIEWS = [
     pytest.param(
