@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gc
 import json
 import math
 import os
@@ -323,6 +324,7 @@ async def measure_originality(args: argparse.Namespace) -> dict[str, Any]:
         try:
             ns = await store.namespace("chat", 2)
             await import_lines(store, ns, lines, path.name)
+            gc.freeze()  # as the bot does once ready
             reader = store.reader(ns)
             for t in COPY_TEMPERATURES:
                 outputs, lat, attempts = [], [], []
@@ -636,6 +638,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         log(f"learned {totals.tokens:,} tokens in {learn_seconds:.1f} s")
 
         # ---- generation
+        gc.freeze()  # as the bot does once ready (bench/backends.py measures the effect)
         sampler.enter("generate")
         reader = store.reader(ns)
         words = vocabulary(db, ns.id)
