@@ -424,8 +424,7 @@ async def choose_next(
             continue
         # Under the learned model: T = 1, no cut-off, no knob (<end> left out while masked).
         count = pipe.groups[choice.class_index].count
-        total = math.fsum(c.count * c.size for c in d.found.classes)
-        learned = count / (total - (d.end_count if d.masked else 0))
+        learned = count / (d.found.total - (d.end_count if d.masked else 0))
         return Pick(
             d.found, token, choice.prob, choice.rank, d.backed_off, d.masked, learned, changed
         )

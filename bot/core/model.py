@@ -14,7 +14,7 @@ import difflib
 import struct
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from bot.core.sampling import CountClass, classes_from_counts
@@ -119,18 +119,16 @@ class Found:
     handle: object  # opaque to the core: the store's context id, a tuple for MemoryModel
     context: tuple[int, ...]
     classes: tuple[CountClass, ...]
+    total: int = field(init=False)  # Σ count: every step needs it, so it is summed once
+    candidates: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "total", sum(c.count * c.size for c in self.classes))
+        object.__setattr__(self, "candidates", sum(c.size for c in self.classes))
 
     @property
     def order(self) -> int:
         return len(self.context)
-
-    @property
-    def total(self) -> int:
-        return sum(c.count * c.size for c in self.classes)
-
-    @property
-    def candidates(self) -> int:
-        return sum(c.size for c in self.classes)
 
 
 class ModelReader(Protocol):

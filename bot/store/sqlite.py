@@ -134,6 +134,12 @@ def _ints(text: str) -> Any:
 
 
 #: The words of a JSON list of vocabulary ids (``+ns``: the id is the better index).
+#: A context's count classes (ctx, count, size), then its first candidates (NULL, next, count).
+_CONTEXT = (
+    "SELECT ctx, count, size FROM classes WHERE ns = ?1 AND ctx = ?2 UNION ALL "
+    "SELECT NULL, * FROM (SELECT next, count FROM transitions WHERE ns = ?1 AND ctx = ?2 "
+    "ORDER BY next LIMIT ?3)"
+)
 _SPELL = "SELECT id, token FROM vocab WHERE +ns = ? AND id IN (SELECT value FROM json_each(?))"
 
 
@@ -879,17 +885,14 @@ class StoreModel(StoredModel):
         return rows[0] if rows else None
 
     async def _lookup_rows(self, keys: list[bytes]) -> list[Any]:
-        marks = ",".join(f"?{i}" for i in range(3, 3 + len(keys)))
-        best = (
-            f"(SELECT ctx FROM classes WHERE ns = ?1 AND ctx IN ({marks}) "
-            "ORDER BY length(ctx) DESC LIMIT 1)"
-        )
-        sql = (
-            f"SELECT ctx, count, size FROM classes WHERE ns = ?1 AND ctx = {best} "
-            "UNION ALL SELECT NULL, * FROM (SELECT next, count FROM transitions "
-            f"WHERE ns = ?1 AND ctx = {best} ORDER BY next LIMIT ?2)"
-        )
-        return await self._rows(sql, self.ns.id, SMALL + 1, *keys)
+        # One exact-key query per suffix, longest first: a fifth of the time of one query
+        # choosing the longest known suffix itself (its ORDER BY needs a temporary b-tree),
+        # and nearly every lookup finds the longest at once.
+        for key in keys:
+            rows = await self._rows(_CONTEXT, self.ns.id, key, SMALL + 1)
+            if rows and rows[0][0] is not None:
+                return rows
+        return []
 
     async def _members(
         self, key: bytes, count: int, skip: list[int], offset: int, limit: int | None
