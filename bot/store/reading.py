@@ -48,7 +48,7 @@ T = TypeVar("T")
 
 SMALL = 64  # candidates a lookup returns with the classes
 PER_PROBE = 64  # messages read per kind of originality probe: the check's cost is bounded
-CLASS_READ = 4096  # a class up to this size is read whole (the start of a message's 1s)
+CLASS_READ = 4096  # a class drawn from twice is read whole, up to this size
 CACHED = 32_768  # lookups and draws a store remembers (a few MB: most contexts are small)
 
 
@@ -86,6 +86,7 @@ class _Context:
 
     key: bytes  # classes.ctx / transitions.ctx
     candidates: tuple[tuple[int, int], ...] | None  # (next, count) by next, if few
+    end: int = 0  # how often <end> followed: the end marker is the first id, so always read
 
 
 Rows = list[Sequence[Any]]
@@ -189,7 +190,8 @@ class StoredModel(ABC):
         key = next(bytes(k) for k, _, _ in rows if k is not None)
         candidates = [(int(t), int(c)) for k, t, c in rows if k is None]
         few = tuple(candidates) if len(candidates) <= SMALL else None
-        return Found(_Context(key, few), tuple(unpack(key)), tuple(classes))
+        end = next((c for t, c in candidates[:1] if t == EOS), 0)
+        return Found(_Context(key, few, end), tuple(unpack(key)), tuple(classes))
 
     async def candidate_at(
         self, found: Found, count: int, offset: int, excluding: Sequence[int] = ()
@@ -199,14 +201,18 @@ class StoredModel(ABC):
         skip = sorted(set(excluding))
         if context.candidates is not None:
             members: Any = tuple(t for t, c in context.candidates if c == count)
-        elif next((c.size for c in found.classes if c.count == count), 0) > CLASS_READ:
-            at = await self._members(context.key, count, skip, offset, 1)  # one read per draw
-            if not at:
-                raise self._vanished()
-            return at[0]
-        else:  # the whole class in one read, remembered: the next draws read nothing
+        else:
             members = self._remembered("class", context.key, count)
-            if members is _MISSING:
+            size = next((c.size for c in found.classes if c.count == count), 0)
+            first = self._remembered("drawn", context.key, count) is _MISSING
+            if members is _MISSING and (first or size > CLASS_READ):
+                # One read per draw; a class drawn from again is then read whole.
+                self._remember(True, "drawn", context.key, count)
+                at = await self._members(context.key, count, skip, offset, 1)
+                if not at:
+                    raise self._vanished()
+                return at[0]
+            if members is _MISSING:  # the whole class, remembered: later draws read nothing
                 members = tuple(await self._members(context.key, count, [], 0, None))
                 self._remember(members, "class", context.key, count)
         assert isinstance(members, tuple)
@@ -254,6 +260,10 @@ class StoredModel(ABC):
             return {}  # (order 0 holds words only, never the end marker)
         if context.candidates is not None and context.key:
             return {t: c for t, c in context.candidates if t in wanted and c > 0}
+        ended = {EOS: context.end} if EOS in wanted and context.end else {}
+        wanted = [t for t in wanted if t != EOS or not context.key]
+        if not wanted:
+            return ended  # <end> alone (min_words masks it): known from the lookup
         key = ("counts", context.key, tuple(wanted))
         counts = self._remembered(*key)
         if counts is _MISSING:
@@ -261,7 +271,7 @@ class StoredModel(ABC):
             counts = {int(t): int(c) for t, c in rows if int(c) > 0}
             self._remember(counts, *key)
         assert isinstance(counts, dict)
-        return dict(counts)
+        return {**counts, **ended}
 
     async def resolve(self, words: Sequence[str]) -> list[int]:
         """The exact spelling, else the most frequent one ignoring case."""
