@@ -148,10 +148,10 @@ class StoredModel(ABC):
 
     async def run(self, job: Callable[[ModelReader], Awaitable[T]]) -> T:
         """One request: reads are remembered under the model's version at its start."""
-        await self.begin()
+        await self._begin()
         return await job(self)
 
-    async def begin(self) -> None:
+    async def _begin(self) -> None:
         """Start a request: reads are remembered under the model's current version."""
         row = await self._version_row()
         self._version = None if row is None else (self.ns.id, *row)
@@ -261,7 +261,7 @@ class StoredModel(ABC):
         if context.candidates is not None and context.key:
             return {t: c for t, c in context.candidates if t in wanted and c > 0}
         ended = {EOS: context.end} if EOS in wanted and context.end else {}
-        wanted = [t for t in wanted if t != EOS or not context.key]
+        wanted = [t for t in wanted if t != EOS]
         if not wanted:
             return ended  # <end> alone (min_words masks it): known from the lookup
         key = ("counts", context.key, tuple(wanted))
