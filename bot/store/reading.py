@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 from abc import ABC, abstractmethod
+from array import array
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -48,8 +49,9 @@ T = TypeVar("T")
 
 SMALL = 64  # candidates a lookup returns with the classes
 PER_PROBE = 64  # messages read per kind of originality probe: the check's cost is bounded
-CLASS_READ = 4096  # a class drawn from twice is read whole, up to this size
-CACHED = 32_768  # lookups and draws a store remembers (a few MB: most contexts are small)
+CLASS_READ = 1 << 17  # a class drawn from twice is read whole, up to this size
+CACHED = 32_768  # weight a store remembers: one per read, plus one per 512 class members
+MEMBERS_PER_SLOT = 512  # (an array of 512 ids is 4 kB, about what a small lookup takes)
 
 
 #: Run by every transaction that changes a namespace's counts (both backends).
@@ -61,7 +63,7 @@ class ReadCache:
     write makes the older entries unreachable (they age out of the LRU)."""
 
     def __init__(self, size: int = CACHED) -> None:
-        self._entries: LRUCache[tuple[Any, ...], Any] = LRUCache(maxsize=size)
+        self._entries: LRUCache[tuple[Any, ...], Any] = LRUCache(maxsize=size, getsizeof=_weight)
         self.hits = 0
         self.misses = 0
 
@@ -78,6 +80,12 @@ class ReadCache:
 
 
 _MISSING = object()
+
+
+def _weight(value: Any) -> int:
+    """A whole count class (the start of a message has classes of thousands) weighs by its
+    size, so a few large ones cannot crowd out the many small reads."""
+    return 1 + len(value) // MEMBERS_PER_SLOT if isinstance(value, array) else 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,9 +221,10 @@ class StoredModel(ABC):
                     raise self._vanished()
                 return at[0]
             if members is _MISSING:  # the whole class, remembered: later draws read nothing
-                members = tuple(await self._members(context.key, count, [], 0, None))
+                # A compact array: no Python object per member for the collector to walk.
+                members = array("q", await self._members(context.key, count, [], 0, None))
                 self._remember(members, "class", context.key, count)
-        assert isinstance(members, tuple)
+        assert isinstance(members, tuple | array)
         same = [t for t in members if t not in skip] if skip else members
         if offset < len(same):
             return int(same[offset])

@@ -106,3 +106,24 @@ async def test_a_purged_and_renamed_namespace_is_read_afresh(store_address: str)
         assert g.text == "only these words here"
     finally:
         await store.close()
+
+
+def test_a_whole_class_weighs_by_its_size_so_it_cannot_crowd_out_small_reads() -> None:
+    from array import array
+
+    from bot.store.reading import MEMBERS_PER_SLOT, ReadCache
+
+    cache = ReadCache(size=100)
+    for i in range(60):
+        cache.put(("lookup", i), ("small", i))
+    big = array("q", range(MEMBERS_PER_SLOT * 30))  # weighs 31 slots
+    cache.put(("class", 0), big)
+    assert cache.get(("class", 0)) is big
+    kept = sum(cache.get(("lookup", i)) == ("small", i) for i in range(60))
+    assert kept == 60  # 60 + 31 fit in 100
+    # A second one does not fit beside them: the least recently used entry, the first
+    # class (the small reads were just read again), makes room for it.
+    cache.put(("class", 1), array("q", range(MEMBERS_PER_SLOT * 30)))
+    assert cache.get(("class", 0)) != big
+    assert len(cache.get(("class", 1))) == MEMBERS_PER_SLOT * 30
+    assert all(cache.get(("lookup", i)) == ("small", i) for i in range(60))
