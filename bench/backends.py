@@ -70,6 +70,7 @@ async def one_backend(address: str, lines: list[tuple[int, str]], calls: int) ->
         stats = await store.stats(ns)
         size = await size_of(store, address) - base
         reader = store.reader(ns)
+        gc.freeze()  # as the bot does once ready: start-up's objects are not walked again
         gen, words = [], []
         for seed in range(calls):
             opts = Options(temperature=1.0, seed=seed, length=30, min_words=30)

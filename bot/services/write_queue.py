@@ -167,7 +167,10 @@ class WriteQueue:
         batch = dict(self._messages.get(guild_id, {}))
         if not batch:
             return 0
-        learned = await self._learn(guild_id, ns, list(batch.values()))
+        # In the order they were said (ids are Discord snowflakes, which grow with time),
+        # not the order their events' handlers got here: a word's id is its first-learned
+        # rank, which breaks ties between equally frequent candidates (Greedy's pick).
+        learned = await self._learn(guild_id, ns, [batch[mid] for mid in sorted(batch)])
         queued = self._messages.get(guild_id, {})
         for mid, item in batch.items():
             if queued.get(mid) is item:  # not replaced by an edit meanwhile

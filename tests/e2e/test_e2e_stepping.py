@@ -9,6 +9,8 @@ from fake_discord import FakeDiscord
 from tests.e2e.support import E2E, eventually
 from tests.e2e.test_e2e_commands import CALLBACK_UPDATE_MESSAGE, embed_of, taught
 
+pytestmark = pytest.mark.both_backends  # the same behaviour on SQLite and PostgreSQL
+
 # After "the": cat ×2, mat ×1, dog ×1 (see TEXTS in test_e2e_commands).
 BUTTONS = ["step-sample", "step-greedy", "step-back", "step-colder", "step-warmer"]
 
