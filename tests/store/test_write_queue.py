@@ -219,3 +219,22 @@ async def test_when_every_message_fails_alone_none_is_dropped(
     assert not [r for r in caplog.records if "cannot be stored" in r.getMessage()]
     monkeypatch.setattr(server.store, "learn", real_learn)
     assert await server.queue.flush() == 5
+
+
+async def test_a_batch_is_learned_in_the_order_it_was_said_not_the_order_it_arrived(
+    server: Server,
+) -> None:
+    """Event handlers can finish out of order; a word's id (its first-learned rank) breaks
+    ties between equally frequent candidates, so it must follow the message ids."""
+    from bot.core.generate import Options, generate
+    from bot.core.sampling import Knobs
+
+    server.add(3, "the dog sat")  # said last, arrived first
+    server.add(1, "the cat sat on the mat")
+    server.add(2, "the cat ran")
+    assert await server.queue.flush() == 3
+    assert await server.store.words(server.ns) == ["the", "cat", "sat", "on", "mat", "ran", "dog"]
+    # Greedy after "the" with cat banned: mat and dog tie at 1, and mat was said first.
+    reader = server.store.reader(server.ns)
+    opts = Options(temperature=0.0, length=1, originality=False, knobs=Knobs(ban=("cat",)))
+    assert (await generate(reader, "the", opts)).text == "the mat"
