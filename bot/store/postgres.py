@@ -344,13 +344,19 @@ class PostgresStore(Store):
                     *args,
                     sizes[i : i + _SLICE].tolist(),
                 )
-                # A class left by its last candidate disappears (lookup never sees one).
-                await conn.execute(
-                    "DELETE FROM classes c USING unnest($4::bigint[]) WITH ORDINALITY AS "
-                    f"b(count, i) WHERE c.ns = $1 AND c.ctx = {_CTX} AND c.count = b.count "
-                    "AND c.size <= 0",
-                    *args,
-                )
+                # A class left by its last candidate disappears (lookup never sees one);
+                # only a class that shrank can have been left.
+                shrunk = part[sizes[i : i + _SLICE] < 0]
+                if len(shrunk):
+                    await conn.execute(
+                        "DELETE FROM classes c USING unnest($4::bigint[]) WITH ORDINALITY AS "
+                        f"b(count, i) WHERE c.ns = $1 AND c.ctx = {_CTX} AND c.count = b.count "
+                        "AND c.size <= 0",
+                        ns.id,
+                        g.contexts[shrunk >> 32].tobytes(),
+                        width,
+                        (shrunk & 0xFFFFFFFF).tolist(),
+                    )
         if sign < 0:
             words = Counter(chain.from_iterable(map(unpack, bodies)))
             await conn.execute(
