@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 from abc import ABC, abstractmethod
 from array import array
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -86,6 +87,19 @@ def _weight(value: Any) -> int:
     """A whole count class (the start of a message has classes of thousands) weighs by its
     size, so a few large ones cannot crowd out the many small reads."""
     return 1 + len(value) // MEMBERS_PER_SLOT if isinstance(value, array) else 1
+
+
+def _nth_without(members: Sequence[int], skip: Sequence[int], offset: int) -> int | None:
+    """The ``offset``-th of the ascending ``members`` once those in ``skip`` are left out,
+    found by bisection: a class can hold 100,000 words and a knob can hold 100 apart."""
+    held = sorted(
+        at for t in skip if (at := bisect_left(members, t)) < len(members) and members[at] == t
+    )
+    for at in held:  # each held-apart member at or before the answer moves it one further
+        if at > offset:
+            break
+        offset += 1
+    return int(members[offset]) if offset < len(members) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,10 +239,10 @@ class StoredModel(ABC):
                 members = array("q", await self._members(context.key, count, [], 0, None))
                 self._remember(members, "class", context.key, count)
         assert isinstance(members, tuple | array)
-        same = [t for t in members if t not in skip] if skip else members
-        if offset < len(same):
-            return int(same[offset])
-        raise self._vanished()
+        token = _nth_without(members, skip, offset)
+        if token is None:
+            raise self._vanished()
+        return token
 
     async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
         context = found.handle

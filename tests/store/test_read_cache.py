@@ -4,6 +4,8 @@ this process or another one."""
 
 from __future__ import annotations
 
+import random
+from array import array
 from collections.abc import Sequence
 
 import pytest
@@ -15,6 +17,7 @@ from bot.core.present import generation_json
 from bot.core.tokenize import tokenize
 from bot.corpora import CORPORA, read_lines
 from bot.store import Incoming, Namespace, Store, open_store
+from bot.store.reading import MEMBERS_PER_SLOT, ReadCache, _nth_without
 
 
 def incoming(lines: Sequence[str], first_id: int = 1) -> list[Incoming]:
@@ -109,10 +112,6 @@ async def test_a_purged_and_renamed_namespace_is_read_afresh(store_address: str)
 
 
 def test_a_whole_class_weighs_by_its_size_so_it_cannot_crowd_out_small_reads() -> None:
-    from array import array
-
-    from bot.store.reading import MEMBERS_PER_SLOT, ReadCache
-
     cache = ReadCache(size=100)
     for i in range(60):
         cache.put(("lookup", i), ("small", i))
@@ -127,3 +126,16 @@ def test_a_whole_class_weighs_by_its_size_so_it_cannot_crowd_out_small_reads() -
     assert cache.get(("class", 0)) != big
     assert len(cache.get(("class", 1))) == MEMBERS_PER_SLOT * 30
     assert all(cache.get(("lookup", i)) == ("small", i) for i in range(60))
+
+
+def test_a_draw_skips_the_held_apart_members_as_filtering_the_class_would() -> None:
+    rng = random.Random(12)
+    for _ in range(500):
+        members = sorted(rng.sample(range(1, 300), rng.randint(0, 40)))
+        some = rng.sample(members, min(len(members), rng.randint(0, 5)))
+        skip = sorted(set(rng.sample(range(1, 300), rng.randint(0, 20)) + some))
+        left = [t for t in members if t not in skip]
+        for offset in range(len(left) + 2):
+            expected = left[offset] if offset < len(left) else None
+            assert _nth_without(array("q", members), skip, offset) == expected
+            assert _nth_without(tuple(members), skip, offset) == expected
