@@ -136,8 +136,8 @@ def _ints(text: str) -> Any:
 #: The words of a JSON list of vocabulary ids (``+ns``: the id is the better index).
 #: A context's count classes (ctx, count, size), then its first candidates (NULL, next, count).
 _CONTEXT = (
-    "SELECT ctx, count, size FROM classes WHERE ns = ?1 AND ctx = ?2 UNION ALL "
-    "SELECT NULL, * FROM (SELECT next, count FROM transitions WHERE ns = ?1 AND ctx = ?2 "
+    "SELECT 0, ctx, count, size FROM classes WHERE ns = ?1 AND ctx = ?2 UNION ALL "
+    "SELECT 0, NULL, * FROM (SELECT next, count FROM transitions WHERE ns = ?1 AND ctx = ?2 "
     "ORDER BY next LIMIT ?3)"
 )
 _SPELL = "SELECT id, token FROM vocab WHERE +ns = ? AND id IN (SELECT value FROM json_each(?))"
@@ -890,7 +890,7 @@ class StoreModel(StoredModel):
         # and nearly every lookup finds the longest at once.
         for key in keys:
             rows = await self._rows(_CONTEXT, self.ns.id, key, SMALL + 1)
-            if rows and rows[0][0] is not None:
+            if rows and rows[0][1] is not None:
                 return rows
         return []
 
