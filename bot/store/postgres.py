@@ -49,6 +49,7 @@ from bot.store.errors import StoreError
 from bot.store.guilds import SAVE_BACKFILL, backfill_row
 from bot.store.kernels import (
     BUILDER,
+    Grams,
     anchor_rows,
     anchors,
     chunks,
@@ -138,6 +139,11 @@ def _dollars(sql: str) -> str:
     """``?`` placeholders (the settings' shared SQL) as PostgreSQL's ``$1``, ``$2``..."""
     count = iter(range(1, 10_000))
     return re.sub(r"\?", lambda _: f"${next(count)}", sql)
+
+
+def _split(blob: bytes, width: int) -> list[bytes]:
+    """A blob of packed contexts as one bytes per context (COPY's rows)."""
+    return [blob[i : i + width] for i in range(0, len(blob), width)]
 
 
 def _named_key(name: str) -> int:
@@ -358,8 +364,9 @@ class PostgresStore(Store):
                 for part in (picked[i : i + _SLICE] for i in range(0, len(picked), _SLICE)):
                     contexts, nexts = g.contexts[g.group[part]].tobytes(), g.next[part].tolist()
                     if sql is None:
-                        ctx = [contexts[x : x + width] for x in range(0, len(contexts), width)]
-                        rows = zip(repeat(ns.id), ctx, nexts, g.n[part].tolist())
+                        rows = zip(
+                            repeat(ns.id), _split(contexts, width), nexts, g.n[part].tolist()
+                        )
                         await conn.copy_records_to_table(
                             "transitions", records=rows, columns=("ns", "ctx", "next", "count")
                         )
@@ -368,7 +375,23 @@ class PostgresStore(Store):
                     else:
                         await conn.execute(sql, ns.id, contexts, width, nexts)
             moves, sizes = class_moves(g.group, old, new)
+            stored = await self._stored_contexts(conn, ns, g, old) if sign > 0 else None
             del old, new
+            if stored is not None:
+                # A context that had no class gets only new ones: copied in.
+                fresh = ~stored[moves >> 32]
+                part = moves[fresh]
+                await conn.copy_records_to_table(
+                    "classes",
+                    records=zip(
+                        repeat(ns.id),
+                        _split(g.contexts[part >> 32].tobytes(), width),
+                        (part & 0xFFFFFFFF).tolist(),
+                        sizes[fresh].tolist(),
+                    ),
+                    columns=("ns", "ctx", "count", "size"),
+                )
+                moves, sizes = moves[~fresh], sizes[~fresh]
             for i in range(0, len(moves), _SLICE):
                 part = moves[i : i + _SLICE]  # context << 32 | count
                 args = (
@@ -410,6 +433,31 @@ class PostgresStore(Store):
             await conn.execute(
                 "DELETE FROM vocab WHERE id = ANY($1::bigint[]) AND count <= 0", list(words)
             )
+
+    @staticmethod
+    async def _stored_contexts(conn: asyncpg.Connection, ns: Namespace, g: Grams, old: Any) -> Any:
+        """Which of a batch's contexts have classes stored (a boolean per context): those
+        with a transition that was stored, and those the classes table knows."""
+        import numpy as np
+
+        stored = np.zeros(len(g.contexts), dtype=bool)
+        stored[g.group[old > 0]] = True
+        unsure = np.flatnonzero(~stored)
+        width = 4 * g.k
+        for i in range(0, len(unsure), _SLICE):
+            part = unsure[i : i + _SLICE]
+            rows = await conn.fetch(
+                "SELECT b.i FROM generate_series(1, $4::int) AS b(i) WHERE EXISTS "
+                f"(SELECT 1 FROM classes c WHERE c.ns = $1 AND c.ctx = {_CTX})",
+                ns.id,
+                g.contexts[part].tobytes(),
+                width,
+                len(part),
+            )
+            if rows:
+                at = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                stored[part[at - 1]] = True
+        return stored
 
     # ------------------------------------------------------------------ forgetting
 
