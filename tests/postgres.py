@@ -76,11 +76,13 @@ def _owner() -> list[str]:
     return ["runuser", "-u", USER, "--"]
 
 
-def start_cluster(bin_dir: Path, *, durable: bool = False) -> Cluster:
+def start_cluster(
+    bin_dir: Path, *, durable: bool = False, settings: dict[str, str] | None = None
+) -> Cluster:
     """A started cluster. Not ``durable`` (the tests): no fsync at all. ``durable`` (the
     benchmarks): fsync on, commits not waited for (synchronous_commit=off), the same promise
     as the SQLite backend's WAL with synchronous=NORMAL: a process crash loses nothing
-    committed, an OS crash may lose the last moments."""
+    committed, an OS crash may lose the last moments. ``settings``: more server settings."""
     as_user = _owner()
     root = Path(tempfile.mkdtemp(prefix="markov-pg-"))
     if as_user:
@@ -94,6 +96,7 @@ def start_cluster(bin_dir: Path, *, durable: bool = False) -> Cluster:
         options = f"-k {root} -c listen_addresses='' -c synchronous_commit=off"
         if not durable:  # durability is not under test (the crash tests run on SQLite)
             options += " -c fsync=off -c full_page_writes=off"
+        options += "".join(f" -c {k}={v}" for k, v in (settings or {}).items())
         cluster._run(
             str(bin_dir / "pg_ctl"), "-D", str(cluster.data), "-l", str(root / "log"),
             "-o", options, "-w", "start",

@@ -50,7 +50,8 @@ T = TypeVar("T")
 
 SMALL = 64  # candidates a lookup returns with the classes
 PER_PROBE = 64  # messages read per kind of originality probe: the check's cost is bounded
-CLASS_READ = 1 << 17  # a class drawn from twice is read whole, up to this size
+CLASS_READ = 1 << 17  # a class drawn from often is read whole, up to this size
+RENT = 2048  # members a whole read returns in the time one draw's read of a member takes
 CACHED = 32_768  # weight a store remembers: one per read, plus one per 512 class members
 MEMBERS_PER_SLOT = 512  # (an array of 512 ids is 4 kB, about what a small lookup takes)
 
@@ -249,10 +250,14 @@ class StoredModel(ABC):
         else:
             members = self._remembered("class", context.key, count)
             size = next((c.size for c in found.classes if c.count == count), 0)
-            first = self._remembered("drawn", context.key, count) is _MISSING
-            if members is _MISSING and (first or size > CLASS_READ):
-                # One read per draw; a class drawn from again is then read whole.
-                self._remember(True, "drawn", context.key, count)
+            drawn = self._remembered("drawn", context.key, count)
+            drawn = 0 if drawn is _MISSING else drawn
+            if members is _MISSING and (size > CLASS_READ or drawn < size // RENT):
+                # One member per draw until those reads have cost what reading the class
+                # whole does (rent or buy): a small class is read whole at once, one of
+                # 20,000 (the words said once, when a walk backs off to word frequencies)
+                # only once it is drawn from often.
+                self._remember(drawn + 1, "drawn", context.key, count)
                 at = await self._members(context.key, count, skip, offset, 1)
                 if not at:
                     raise self._vanished()
