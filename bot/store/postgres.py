@@ -76,6 +76,10 @@ _NS_LOCK = 0x6D6B << 40
 _MIGRATE_LOCK = 0x6D6B << 40 | 0xFFFFFFFF
 _NAMED_LOCK = 0x6D6C << 40
 
+# Every read is by key: a bitmap of index entries only pays for scanning much of a table.
+# Right after a bulk import (no statistics yet) the planner chose one for a context's first
+# candidates (6,000 entries, then a sort) over the index's own order (65 entries).
+_SESSION = {"enable_bitmapscan": "off"}
 _BY_KEY = (
     "SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; "
     "SET LOCAL enable_mergejoin = off"
@@ -96,40 +100,48 @@ _DELETE_COUNTS = (
     f"WHERE t.ns = $1 AND t.ctx = {_CTX} AND t.next = b.next"
 )
 
-#: Contexts read after a lookup's own, along the chain of single candidates that follows it.
-_CHAIN = 24
+#: Contexts read with a lookup's own: those a walk can reach from it next, while each has
+#: few candidates (at most ``_FAN``), as many as ``_AHEAD`` in all.
+_AHEAD, _FAN = 24, 3
 # A token as the 4 little-endian bytes of a packed context (bot.core.model.pack).
 _LE4 = (
     "substring(int8send(((o.next & 255) << 24) | (((o.next >> 8) & 255) << 16) "
     "| (((o.next >> 16) & 255) << 8) | ((o.next >> 24) & 255)) FROM 5)"
 )
 # The longest known of the keys $3 (each suffix probed on its own: an index lookup whatever
-# the statistics say), then, while a context has one candidate and it is not <end> (2),
-# the context that candidate makes ($5: the bytes of a whole context), up to $4 links: the
-# classes of each and its first $2 candidates, numbered by link (the shape of
-# bot.store.reading.StoredModel._lookup_rows).
+# the statistics say), then the contexts its candidates make ($5: the bytes of a whole
+# context), <end> (2) aside, when it has fewer than $6 of them, and theirs in turn: each
+# context gets a budget ($4 for the first), a share of which each of its candidates gets.
+# The classes of each context (OFFSET 0: one index probe per context, never a hash of the
+# namespace's classes) and its first $2 candidates, numbered by context from 0 (the shape
+# of bot.store.reading.StoredModel._lookup_rows).
 _LOOKUP = f"""
 WITH RECURSIVE best AS (
     SELECT k.ctx FROM unnest($3::bytea[]) AS k(ctx)
     WHERE EXISTS (SELECT 1 FROM classes c WHERE c.ns = $1 AND c.ctx = k.ctx)
     ORDER BY octet_length(k.ctx) DESC LIMIT 1
-), chain(depth, ctx) AS (
-    SELECT 0, ctx FROM best
+), ahead(depth, ctx, budget) AS (
+    SELECT 0, ctx, $4::int FROM best
     UNION ALL
     SELECT h.depth + 1,
-        substring(h.ctx || {_LE4} FROM greatest(1, octet_length(h.ctx) + 5 - $5::int))
-    FROM chain h CROSS JOIN LATERAL (
-        SELECT min(s.next) AS next FROM (
-            SELECT next FROM transitions t WHERE t.ns = $1 AND t.ctx = h.ctx LIMIT 2
-        ) s HAVING count(*) = 1
+        substring(h.ctx || {_LE4} FROM greatest(1, octet_length(h.ctx) + 5 - $5::int)),
+        ((h.budget - 1) / o.n)::int
+    FROM ahead h CROSS JOIN LATERAL (
+        SELECT s.next, count(*) OVER () AS n FROM (
+            SELECT next FROM transitions t WHERE t.ns = $1 AND t.ctx = h.ctx
+            ORDER BY next LIMIT $6::int
+        ) s
     ) o
-    WHERE h.depth < $4::int AND o.next <> 2
+    WHERE o.n < $6::int AND o.n < h.budget AND o.next <> 2
+), nodes AS (
+    SELECT row_number() OVER (ORDER BY depth) - 1 AS node, ctx FROM ahead
 )
-SELECT h.depth, c.ctx, c.count, c.size FROM chain h
-    JOIN classes c ON c.ns = $1 AND c.ctx = h.ctx
+SELECT n.node, c.ctx, c.count, c.size FROM nodes n CROSS JOIN LATERAL (
+    SELECT ctx, count, size FROM classes WHERE ns = $1 AND ctx = n.ctx OFFSET 0
+) c
 UNION ALL
-SELECT h.depth, NULL::bytea, t.next, t.count FROM chain h CROSS JOIN LATERAL (
-    SELECT next, count FROM transitions WHERE ns = $1 AND ctx = h.ctx ORDER BY next LIMIT $2
+SELECT n.node, NULL::bytea, t.next, t.count FROM nodes n CROSS JOIN LATERAL (
+    SELECT next, count FROM transitions WHERE ns = $1 AND ctx = n.ctx ORDER BY next LIMIT $2
 ) t
 """
 
@@ -169,7 +181,12 @@ class PostgresStore(Store):
         one line to show whoever runs the bot."""
         try:
             pool = await asyncpg.create_pool(
-                url, min_size=1, max_size=pool_size, timeout=_CONNECT_TIMEOUT, reset=_keep
+                url,
+                min_size=1,
+                max_size=pool_size,
+                timeout=_CONNECT_TIMEOUT,
+                reset=_keep,
+                server_settings=_SESSION,
             )
         except (TimeoutError, OSError, asyncpg.PostgresError) as e:
             raise StoreError(
@@ -776,7 +793,9 @@ class PostgresModel(StoredModel):
 
     async def _lookup_rows(self, keys: list[bytes]) -> list[Any]:
         return list(
-            await self._pool.fetch(_LOOKUP, self.ns.id, SMALL + 1, keys, _CHAIN, 4 * self.ns.order)
+            await self._pool.fetch(
+                _LOOKUP, self.ns.id, SMALL + 1, keys, _AHEAD, 4 * self.ns.order, _FAN + 1
+            )
         )
 
     async def _members(
