@@ -12,8 +12,14 @@ each other:
 * :meth:`PostgresStore.exclusive` is a session advisory lock: a bundled corpus is built
   by one process while the others wait, then find it complete.
 
-Batches go to the server as arrays (``unnest``), one statement per table and context
-length, not a statement per row; the counting itself is the shared numpy kernels'.
+Batches go to the server as arrays (``unnest``) or COPY, one statement per table and
+context length, not a statement per row; the counting itself is the shared numpy kernels'.
+Under the namespace's lock a batch knows which of its rows are stored (it reads their old
+counts anyway), so rows that exist are updated and new ones copied in.
+
+Generation is one read per step, each a round trip; a lookup therefore also reads the
+contexts the walk can reach next while they have few candidates (most contexts of a chat
+model have one), which the reader remembers.
 """
 
 from __future__ import annotations
@@ -354,20 +360,25 @@ class PostgresStore(Store):
         await conn.execute(_dollars(NEW_VERSION), ns.id)  # readers' remembered reads are now stale
         for g in grams(bodies, ns.order, sign):
             width, size = 4 * g.k, len(g.next)
+            # Forgetting touches stored contexts only; learning reads the old counts of the
+            # stored ones (a context new to the model has none: most, in a fresh import).
+            stored = np.ones(len(g.contexts), dtype=bool)
+            if sign > 0:
+                stored = await self._stored_contexts(conn, ns, g)
+            known = np.flatnonzero(stored[g.group])
             old = np.zeros(size, dtype=np.int64)
-            for i in range(0, size, _SLICE):
-                j = min(size, i + _SLICE)
+            for part in (known[i : i + _SLICE] for i in range(0, len(known), _SLICE)):
                 rows = await conn.fetch(
                     f"SELECT b.i, t.count FROM unnest($4::bigint[]) WITH ORDINALITY AS b(next, i) "
                     f"JOIN transitions t ON t.ns = $1 AND t.ctx = {_CTX} AND t.next = b.next",
                     ns.id,
-                    g.contexts[g.group[i:j]].tobytes(),
+                    g.contexts[g.group[part]].tobytes(),
                     width,
-                    g.next[i:j].tolist(),
+                    g.next[part].tolist(),
                 )
                 if rows:
                     at = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                    old[at - 1 + i] = np.fromiter((r[1] for r in rows), np.int64, len(rows))
+                    old[part[at - 1]] = np.fromiter((r[1] for r in rows), np.int64, len(rows))
             new = old + g.n
             # The namespace's lock is held, so the counts just read are the stored ones: a
             # row that exists is updated (deleted once emptied), and the new ones are copied
@@ -392,9 +403,8 @@ class PostgresStore(Store):
                     else:
                         await conn.execute(sql, ns.id, contexts, width, nexts)
             moves, sizes = class_moves(g.group, old, new)
-            stored = await self._stored_contexts(conn, ns, g, old) if sign > 0 else None
             del old, new
-            if stored is not None:
+            if sign > 0:
                 # A context that had no class gets only new ones: copied in.
                 fresh = ~stored[moves >> 32]
                 part = moves[fresh]
@@ -452,17 +462,14 @@ class PostgresStore(Store):
             )
 
     @staticmethod
-    async def _stored_contexts(conn: asyncpg.Connection, ns: Namespace, g: Grams, old: Any) -> Any:
-        """Which of a batch's contexts have classes stored (a boolean per context): those
-        with a transition that was stored, and those the classes table knows."""
+    async def _stored_contexts(conn: asyncpg.Connection, ns: Namespace, g: Grams) -> Any:
+        """Which of a batch's contexts the model has (a boolean per context)."""
         import numpy as np
 
         stored = np.zeros(len(g.contexts), dtype=bool)
-        stored[g.group[old > 0]] = True
-        unsure = np.flatnonzero(~stored)
         width = 4 * g.k
-        for i in range(0, len(unsure), _SLICE):
-            part = unsure[i : i + _SLICE]
+        for i in range(0, len(stored), _SLICE):
+            part = np.arange(i, min(len(stored), i + _SLICE))
             rows = await conn.fetch(
                 "SELECT b.i FROM generate_series(1, $4::int) AS b(i) WHERE EXISTS "
                 f"(SELECT 1 FROM classes c WHERE c.ns = $1 AND c.ctx = {_CTX})",
