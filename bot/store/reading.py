@@ -50,7 +50,7 @@ T = TypeVar("T")
 
 SMALL = 64  # candidates a lookup returns with the classes
 PER_PROBE = 64  # messages read per kind of originality probe: the check's cost is bounded
-CLASS_READ = 1 << 17  # a class drawn from often is read whole, up to this size
+CLASS_READ = 1 << 13  # a class drawn from often is read whole, up to this size
 RENT = 2048  # members a whole read returns in the time one draw's read of a member takes
 CACHED = 32_768  # weight a store remembers: one per read, plus one per 512 class members
 MEMBERS_PER_SLOT = 512  # (an array of 512 ids is 4 kB, about what a small lookup takes)
