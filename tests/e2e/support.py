@@ -25,6 +25,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import discord
+
 from bot.app import MarkovBot, open_servers
 from bot.core.model import BOS, EOS, contribution
 from bot.core.tokenize import tokenize
@@ -36,6 +38,7 @@ __all__ = [
     "E2E",
     "ModelSnapshot",
     "StartedBot",
+    "cached",
     "eventually",
     "expected_transitions",
     "ids_of",
@@ -69,6 +72,11 @@ def expected_transitions(texts: Iterable[str], order: int) -> dict[tuple[str, ..
 
 def ids_of(messages: Iterable[Mapping[str, Any]]) -> list[int]:
     return [int(m["id"]) for m in messages]
+
+
+def cached(bot: discord.Client, message_id: int | str) -> bool:
+    """Whether discord.py holds the message in its cache (``Client.cached_messages``)."""
+    return any(m.id == int(message_id) for m in bot.cached_messages)
 
 
 async def on_ready_finished(timeout: float = 5.0) -> None:

@@ -15,7 +15,7 @@ from fake_discord import (
     FakeDiscord,
     InteractionRecord,
 )
-from tests.e2e.support import E2E, eventually, ids_of
+from tests.e2e.support import E2E, cached, eventually, ids_of
 
 pytestmark = pytest.mark.both_backends  # the same behaviour on SQLite and PostgreSQL
 
@@ -76,7 +76,7 @@ async def test_backfill_reports_progress_and_learns_the_newest_messages(
 
         # Backfilled messages were never in the bot's cache; deleting one still forgets it.
         victim = alices[-1]
-        assert bot._connection._get_message(int(victim["id"])) is None
+        assert not cached(bot, victim["id"])
         await fake.delete_message(victim["id"])
         await e2e.wait_forgotten(bot, [victim])
         await e2e.assert_model(bot, [m["content"] for m in alices[:-1]])

@@ -11,7 +11,7 @@ import pytest
 
 from bot.app import MarkovBot, open_servers
 from fake_discord import FakeDiscord, running_bot
-from tests.e2e.support import E2E, eventually, ids_of, on_ready_finished
+from tests.e2e.support import E2E, cached, eventually, ids_of, on_ready_finished
 
 pytestmark = pytest.mark.both_backends  # the same behaviour on SQLite and PostgreSQL
 
@@ -194,7 +194,7 @@ async def test_edits_and_deletes_of_cached_messages(e2e: E2E, fake: FakeDiscord)
         [deleted] = await e2e.say(w.channel_id, w.user_id, "the lazy cat sleeps")
         [bobs] = await e2e.say(w.channel_id, bob, "bob is not learned")
         await e2e.wait_learned(bot, [*keep, edited, deleted])
-        assert bot._connection._get_message(int(edited["id"])) is not None  # cached
+        assert cached(bot, edited["id"])
 
         await fake.edit_message(edited["id"], "the slow cat")
         await fake.delete_message(deleted["id"])
@@ -227,7 +227,7 @@ async def test_edits_and_deletes_of_uncached_messages_after_a_restart(
         )
         await e2e.wait_learned(bot, msgs)
     async with e2e.start() as bot:
-        assert all(bot._connection._get_message(i) is None for i in ids_of(msgs))
+        assert not any(cached(bot, i) for i in ids_of(msgs))
         await e2e.assert_model(bot, ["one two three", "four five six", "seven eight nine"])
         await fake.edit_message(msgs[0]["id"], "one two ten")
         await fake.delete_message(msgs[1]["id"])
