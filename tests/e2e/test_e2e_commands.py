@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import sqlite3
 
 import aiohttp
 import pytest
@@ -499,9 +500,13 @@ async def test_unexpected_errors_get_an_apology(
         assert logged.exc_info and "the disk caught fire" in str(logged.exc_info[1])
         monkeypatch.undo()
 
-        # The reading connections die behind the bot's back: /markov (deferred) still answers.
-        await bot.store._reader.close()
-        await bot.store._requests.close()
+        # The reading connection dies behind the bot's back (every read raises what a closed
+        # sqlite3 connection raises): /markov (deferred) still answers.
+        async def closed(*args: object, **kwargs: object) -> None:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+
+        reader = type(bot.store.reader(await e2e.ns(bot)))
+        monkeypatch.setattr(reader, "run", closed)
         caplog.clear()
         with caplog.at_level(logging.ERROR):
             rec = await e2e.invoke(w.user_id, "markov", {"start": "the"})
