@@ -45,6 +45,7 @@ from bot.store import Incoming, Store
 from cogs.learning import CATCH_UP_LIMIT
 from fake_discord import FakeDiscord
 from fake_discord.bot_process import BotProcess
+from tests.e2e.support import AdminServer
 
 pytestmark = pytest.mark.asyncio
 
@@ -259,34 +260,11 @@ async def bot_process(crash_fake: FakeDiscord, tmp_path: Path) -> AsyncIterator[
         await process.ensure_dead()
 
 
-class Server:
+class Server(AdminServer):
     """One guild with #general, an admin and some members (ids as ints)."""
 
     def __init__(self, fake: FakeDiscord, members: Sequence[str]) -> None:
-        self.fake = fake
-        guild = fake.add_guild("Crash Test")
-        self.guild = int(guild["id"])
-        self.channel = int(fake.add_text_channel(self.guild, "general")["id"])
-        self.admin = int(fake.add_user("admin")["id"])
-        fake.add_member(self.guild, self.admin)
-        fake.make_admin(self.guild, self.admin)
-        self.members: dict[str, int] = {}
-        for name in members:
-            self.members[name] = int(fake.add_user(name)["id"])
-            fake.add_member(self.guild, self.members[name])
-
-    async def command(self, user: int, name: str, options: dict[str, Any] | None = None) -> str:
-        rec = await self.fake.invoke(self.guild, self.channel, user, name, options)
-        message = await rec.wait_message(timeout=3)
-        assert rec.response_time is not None and rec.response_time < 3
-        return str(message.get("content") or "")
-
-    async def learn_everyone(self) -> None:
-        """What an admin does: listen to #general, learn every member (opt-out mode)."""
-        said = await self.command(self.admin, "markov-admin listen", {"channel": self.channel})
-        assert said.startswith("Listening in"), said
-        said = await self.command(self.admin, "markov-admin consent", {"mode": "opt-out"})
-        assert said == "Consent mode is now **opt-out**.", said
+        super().__init__(fake, "Crash Test", "admin", members)
 
 
 async def wait_until(check: Callable[[], Any], seconds: float, what: str) -> Any:

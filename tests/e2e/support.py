@@ -36,6 +36,7 @@ from fake_discord import BasicWorld, FakeDiscord, InteractionRecord, running_bot
 
 __all__ = [
     "E2E",
+    "AdminServer",
     "ModelSnapshot",
     "StartedBot",
     "cached",
@@ -68,6 +69,43 @@ def expected_transitions(texts: Iterable[str], order: int) -> dict[tuple[str, ..
     spelled = {BOS: "<BOS>", EOS: "<EOS>"}
     counts = contribution([tokenize(t) for t in texts if tokenize(t)], order)  # type: ignore[arg-type]
     return {tuple(spelled.get(t, t) for t in key): n for key, n in counts.items()}
+
+
+class AdminServer:
+    """A guild with #general, an admin and members (ids as ints), driven as its admin would
+    drive it: by slash commands, each answered within Discord's deadline."""
+
+    def __init__(
+        self,
+        fake: FakeDiscord,
+        name: str,
+        admin: str,
+        members: Sequence[str],
+        shard: tuple[int, int] | None = None,
+    ) -> None:
+        self.fake = fake
+        self.guild = int(fake.add_guild(name, shard=shard)["id"])
+        self.channel = int(fake.add_text_channel(self.guild, "general")["id"])
+        self.admin = int(fake.add_user(admin)["id"])
+        fake.add_member(self.guild, self.admin)
+        fake.make_admin(self.guild, self.admin)
+        self.members: dict[str, int] = {}
+        for member in members:
+            self.members[member] = int(fake.add_user(member)["id"])
+            fake.add_member(self.guild, self.members[member])
+
+    async def command(self, user: int, name: str, options: dict[str, Any] | None = None) -> str:
+        rec = await self.fake.invoke(self.guild, self.channel, user, name, options)
+        message = await rec.wait_message(timeout=5)
+        assert rec.response_time is not None and rec.response_time < DEADLINE
+        return str(message.get("content") or "")
+
+    async def learn_everyone(self) -> None:
+        """Listen to #general and learn every member (opt-out mode)."""
+        said = await self.command(self.admin, "markov-admin listen", {"channel": self.channel})
+        assert said.startswith("Listening in"), said
+        said = await self.command(self.admin, "markov-admin consent", {"mode": "opt-out"})
+        assert said == "Consent mode is now **opt-out**.", said
 
 
 def ids_of(messages: Iterable[Mapping[str, Any]]) -> list[int]:

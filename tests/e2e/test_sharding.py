@@ -30,6 +30,7 @@ from bot.store import Namespace, Store
 from bot.store.guilds import Guilds
 from fake_discord import FakeDiscord, InteractionRecord
 from fake_discord.bot_process import BotProcess
+from tests.e2e.support import AdminServer
 
 pytestmark = pytest.mark.asyncio
 
@@ -60,37 +61,19 @@ class Phases:
         self.last = now
 
 
-class Server:
+class Server(AdminServer):
     """One guild on a chosen shard, with #general, an admin and two members, and words of
     its own (``word3`` is said only in server 3), so a reply shows whose model it came from."""
 
     def __init__(self, fake: FakeDiscord, index: int, shard: int) -> None:
-        self.fake, self.index, self.shard = fake, index, shard
-        guild = fake.add_guild(f"Server {index}", shard=(shard, SHARDS))
-        self.guild = int(guild["id"])
-        self.channel = int(fake.add_text_channel(self.guild, "general")["id"])
-        self.admin = int(fake.add_user(f"admin{index}")["id"])
-        fake.add_member(self.guild, self.admin)
-        fake.make_admin(self.guild, self.admin)
-        self.members = [int(fake.add_user(f"member{index}-{n}")["id"]) for n in range(2)]
-        for member in self.members:
-            fake.add_member(self.guild, member)
+        members = [f"member{index}-{n}" for n in range(2)]
+        super().__init__(fake, f"Server {index}", f"admin{index}", members, (shard, SHARDS))
+        self.index, self.shard = index, shard
+        self.talkers = list(self.members.values())
         self.said = 0
 
     def words(self) -> set[str]:
         return {f"{w}{self.index}" for w in ("red", "green", "blue", "cold", "warm", "wet")}
-
-    async def command(self, user: int, name: str, options: dict[str, Any] | None = None) -> str:
-        rec = await self.fake.invoke(self.guild, self.channel, user, name, options)
-        message = await rec.wait_message(timeout=5)
-        assert rec.response_time is not None and rec.response_time < 3
-        return str(message.get("content") or "")
-
-    async def learn_everyone(self) -> None:
-        said = await self.command(self.admin, "markov-admin listen", {"channel": self.channel})
-        assert said.startswith("Listening in"), said
-        said = await self.command(self.admin, "markov-admin consent", {"mode": "opt-out"})
-        assert said == "Consent mode is now **opt-out**.", said
 
     async def chat(self, n: int) -> list[int]:
         """``n`` messages from the members, made of this server's words only."""
@@ -100,12 +83,12 @@ class Server:
             i = self.said
             self.said += 1
             text = " ".join(words[(i + k) % len(words)] for k in range(4))
-            message = await self.fake.send_message(self.channel, self.members[i % 2], text)
+            message = await self.fake.send_message(self.channel, self.talkers[i % 2], text)
             ids.append(int(message["id"]))
         return ids
 
     async def markov(self) -> InteractionRecord:
-        return await self.fake.invoke(self.guild, self.channel, self.members[0], "markov")
+        return await self.fake.invoke(self.guild, self.channel, self.talkers[0], "markov")
 
 
 async def answer_words(rec: InteractionRecord) -> set[str]:
