@@ -14,8 +14,8 @@ each other:
 
 Batches go to the server as arrays (``unnest``) or COPY, one statement per table and
 context length, not a statement per row; the counting itself is the shared numpy kernels'.
-Under the namespace's lock a batch knows which of its rows are stored (it reads their old
-counts anyway), so rows that exist are updated and new ones copied in.
+Under the namespace's lock a batch can ask which of its contexts and transitions are
+stored, so rows that exist are updated and new ones copied in.
 
 Generation is one read per step, each a round trip; a lookup therefore also reads the
 contexts the walk can reach next while they have few candidates (most contexts of a chat
@@ -30,7 +30,7 @@ import re
 import time
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from itertools import chain, repeat
@@ -94,6 +94,7 @@ _BY_KEY = (
 # Vocabulary rows are read by id (the primary key) with "ns + 0 = $1": a bare "ns = $1"
 # lets a table without statistics yet (just imported) be planned as a bitmap of every word
 # of the namespace ANDed with the ids (0.6 ms instead of 0.03 for a generation's words).
+
 # Slices of a blob of packed contexts, one per array element: $2 the blob, $3 its width.
 _CTX = "substring($2::bytea FROM ((b.i - 1) * $3::int + 1)::int FOR $3::int)"
 # Stored transitions of one context length: $4 the next tokens, $5 the counts to add.
@@ -157,6 +158,11 @@ def _dollars(sql: str) -> str:
     """``?`` placeholders (the settings' shared SQL) as PostgreSQL's ``$1``, ``$2``..."""
     count = iter(range(1, 10_000))
     return re.sub(r"\?", lambda _: f"${next(count)}", sql)
+
+
+def _parts(indices: Any) -> Iterator[Any]:
+    """Row indices (a numpy array) in slices of ``_SLICE``: one statement each."""
+    return (indices[i : i + _SLICE] for i in range(0, len(indices), _SLICE))
 
 
 def _split(blob: bytes, width: int) -> list[bytes]:
@@ -367,7 +373,7 @@ class PostgresStore(Store):
                 stored = await self._stored_contexts(conn, ns, g)
             known = np.flatnonzero(stored[g.group])
             old = np.zeros(size, dtype=np.int64)
-            for part in (known[i : i + _SLICE] for i in range(0, len(known), _SLICE)):
+            for part in _parts(known):
                 rows = await conn.fetch(
                     f"SELECT b.i, t.count FROM unnest($4::bigint[]) WITH ORDINALITY AS b(next, i) "
                     f"JOIN transitions t ON t.ns = $1 AND t.ctx = {_CTX} AND t.next = b.next",
@@ -388,8 +394,7 @@ class PostgresStore(Store):
                 (None, (old <= 0) & (new > 0)),
                 (_DELETE_COUNTS, (old > 0) & (new <= 0)),
             ):
-                picked = np.flatnonzero(where)
-                for part in (picked[i : i + _SLICE] for i in range(0, len(picked), _SLICE)):
+                for part in _parts(np.flatnonzero(where)):
                     contexts, nexts = g.contexts[g.group[part]].tobytes(), g.next[part].tolist()
                     if sql is None:
                         rows = zip(
@@ -408,16 +413,17 @@ class PostgresStore(Store):
                 # A context that had no class gets only new ones: copied in.
                 fresh = ~stored[moves >> 32]
                 part = moves[fresh]
-                await conn.copy_records_to_table(
-                    "classes",
-                    records=zip(
-                        repeat(ns.id),
-                        _split(g.contexts[part >> 32].tobytes(), width),
-                        (part & 0xFFFFFFFF).tolist(),
-                        sizes[fresh].tolist(),
-                    ),
-                    columns=("ns", "ctx", "count", "size"),
-                )
+                if len(part):
+                    await conn.copy_records_to_table(
+                        "classes",
+                        records=zip(
+                            repeat(ns.id),
+                            _split(g.contexts[part >> 32].tobytes(), width),
+                            (part & 0xFFFFFFFF).tolist(),
+                            sizes[fresh].tolist(),
+                        ),
+                        columns=("ns", "ctx", "count", "size"),
+                    )
                 moves, sizes = moves[~fresh], sizes[~fresh]
             for i in range(0, len(moves), _SLICE):
                 part = moves[i : i + _SLICE]  # context << 32 | count
@@ -468,8 +474,7 @@ class PostgresStore(Store):
 
         stored = np.zeros(len(g.contexts), dtype=bool)
         width = 4 * g.k
-        for i in range(0, len(stored), _SLICE):
-            part = np.arange(i, min(len(stored), i + _SLICE))
+        for part in _parts(np.arange(len(stored))):
             rows = await conn.fetch(
                 "SELECT b.i FROM generate_series(1, $4::int) AS b(i) WHERE EXISTS "
                 f"(SELECT 1 FROM classes c WHERE c.ns = $1 AND c.ctx = {_CTX})",

@@ -116,7 +116,7 @@ Rows = list[Sequence[Any]]
 
 
 def _found(rows: Rows) -> Found | None:
-    """One context's lookup rows, (depth, ctx, count, size) per class then (depth, None,
+    """One context's lookup rows, (node, ctx, count, size) per class then (node, None,
     next, count) per candidate, as a :class:`Found`; None if it has no class."""
     classes = sorted(
         (CountClass(int(c), int(s)) for _, k, c, s in rows if k is not None),
@@ -155,8 +155,7 @@ class StoredModel(ABC):
         then (0, None, next, count) for its first ``SMALL + 1`` candidates by next.
 
         A backend whose reads are round trips may add the same rows, numbered 1, 2, ...,
-        for the contexts a walk reaches from it while each has a single candidate (see
-        :meth:`_read_lookup`)."""
+        for contexts a walk can reach from it next (see :meth:`_read_lookup`)."""
 
     @abstractmethod
     async def _members(
@@ -223,18 +222,18 @@ class StoredModel(ABC):
         return found
 
     async def _read_lookup(self, context: tuple[int, ...]) -> Found | None:
-        """The lookup of ``context``, remembering the chain that came with it.
+        """The lookup of ``context``, remembering the contexts read ahead with it.
 
         Most contexts of a chat model have one candidate (57% of a cold pass's lookups on
         the bench corpus), and a walk through one goes on to the context that candidate
-        makes; a backend that reads that chain in the same round trip saves the walk one
-        trip per link. Every context in the chain is a known one, so its lookup is its own
-        rows, whatever the asked context backed off to."""
-        by_depth: dict[int, Rows] = {}
+        makes; a backend that reads those in the same round trip saves the walk a trip per
+        step. Every context read ahead is a known one, so its lookup is its own rows,
+        whatever the asked context backed off to."""
+        by_node: dict[int, Rows] = {}
         for row in await self._lookup_rows([pack(context[i:]) for i in range(len(context))]):
-            by_depth.setdefault(int(row[0]), []).append(row)
-        found = _found(by_depth.pop(0, []))
-        for rows in by_depth.values():
+            by_node.setdefault(int(row[0]), []).append(row)
+        found = _found(by_node.pop(0, []))
+        for rows in by_node.values():
             if (linked := _found(rows)) is not None:
                 self._remember(linked, "lookup", linked.context)
         return found

@@ -134,7 +134,8 @@ def _ints(text: str) -> Any:
 
 
 #: The words of a JSON list of vocabulary ids (``+ns``: the id is the better index).
-#: A context's count classes (ctx, count, size), then its first candidates (NULL, next, count).
+#: A context's count classes (0, ctx, count, size), then its first candidates (0, NULL,
+#: next, count): the shape of StoredModel._lookup_rows, without contexts read ahead.
 _CONTEXT = (
     "SELECT 0, ctx, count, size FROM classes WHERE ns = ?1 AND ctx = ?2 UNION ALL "
     "SELECT 0, NULL, * FROM (SELECT next, count FROM transitions WHERE ns = ?1 AND ctx = ?2 "
