@@ -117,15 +117,26 @@ def cached(bot: discord.Client, message_id: int | str) -> bool:
     return any(m.id == int(message_id) for m in bot.cached_messages)
 
 
-async def on_ready_finished(timeout: float = 5.0) -> None:
-    """Wait for the ``on_ready`` listeners discord.py scheduled (named ``discord.py: on_ready``)."""
+async def tasks_finished(*names: str, timeout: float = 5.0) -> None:
+    """Wait for the bot's tasks whose names start with one of ``names`` (discord.py names
+    the tasks it schedules: ``discord.py: on_ready``, ``CommandTree-invoker``,
+    ``discord-ui-view-dispatch-…``)."""
     tasks = [
         t
         for t in asyncio.all_tasks()
-        if t.get_name() == "discord.py: on_ready" and t is not asyncio.current_task()
+        if t.get_name().startswith(names) and t is not asyncio.current_task()
     ]
     if tasks:
         await asyncio.wait(tasks, timeout=timeout)
+
+
+async def on_ready_finished(timeout: float = 5.0) -> None:
+    """Wait for the ``on_ready`` listeners discord.py scheduled."""
+    await tasks_finished("discord.py: on_ready", timeout=timeout)
+
+
+#: The tasks that answer interactions: a command's handler and a component's callback.
+HANDLERS = ("CommandTree-invoker", "discord-ui-view-dispatch-")
 
 
 class StartedBot:
@@ -224,12 +235,24 @@ class E2E:
         self.check_deadline(rec)
         return rec
 
-    async def click(self, rec: InteractionRecord, custom_id: str, user: Any) -> InteractionRecord:
-        """Press a button on the message an interaction showed; waits for the bot's answer
-        (for a deferred click, the edit that follows)."""
+    async def click(
+        self,
+        rec: InteractionRecord,
+        custom_id: str,
+        user: Any,
+        values: Sequence[Any] | None = None,
+    ) -> InteractionRecord:
+        """Press a button (or pick ``values`` in a select) on the message an interaction showed;
+        waits for the bot's answer (for a deferred click, the edit that follows).
+
+        Like a member who reads the answer first, it presses only once the handler that sent
+        the message has returned: discord.py starts listening to a message's components when
+        the request that sent it returns, which can be after the fake has shown the message.
+        """
         message_id = rec.original_message_id
         assert message_id is not None, f"{rec} showed no message"
-        click = await self.fake.click(message_id, custom_id, user)
+        await tasks_finished(*HANDLERS)
+        click = await self.fake.click(message_id, custom_id, user, values=values)
         await click.wait_message()  # a deferred click: until its edit arrives
         self.check_deadline(click)
         return click

@@ -42,8 +42,7 @@ async def test_explain_knobs_match_a_hand_calculation_and_the_menu_redraws_in_pl
         # The menu changes one knob in place: repetition penalty off → cat 2/3, dog 1/3.
         message_id = rec.original_message_id
         assert message_id is not None
-        pick = await fake.select(message_id, "knob", w.user_id, ["repetition_penalty=1"])
-        await pick.wait_message()
+        pick = await e2e.click(rec, "knob", w.user_id, ["repetition_penalty=1"])
         assert pick.response_type == CALLBACK_UPDATE_MESSAGE
         shown = fake.message(message_id)["embeds"][0]
         rows = table_rows(shown["description"])
@@ -53,8 +52,7 @@ async def test_explain_knobs_match_a_hand_calculation_and_the_menu_redraws_in_pl
         assert "ban mat" in shown["description"]  # the other knobs stay
 
         # min-p 0.5: dog's 1/3 is exactly 0.5 × cat's 2/3, so it stays (P ≥ min_p × top).
-        pick = await fake.select(message_id, "knob", w.user_id, ["min_p=0.5"])
-        await pick.wait_message()
+        pick = await e2e.click(rec, "knob", w.user_id, ["min_p=0.5"])
         shown = fake.message(message_id)["embeds"][0]
         assert "min-p 0.5" in shown["description"]
         assert {t: r[4] for t, r in table_rows(shown["description"]).items()} == pytest.approx(
