@@ -110,28 +110,36 @@ _DELETE_COUNTS = (
 #: Contexts read with a lookup's own: those a walk can reach from it next, while each has
 #: few candidates (at most ``_FAN``), as many as ``_AHEAD`` in all.
 _AHEAD, _FAN = 24, 3
-# A token as the 4 little-endian bytes of a packed context (bot.core.model.pack).
-_LE4 = (
-    "substring(int8send(((o.next & 255) << 24) | (((o.next >> 8) & 255) << 16) "
-    "| (((o.next >> 16) & 255) << 8) | ((o.next >> 24) & 255)) FROM 5)"
-)
-# The longest known of the keys $3 (each suffix probed on its own: an index lookup whatever
-# the statistics say), then the contexts its candidates make ($5: the bytes of a whole
-# context), <end> (2) aside, when it has fewer than $6 of them, and theirs in turn: each
-# context gets a budget ($4 for the first), a share of which each of its candidates gets.
-# The classes of each context (OFFSET 0: one index probe per context, never a hash of the
-# namespace's classes) and its first $2 candidates, numbered by context from 0 (the shape
-# of bot.store.reading.StoredModel._lookup_rows).
-_LOOKUP = f"""
-WITH RECURSIVE best AS (
-    SELECT k.ctx FROM unnest($3::bytea[]) AS k(ctx)
-    WHERE EXISTS (SELECT 1 FROM classes c WHERE c.ns = $1 AND c.ctx = k.ctx)
-    ORDER BY octet_length(k.ctx) DESC LIMIT 1
-), ahead(depth, ctx, budget) AS (
+
+
+def _le4(token: str) -> str:
+    """A token as the 4 little-endian bytes of a packed context (bot.core.model.pack)."""
+    return (
+        f"substring(int8send((({token} & 255) << 24) | ((({token} >> 8) & 255) << 16) "
+        f"| ((({token} >> 16) & 255) << 8) | (({token} >> 24) & 255)) FROM 5)"
+    )
+
+
+def _reading_ahead(best: str, first: str = "", extra: str = "") -> str:
+    """The rows of bot.store.reading.StoredModel._lookup_rows for the context ``best``
+    yields and the contexts a walk can reach from it.
+
+    From the context the CTE ``best`` yields: the contexts its candidates make ($5: the
+    bytes of a whole context) when it has fewer than $6 of them, and theirs in turn, each
+    context with a budget ($4 for the first) that its candidates share. After <end> (2),
+    the only candidate of a context, a walk told to go on (min_words) backs off: its next
+    context is the same less its first token. The classes of each context (OFFSET 0: one
+    index probe per context, never a hash of the namespace's classes) and its first $2
+    candidates, numbered by context from 0; ``first`` rows before them, ``extra`` columns
+    after theirs."""
+    return f"""
+WITH RECURSIVE {best}, ahead(depth, ctx, budget) AS (
     SELECT 0, ctx, $4::int FROM best
     UNION ALL
     SELECT h.depth + 1,
-        substring(h.ctx || {_LE4} FROM greatest(1, octet_length(h.ctx) + 5 - $5::int)),
+        CASE WHEN o.next = 2 THEN substring(h.ctx FROM 5) ELSE
+        substring(h.ctx || {_le4("o.next")} FROM greatest(1, octet_length(h.ctx) + 5 - $5::int))
+        END,
         ((h.budget - 1) / o.n)::int
     FROM ahead h CROSS JOIN LATERAL (
         SELECT s.next, count(*) OVER () AS n FROM (
@@ -139,18 +147,49 @@ WITH RECURSIVE best AS (
             ORDER BY next LIMIT $6::int
         ) s
     ) o
-    WHERE o.n < $6::int AND o.n < h.budget AND o.next <> 2
+    WHERE o.n < $6::int AND o.n < h.budget
+        AND (o.next <> 2 OR o.n = 1 AND octet_length(h.ctx) > 4)
 ), nodes AS (
     SELECT row_number() OVER (ORDER BY depth) - 1 AS node, ctx FROM ahead
 )
-SELECT n.node, c.ctx, c.count, c.size FROM nodes n CROSS JOIN LATERAL (
+{first}
+SELECT n.node, c.ctx, c.count, c.size{extra} FROM nodes n CROSS JOIN LATERAL (
     SELECT ctx, count, size FROM classes WHERE ns = $1 AND ctx = n.ctx OFFSET 0
 ) c
 UNION ALL
-SELECT n.node, NULL::bytea, t.next, t.count FROM nodes n CROSS JOIN LATERAL (
+SELECT n.node, NULL::bytea, t.next, t.count{extra} FROM nodes n CROSS JOIN LATERAL (
     SELECT next, count FROM transitions WHERE ns = $1 AND ctx = n.ctx ORDER BY next LIMIT $2
 ) t
 """
+
+
+# A lookup: the longest known of the keys $3, each suffix probed on its own (an index
+# lookup whatever the statistics say).
+_LOOKUP = _reading_ahead("""best AS (
+    SELECT k.ctx FROM unnest($3::bytea[]) AS k(ctx)
+    WHERE EXISTS (SELECT 1 FROM classes c WHERE c.ns = $1 AND c.ctx = k.ctx)
+    ORDER BY octet_length(k.ctx) DESC LIMIT 1
+)""")
+# A draw from the class of count $7 of context $3: its $9-th member from id $11 on, not
+# counting those in $8 (node -1, with the whole class as an array if $10), and the lookup
+# of the context it makes, where the walk goes next (a learned word makes a known one).
+_DRAW = _reading_ahead(
+    f"""pick AS (
+    SELECT next FROM transitions
+    WHERE ns = $1 AND ctx = $3::bytea AND count = $7 AND next <> ALL($8::bigint[])
+        AND next >= $11
+    ORDER BY next OFFSET $9 LIMIT 1
+), best AS (
+    SELECT substring($3 || {_le4("p.next")} FROM greatest(1, octet_length($3) + 5 - $5::int))
+        AS ctx
+    FROM pick p WHERE p.next <> 2
+)""",
+    first="""SELECT -1, NULL::bytea, (SELECT next FROM pick), 0, CASE WHEN $10::bool THEN (
+    SELECT array_agg(next ORDER BY next) FROM transitions WHERE ns = $1 AND ctx = $3 AND count = $7
+) END
+UNION ALL""",
+    extra=", NULL::bigint[]",
+)
 
 
 @lru_cache(maxsize=256)
@@ -811,18 +850,19 @@ class PostgresModel(StoredModel):
         )
 
     async def _members(
-        self, key: bytes, count: int, skip: list[int], offset: int, limit: int | None
+        self,
+        key: bytes,
+        count: int,
+        skip: list[int],
+        offset: int,
+        limit: int | None,
+        start: int = 0,
     ) -> list[int]:
-        # The words held apart are skipped in the same query: one read per draw.
-        if not key:
-            table, column, where = "vocab", "id", "ns = $1 AND count = $2"
-            args: tuple[Any, ...] = (self.ns.id, count)
-        else:
-            table, column, where = "transitions", "next", "ns = $1 AND ctx = $2 AND count = $3"
-            args = (self.ns.id, key, count)
+        table, column, where, args = self._class_of(key, count)
         at = len(args)
+        # The words held apart are skipped in the same query: one read per draw.
         where += f" AND {column} <> ALL(${at + 1}::bigint[])"
-        if limit is None and not offset:
+        if limit is None and not offset and not start:
             # A whole class (thousands at the start of a message) as one array: a third of
             # the time of as many rows.
             value = await self._pool.fetchval(
@@ -832,14 +872,61 @@ class PostgresModel(StoredModel):
             )
             return [] if value is None else list(value)
         rows = await self._pool.fetch(
-            f"SELECT {column} FROM {table} WHERE {where} "
-            f"ORDER BY {column} LIMIT ${at + 3} OFFSET ${at + 2}",
+            f"SELECT {column} FROM {table} WHERE {where} AND {column} >= ${at + 2} "
+            f"ORDER BY {column} LIMIT ${at + 4} OFFSET ${at + 3}",
             *args,
             skip,
+            start,
             offset,
             limit,
         )
         return [int(r[0]) for r in rows]
+
+    async def _marks(self, key: bytes, count: int, every: int) -> list[int]:
+        table, column, where, args = self._class_of(key, count)
+        value = await self._pool.fetchval(
+            f"SELECT array_agg(m ORDER BY m) FROM (SELECT {column} AS m, row_number() OVER "
+            f"(ORDER BY {column}) - 1 AS r FROM {table} WHERE {where}) s "
+            f"WHERE r % ${len(args) + 1} = 0",
+            *args,
+            every,
+        )
+        return [] if value is None else list(value)
+
+    def _class_of(self, key: bytes, count: int) -> tuple[str, str, str, tuple[Any, ...]]:
+        """Where a count class lives: the vocabulary (key b"") or one context's candidates."""
+        if not key:
+            return "vocab", "id", "ns = $1 AND count = $2", (self.ns.id, count)
+        return (
+            "transitions",
+            "next",
+            "ns = $1 AND ctx = $2 AND count = $3",
+            (self.ns.id, key, count),
+        )
+
+    async def _draw_rows(
+        self, key: bytes, count: int, skip: list[int], offset: int, whole: bool, start: int
+    ) -> tuple[list[int], list[Any]]:
+        if not key:  # word frequencies: the context a word makes depends on the walk's
+            return await super()._draw_rows(key, count, skip, offset, whole, start)
+        rows = await self._pool.fetch(
+            _DRAW,
+            self.ns.id,
+            SMALL + 1,
+            key,
+            _AHEAD,
+            4 * self.ns.order,
+            _FAN + 1,
+            count,
+            skip,
+            offset,
+            whole,
+            start,
+        )
+        _, _, picked, _, members = rows[0]
+        if whole:
+            return ([] if members is None else list(members)), rows[1:]
+        return ([] if picked is None else [int(picked)]), rows[1:]
 
     async def _top(self, key: bytes, least: int, limit: int | None) -> list[Any]:
         if not key:

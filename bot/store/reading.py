@@ -44,13 +44,14 @@ from bot.core.sampling import CountClass
 from bot.store.base import Namespace
 from bot.store.kernels import anchor
 
-__all__ = ["NEW_VERSION", "PER_PROBE", "SMALL", "ReadCache", "StoredModel"]
+__all__ = ["MARK", "NEW_VERSION", "PER_PROBE", "SMALL", "ReadCache", "StoredModel"]
 
 T = TypeVar("T")
 
 SMALL = 64  # candidates a lookup returns with the classes
 PER_PROBE = 64  # messages read per kind of originality probe: the check's cost is bounded
 CLASS_READ = 1 << 13  # a class drawn from often is read whole, up to this size
+MARK = 256  # a larger class is drawn from by its every 256th member (its marks)
 RENT = 2048  # members a whole read returns in the time one draw's read of a member takes
 CACHED = 32_768  # weight a store remembers: one per read, plus one per 512 class members
 MEMBERS_PER_SLOT = 512  # (an array of 512 ids is 4 kB, about what a small lookup takes)
@@ -117,18 +118,24 @@ Rows = list[Sequence[Any]]
 
 def _found(rows: Rows) -> Found | None:
     """One context's lookup rows, (node, ctx, count, size) per class then (node, None,
-    next, count) per candidate, as a :class:`Found`; None if it has no class."""
-    classes = sorted(
-        (CountClass(int(c), int(s)) for _, k, c, s in rows if k is not None),
-        key=lambda c: -c.count,
-    )
-    if not classes:
+    next, count) per candidate, as a :class:`Found`; None if it has no class. (Columns
+    after those four are not this function's.)"""
+    kept = [r for r in rows if r[1] is not None]
+    if not kept:
         return None
-    key = next(bytes(k) for _, k, _, _ in rows if k is not None)
-    candidates = [(int(t), int(c)) for _, k, t, c in rows if k is None]
+    classes = sorted((CountClass(int(r[2]), int(r[3])) for r in kept), key=lambda c: -c.count)
+    key = bytes(kept[0][1])
+    candidates = [(int(r[2]), int(r[3])) for r in rows if r[1] is None]
     few = tuple(candidates) if len(candidates) <= SMALL else None
     end = next((c for t, c in candidates[:1] if t == EOS), 0)
     return Found(_Context(key, few, end), tuple(unpack(key)), tuple(classes))
+
+
+def _by_node(rows: Rows) -> dict[int, Rows]:
+    by_node: dict[int, Rows] = {}
+    for row in rows:
+        by_node.setdefault(int(row[0]), []).append(row)
+    return by_node
 
 
 class StoredModel(ABC):
@@ -159,10 +166,33 @@ class StoredModel(ABC):
 
     @abstractmethod
     async def _members(
-        self, key: bytes, count: int, skip: list[int], offset: int, limit: int | None
+        self,
+        key: bytes,
+        count: int,
+        skip: list[int],
+        offset: int,
+        limit: int | None,
+        start: int = 0,
     ) -> list[int]:
-        """Candidates (token id order) with ``count`` (key b"": words) from the ``offset``-th
-        on, at most ``limit``, not counting the tokens in ``skip``."""
+        """Candidates (token id order) with ``count`` (key b"": words) and an id of at
+        least ``start``, from the ``offset``-th on, at most ``limit``, not counting the
+        tokens in ``skip``."""
+
+    @abstractmethod
+    async def _marks(self, key: bytes, count: int, every: int) -> list[int]:
+        """Every ``every``-th candidate with ``count`` (key b"": words) in token id order,
+        the first included."""
+
+    async def _draw_rows(
+        self, key: bytes, count: int, skip: list[int], offset: int, whole: bool, start: int
+    ) -> tuple[list[int], Rows]:
+        """A draw from a class: with ``whole``, all its members, else its ``offset``-th
+        from ``start`` on not in ``skip``. A backend whose reads are round trips may add,
+        numbered from 0, the rows :meth:`_lookup_rows` gives for the context that member
+        makes (where the walk goes next) and for those read ahead from it."""
+        if whole:
+            return await self._members(key, count, [], 0, None), []
+        return await self._members(key, count, skip, offset, 1, start), []
 
     @abstractmethod
     async def _top(self, key: bytes, least: int, limit: int | None) -> Rows:
@@ -229,14 +259,48 @@ class StoredModel(ABC):
         makes; a backend that reads those in the same round trip saves the walk a trip per
         step. Every context read ahead is a known one, so its lookup is its own rows,
         whatever the asked context backed off to."""
-        by_node: dict[int, Rows] = {}
-        for row in await self._lookup_rows([pack(context[i:]) for i in range(len(context))]):
-            by_node.setdefault(int(row[0]), []).append(row)
+        by_node = _by_node(
+            await self._lookup_rows([pack(context[i:]) for i in range(len(context))])
+        )
         found = _found(by_node.pop(0, []))
+        self._remember_ahead(by_node)
+        return found
+
+    def _remember_ahead(self, by_node: dict[int, Rows]) -> None:
+        """Remember the contexts read ahead, each under its own lookup: a known context."""
         for rows in by_node.values():
             if (linked := _found(rows)) is not None:
                 self._remember(linked, "lookup", linked.context)
-        return found
+
+    async def _draw(
+        self, key: bytes, count: int, skip: list[int], offset: int, whole: bool, start: int = 0
+    ) -> list[int]:
+        members, ahead = await self._draw_rows(key, count, skip, offset, whole, start)
+        self._remember_ahead(_by_node(ahead))
+        return members
+
+    async def _marked_draw(self, found: Found, count: int, skip: list[int], offset: int) -> int:
+        """The ``offset``-th member not in ``skip`` of a class too large to read whole,
+        read from the nearest mark before it: an index read of at most ``MARK`` members
+        and those held apart, where an offset into 100,000 words reads that many."""
+        assert isinstance(found.handle, _Context)
+        key = found.handle.key
+        marks = self._remembered("marks", key, count)
+        if marks is _MISSING:
+            marks = array("q", await self._marks(key, count, MARK))
+            self._remember(marks, "marks", key, count)
+        assert isinstance(marks, array)
+        if not marks:
+            raise self._vanished()
+        at = min(offset // MARK, len(marks) - 1)
+        start = int(marks[at])
+        # The held-apart members before the mark do not count towards the offset.
+        held = await self.counts_of(found, [t for t in skip if t < start])
+        before = at * MARK - sum(1 for c in held.values() if c == count)
+        token = await self._draw(key, count, skip, offset - before, False, start)
+        if not token:
+            raise self._vanished()
+        return token[0]
 
     async def candidate_at(
         self, found: Found, count: int, offset: int, excluding: Sequence[int] = ()
@@ -247,23 +311,24 @@ class StoredModel(ABC):
         if context.candidates is not None:
             members: Any = tuple(t for t, c in context.candidates if c == count)
         else:
-            members = self._remembered("class", context.key, count)
             size = next((c.size for c in found.classes if c.count == count), 0)
+            if size > CLASS_READ:  # (the words said once, when a walk backs off to them)
+                return await self._marked_draw(found, count, skip, offset)
+            members = self._remembered("class", context.key, count)
             drawn = self._remembered("drawn", context.key, count)
             drawn = 0 if drawn is _MISSING else drawn
-            if members is _MISSING and (size > CLASS_READ or drawn < size // RENT):
+            if members is _MISSING and drawn < size // RENT:
                 # One member per draw until those reads have cost what reading the class
-                # whole does (rent or buy): a small class is read whole at once, one of
-                # 20,000 (the words said once, when a walk backs off to word frequencies)
-                # only once it is drawn from often.
+                # whole does (rent or buy): a small class is read whole at once, a larger
+                # one once it is drawn from often.
                 self._remember(drawn + 1, "drawn", context.key, count)
-                at = await self._members(context.key, count, skip, offset, 1)
+                at = await self._draw(context.key, count, skip, offset, whole=False)
                 if not at:
                     raise self._vanished()
                 return at[0]
             if members is _MISSING:  # the whole class, remembered: later draws read nothing
                 # A compact array: no Python object per member for the collector to walk.
-                members = array("q", await self._members(context.key, count, [], 0, None))
+                members = array("q", await self._draw(context.key, count, skip, offset, True))
                 self._remember(members, "class", context.key, count)
         assert isinstance(members, tuple | array)
         token = _nth_without(members, skip, offset)

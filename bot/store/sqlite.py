@@ -896,21 +896,36 @@ class StoreModel(StoredModel):
         return []
 
     async def _members(
-        self, key: bytes, count: int, skip: list[int], offset: int, limit: int | None
+        self,
+        key: bytes,
+        count: int,
+        skip: list[int],
+        offset: int,
+        limit: int | None,
+        start: int = 0,
     ) -> list[int]:
-        without = f" AND {{}} NOT IN ({','.join('?' * len(skip))})" if skip else ""
-        page = "LIMIT ? OFFSET ?"
-        at = (-1 if limit is None else limit, offset)
-        if not key:  # order 0: the vocabulary
-            sql = f"SELECT id FROM vocab WHERE ns = ? AND count = ?{without.format('id')} "
-            rows = await self._rows(sql + f"ORDER BY id {page}", self.ns.id, count, *skip, *at)
-        else:
-            sql = (
-                "SELECT next FROM transitions WHERE ns = ? AND ctx = ? AND count = ?"
-                f"{without.format('next')} ORDER BY next {page}"
-            )
-            rows = await self._rows(sql, self.ns.id, key, count, *skip, *at)
-        return [int(r[0]) for r in rows]
+        table, column, where, args = self._class_of(key, count)
+        without = f" AND {column} NOT IN ({','.join('?' * len(skip))})" if skip else ""
+        sql = (
+            f"SELECT {column} FROM {table} WHERE {where} AND {column} >= ?{without} "
+            f"ORDER BY {column} LIMIT ? OFFSET ?"
+        )
+        page = (-1 if limit is None else limit, offset)
+        return [int(r[0]) for r in await self._rows(sql, *args, start, *skip, *page)]
+
+    async def _marks(self, key: bytes, count: int, every: int) -> list[int]:
+        table, column, where, args = self._class_of(key, count)
+        sql = (
+            f"SELECT m FROM (SELECT {column} AS m, row_number() OVER (ORDER BY {column}) - 1 "
+            f"AS r FROM {table} WHERE {where}) WHERE r % ? = 0 ORDER BY m"
+        )
+        return [int(r[0]) for r in await self._rows(sql, *args, every)]
+
+    def _class_of(self, key: bytes, count: int) -> tuple[str, str, str, tuple[Any, ...]]:
+        """Where a count class lives: the vocabulary (key b"") or one context's candidates."""
+        if not key:
+            return "vocab", "id", "ns = ? AND count = ?", (self.ns.id, count)
+        return "transitions", "next", "ns = ? AND ctx = ? AND count = ?", (self.ns.id, key, count)
 
     async def _top(self, key: bytes, least: int, limit: int | None) -> list[Any]:
         limit_arg = -1 if limit is None else limit

@@ -12,12 +12,12 @@ import pytest
 
 from bot.core.explain import Explanation
 from bot.core.generate import Options, explain_context, generate
-from bot.core.model import EmptyModel, Found, ModelReader
+from bot.core.model import BOS, EOS, EmptyModel, Found, ModelReader
 from bot.core.present import generation_json
 from bot.core.tokenize import tokenize
 from bot.corpora import CORPORA, read_lines
-from bot.store import Incoming, Namespace, Store, open_store
-from bot.store.reading import MEMBERS_PER_SLOT, ReadCache, _nth_without
+from bot.store import Incoming, Namespace, Store, open_store, reading
+from bot.store.reading import MEMBERS_PER_SLOT, SMALL, ReadCache, _nth_without
 
 
 def incoming(lines: Sequence[str], first_id: int = 1) -> list[Incoming]:
@@ -148,6 +148,82 @@ async def test_the_contexts_a_walk_can_reach_next_come_with_its_lookup(
             assert misses == len(contexts) + 1
     finally:
         await alone.close()
+        await store.close()
+
+
+async def test_a_draw_and_a_back_off_come_with_the_lookup_the_walk_makes_next(
+    store_address: str,
+) -> None:
+    """A draw from a class read from the database (more than SMALL candidates) brings on
+    PostgreSQL the lookup of the context the drawn word makes; so does a context whose only
+    candidate is <end>, for the shorter one a walk told to go on backs off to. Each is
+    what reading it alone gives; SQLite reads them one by one."""
+    lines = [f"a{i} b{i}" for i in range(SMALL + 10)] + ["p q", "q r s"]
+    store = await open_store(store_address)
+    alone = await open_store(store_address)
+    try:
+        ns = await store.namespace("guild:1", 2)
+        await store.learn(ns, incoming(lines))
+        a5, p, q, r = await store.reader(ns).resolve(["a5", "p", "q", "r"])
+
+        async def walk(m: ModelReader) -> tuple[list[Found | None], int]:
+            start = await m.lookup([BOS])
+            assert start is not None and start.classes[0].size > SMALL
+            before = store.read_cache.misses
+            drawn = await m.candidate_at(start, 1, 5)  # the 6th word learned first: a5
+            found = [await m.lookup([BOS, drawn])]
+            found.append(await m.lookup([BOS, p]))  # one candidate, q: p q ends there
+            misses = store.read_cache.misses - before
+            found += [await m.lookup([p, q]), await m.lookup([q]), await m.lookup([q, r])]
+            return found, store.read_cache.misses - before - misses
+
+        found, misses = await store.reader(ns).run(walk)
+        afresh, _ = await alone.reader(ns).run(walk)
+        assert found == afresh and all(f is not None for f in found)
+        assert [f.context for f in found if f is not None] == [
+            (BOS, a5),
+            (BOS, p),
+            (p, q),
+            (q,),
+            (q, r),
+        ]
+        assert misses == (0 if store_address.startswith("postgresql://") else 3)
+    finally:
+        await alone.close()
+        await store.close()
+
+
+async def test_a_class_too_large_to_read_whole_is_drawn_from_by_its_marks(
+    store_address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each draw from a class larger than CLASS_READ reads from the nearest of its every
+    MARK-th members: the same member as counting through the whole class, with the
+    held-apart words (members or not) left out."""
+    monkeypatch.setattr(reading, "CLASS_READ", 8)
+    monkeypatch.setattr(reading, "MARK", 4)
+    n = SMALL + 10
+    store = await open_store(store_address)
+    try:
+        ns = await store.namespace("guild:1", 2)
+        await store.learn(ns, incoming([f"a{i} b{i}" for i in range(n)] + ["a0 b0"]))
+        reader = store.reader(ns)
+        starts = await reader.resolve([f"a{i}" for i in range(1, n)])  # said once, at a start
+        once = sorted([*starts, *await reader.resolve([f"b{i}" for i in range(1, n)])])
+        rng = random.Random(5)
+
+        async def draws(m: ModelReader) -> None:
+            start, words = await m.lookup([BOS]), await m.unigram()
+            assert start is not None and words is not None
+            for found, members in ((start, sorted(starts)), (words, once)):
+                for skip in ([], rng.sample(members, 9), [*rng.sample(once, 12), EOS]):
+                    left = [t for t in members if t not in skip]
+                    drawn = [await m.candidate_at(found, 1, i, skip) for i in range(len(left))]
+                    assert drawn == left
+                    with pytest.raises(LookupError):
+                        await m.candidate_at(found, 1, len(left), skip)
+
+        await reader.run(draws)
+    finally:
         await store.close()
 
 
