@@ -858,7 +858,7 @@ class PostgresModel(StoredModel):
         limit: int | None,
         start: int = 0,
     ) -> list[int]:
-        table, column, where, args = self._class_of(key, count)
+        table, column, where, args = self._where(key, count)
         at = len(args)
         # The words held apart are skipped in the same query: one read per draw.
         where += f" AND {column} <> ALL(${at + 1}::bigint[])"
@@ -883,7 +883,7 @@ class PostgresModel(StoredModel):
         return [int(r[0]) for r in rows]
 
     async def _marks(self, key: bytes, count: int, every: int) -> list[int]:
-        table, column, where, args = self._class_of(key, count)
+        table, column, where, args = self._where(key, count)
         value = await self._pool.fetchval(
             f"SELECT array_agg(m ORDER BY m) FROM (SELECT {column} AS m, row_number() OVER "
             f"(ORDER BY {column}) - 1 AS r FROM {table} WHERE {where}) s "
@@ -893,16 +893,9 @@ class PostgresModel(StoredModel):
         )
         return [] if value is None else list(value)
 
-    def _class_of(self, key: bytes, count: int) -> tuple[str, str, str, tuple[Any, ...]]:
-        """Where a count class lives: the vocabulary (key b"") or one context's candidates."""
-        if not key:
-            return "vocab", "id", "ns = $1 AND count = $2", (self.ns.id, count)
-        return (
-            "transitions",
-            "next",
-            "ns = $1 AND ctx = $2 AND count = $3",
-            (self.ns.id, key, count),
-        )
+    def _where(self, key: bytes, count: int) -> tuple[str, str, str, tuple[Any, ...]]:
+        table, column, columns, args = self._class_of(key, count)
+        return table, column, " AND ".join(f"{c} = ${i}" for i, c in enumerate(columns, 1)), args
 
     async def _draw_rows(
         self, key: bytes, count: int, skip: list[int], offset: int, whole: bool, start: int

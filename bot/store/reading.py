@@ -44,7 +44,7 @@ from bot.core.sampling import CountClass
 from bot.store.base import Namespace
 from bot.store.kernels import anchor
 
-__all__ = ["MARK", "NEW_VERSION", "PER_PROBE", "SMALL", "ReadCache", "StoredModel"]
+__all__ = ["NEW_VERSION", "PER_PROBE", "SMALL", "ReadCache", "StoredModel"]
 
 T = TypeVar("T")
 
@@ -182,6 +182,13 @@ class StoredModel(ABC):
     async def _marks(self, key: bytes, count: int, every: int) -> list[int]:
         """Every ``every``-th candidate with ``count`` (key b"": words) in token id order,
         the first included."""
+
+    def _class_of(self, key: bytes, count: int) -> tuple[str, str, list[str], tuple[Any, ...]]:
+        """Where a count class lives, the vocabulary (key b"") or one context's candidates:
+        its table, its members' column, and the columns that select it with their values."""
+        if not key:
+            return "vocab", "id", ["ns", "count"], (self.ns.id, count)
+        return "transitions", "next", ["ns", "ctx", "count"], (self.ns.id, key, count)
 
     async def _draw_rows(
         self, key: bytes, count: int, skip: list[int], offset: int, whole: bool, start: int

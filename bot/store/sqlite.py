@@ -904,7 +904,7 @@ class StoreModel(StoredModel):
         limit: int | None,
         start: int = 0,
     ) -> list[int]:
-        table, column, where, args = self._class_of(key, count)
+        table, column, where, args = self._where(key, count)
         without = f" AND {column} NOT IN ({','.join('?' * len(skip))})" if skip else ""
         sql = (
             f"SELECT {column} FROM {table} WHERE {where} AND {column} >= ?{without} "
@@ -914,18 +914,16 @@ class StoreModel(StoredModel):
         return [int(r[0]) for r in await self._rows(sql, *args, start, *skip, *page)]
 
     async def _marks(self, key: bytes, count: int, every: int) -> list[int]:
-        table, column, where, args = self._class_of(key, count)
+        table, column, where, args = self._where(key, count)
         sql = (
             f"SELECT m FROM (SELECT {column} AS m, row_number() OVER (ORDER BY {column}) - 1 "
             f"AS r FROM {table} WHERE {where}) WHERE r % ? = 0 ORDER BY m"
         )
         return [int(r[0]) for r in await self._rows(sql, *args, every)]
 
-    def _class_of(self, key: bytes, count: int) -> tuple[str, str, str, tuple[Any, ...]]:
-        """Where a count class lives: the vocabulary (key b"") or one context's candidates."""
-        if not key:
-            return "vocab", "id", "ns = ? AND count = ?", (self.ns.id, count)
-        return "transitions", "next", "ns = ? AND ctx = ? AND count = ?", (self.ns.id, key, count)
+    def _where(self, key: bytes, count: int) -> tuple[str, str, str, tuple[Any, ...]]:
+        table, column, columns, args = self._class_of(key, count)
+        return table, column, " AND ".join(f"{c} = ?" for c in columns), args
 
     async def _top(self, key: bytes, least: int, limit: int | None) -> list[Any]:
         limit_arg = -1 if limit is None else limit
