@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.core.generate import Options, explain_context, generate  # noqa: E402
+from bot.core.tokenize import tokenize  # noqa: E402
 from bot.corpora import CORPORA, read_lines  # noqa: E402
 from bot.services.importing import import_lines  # noqa: E402
-from bot.store import Store, open_store  # noqa: E402
+from bot.store import Incoming, Namespace, Store, open_store  # noqa: E402
 
 CORPUS = ["ubuntu-irc", "burns", "shakespeare", "sherlock"]
 #: What docs/scaling.md recommends for a bot's database, beyond PostgreSQL's defaults: a
@@ -95,6 +97,7 @@ async def one_backend(address: str, lines: list[tuple[int, str]], calls: int) ->
             by_gc["frozen" if frozen else "thawed"].append(time.perf_counter() - t)
             if frozen:
                 gc.unfreeze()
+        chat = await while_learning(store, ns, calls)
         top = stats.top_words[0][0]
         exp = []
         for _ in range(calls):
@@ -111,6 +114,8 @@ async def one_backend(address: str, lines: list[tuple[int, str]], calls: int) ->
             "words": statistics.fmean(words),
             "frozen_p99": quantile(by_gc["frozen"], 0.99),
             "thawed_p99": quantile(by_gc["thawed"], 0.99),
+            "chat_p50": quantile(chat, 0.5),
+            "chat_p99": quantile(chat, 0.99),
             "exp_p50": quantile(exp, 0.5),
             "exp_p99": quantile(exp, 0.99),
             "bytes_token": size / max(1, stats.tokens),
@@ -119,6 +124,23 @@ async def one_backend(address: str, lines: list[tuple[int, str]], calls: int) ->
         }
     finally:
         await store.close()
+
+
+async def while_learning(store: Store, ns: Namespace, calls: int) -> list[float]:
+    """Generation on a server that learns as it chats: before every 5th request, a batch
+    of 10 new messages is learned, as the bot's queue flushes them. Only requests are timed."""
+    fresh = iter(lines_for(2 * calls, salt=7))
+    times = []
+    for i, seed in enumerate(range(3 * calls, 4 * calls)):
+        if i % 5 == 0:
+            batch = [Incoming(n, tokenize(text), author=1) for n, text in islice(fresh, 10)]
+            await store.learn(ns, batch)
+        t = time.perf_counter()
+        await generate(
+            store.reader(ns), None, Options(temperature=1.0, seed=seed, length=30, min_words=30)
+        )
+        times.append(time.perf_counter() - t)
+    return times
 
 
 def _writer_child(address: str, n: int, salt: int, out: Any) -> None:
@@ -182,6 +204,10 @@ def report(r: dict[str, Any]) -> str:
         (
             "generation p99, warm, without / with gc.freeze()",
             lambda b: f"{ms(b['thawed_p99'])} / {ms(b['frozen_p99'])}",
+        ),
+        (
+            "generation, 30 words, learning 10 messages every 5 requests: median / p99",
+            lambda b: f"{ms(b['chat_p50'])} / {ms(b['chat_p99'])}",
         ),
         ("explanation: median", lambda b: ms(b["exp_p50"])),
         ("explanation: p99", lambda b: ms(b["exp_p99"])),

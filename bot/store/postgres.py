@@ -66,7 +66,14 @@ from bot.store.kernels import (
     triage,
 )
 from bot.store.pg_schema import MIGRATIONS, SCHEMA_VERSION
-from bot.store.reading import NEW_VERSION, PER_PROBE, SMALL, ReadCache, StoredModel
+from bot.store.reading import (
+    NEW_VERSION,
+    PER_PROBE,
+    SMALL,
+    Change,
+    ReadCache,
+    StoredModel,
+)
 
 __all__ = ["PostgresModel", "PostgresStore"]
 
@@ -332,14 +339,22 @@ class PostgresStore(Store):
     ) -> LearnResult:
         if not batch and also is None:
             return LearnResult(0, 0, 0, 0)
+        changes: list[Change] = []
         async with self._writing(ns.id) as conn:
-            result = await self._learn(conn, ns, batch) if batch else LearnResult(0, 0, 0, 0)
+            result = LearnResult(0, 0, 0, 0)
+            if batch:
+                result = await self._learn(conn, ns, batch, changes)
             if also is not None:
                 await conn.execute(_dollars(SAVE_BACKFILL), *backfill_row(also(result)))
+        self.read_cache.advance(*changes)
         return result
 
     async def _learn(
-        self, conn: asyncpg.Connection, ns: Namespace, batch: Sequence[Incoming]
+        self,
+        conn: asyncpg.Connection,
+        ns: Namespace,
+        batch: Sequence[Incoming],
+        changes: list[Change],
     ) -> LearnResult:
         rows = await conn.fetch(
             "SELECT id FROM messages WHERE ns = $1 AND id = ANY($2::bigint[])",
@@ -372,7 +387,7 @@ class PostgresStore(Store):
             flat[0::2],
             flat[1::2],
         )
-        await self._apply(conn, ns, list(bodies.values()), +1)
+        changes.append(await self._apply(conn, ns, list(bodies.values()), +1))
         return LearnResult(len(fresh), duplicates, empty, sum(map(len, bodies.values())) // 4)
 
     @staticmethod
@@ -397,13 +412,14 @@ class PostgresStore(Store):
 
     async def _apply(
         self, conn: asyncpg.Connection, ns: Namespace, bodies: Sequence[bytes], sign: int
-    ) -> None:
+    ) -> Change:
         """Add (sign=+1) or remove (sign=-1) the transition counts of packed messages, and
         move the count classes: the same steps as the SQLite backend's ``_apply``."""
         import numpy as np
 
-        await conn.execute(_dollars(NEW_VERSION), ns.id)  # readers' remembered reads are now stale
-        for g in grams(bodies, ns.order, sign):
+        version = await conn.fetchval(_dollars(NEW_VERSION), ns.id)  # remembered reads: stale
+        batch = grams(bodies, ns.order, sign)
+        for g in batch:
             width, size = 4 * g.k, len(g.next)
             # Forgetting touches stored contexts only; learning reads the old counts of the
             # stored ones (a context new to the model has none: most, in a fresh import).
@@ -505,6 +521,7 @@ class PostgresStore(Store):
             await conn.execute(
                 "DELETE FROM vocab WHERE id = ANY($1::bigint[]) AND count <= 0", list(words)
             )
+        return Change.of(ns.id, version, batch)
 
     @staticmethod
     async def _stored_contexts(conn: asyncpg.Connection, ns: Namespace, g: Grams) -> Any:
@@ -562,7 +579,7 @@ class PostgresStore(Store):
                 if not rows:
                     continue
                 blobs = [(int(i), bytes(b)) for i, b in rows]
-                await self._apply(conn, ns, [b for _, b in blobs], -1)
+                change = await self._apply(conn, ns, [b for _, b in blobs], -1)
                 pairs = [(g, mid) for mid, b in blobs for g in anchors(b)]
                 await conn.execute(
                     "DELETE FROM anchors a USING unnest($2::bigint[], $3::bigint[]) AS b(g, m) "
@@ -576,7 +593,8 @@ class PostgresStore(Store):
                     ns.id,
                     [m for m, _ in blobs],
                 )
-                forgotten += len(blobs)
+            self.read_cache.advance(change)
+            forgotten += len(blobs)
         return forgotten
 
     async def purge(self, ns: Namespace) -> int:

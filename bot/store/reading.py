@@ -9,19 +9,22 @@ Every request walks the same hot contexts (the start of a message above all), an
 read is a round trip to the database, which dominates a generation's time. So a
 :class:`ReadCache` shared by a store's readers remembers lookups and draws across requests,
 under the namespace's *version*: a number every write of its counts raises in the same
-transaction. :meth:`StoredModel.begin` reads it once per request; a changed model is thus
-never answered from memory, whichever process changed it.
+transaction. :meth:`StoredModel.run` reads it once per request. A write by this store says
+which contexts it changed, and only those are read again; any other new version (another
+process wrote) is read afresh. A changed model is thus never answered from memory.
 """
 
 from __future__ import annotations
 
 import difflib
+import threading
 from abc import ABC, abstractmethod
 from array import array
 from bisect import bisect_left
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from cachetools import LRUCache
 
@@ -42,9 +45,16 @@ from bot.core.model import (
 )
 from bot.core.sampling import CountClass
 from bot.store.base import Namespace
-from bot.store.kernels import anchor
+from bot.store.kernels import Grams, anchor
 
-__all__ = ["NEW_VERSION", "PER_PROBE", "SMALL", "ReadCache", "StoredModel"]
+__all__ = [
+    "NEW_VERSION",
+    "PER_PROBE",
+    "SMALL",
+    "Change",
+    "ReadCache",
+    "StoredModel",
+]
 
 T = TypeVar("T")
 
@@ -54,40 +64,123 @@ CLASS_READ = 1 << 13  # a class drawn from often is read whole, up to this size
 MARK = 256  # a larger class is drawn from by its every 256th member (its marks)
 RENT = 2048  # members a whole read returns in the time one draw's read of a member takes
 CACHED = 32_768  # weight a store remembers: one per read, plus one per 512 class members
+CHANGES = 65_536  # contexts changed by this store's writes it keeps track of
 MEMBERS_PER_SLOT = 512  # (an array of 512 ids is 4 kB, about what a small lookup takes)
 
 
 #: Run by every transaction that changes a namespace's counts (both backends).
-NEW_VERSION = "UPDATE namespaces SET version = version + 1 WHERE id = ?"
+NEW_VERSION = "UPDATE namespaces SET version = version + 1 WHERE id = ? RETURNING version"
+
+
+class Change(NamedTuple):
+    """A committed write of a namespace's counts: its new version and the packed contexts
+    it changed (b"": the vocabulary, and so every message), or None if too many to list."""
+
+    ns_id: int
+    version: int
+    touched: list[bytes] | None
+
+    @classmethod
+    def of(cls, ns_id: int, version: int | None, batch: Sequence[Grams]) -> Change:
+        """The change a learned or forgotten ``batch`` made at ``version`` (None: the
+        namespace is gone); too many contexts to track (a bulk import) are not listed."""
+        if version is None or sum(len(g.contexts) for g in batch) >= CHANGES // 2:
+            return cls(ns_id, int(version or 0), None)
+        touched = {b""}
+        for g in batch:
+            blob, width = g.contexts.tobytes(), 4 * g.k
+            touched.update(blob[i : i + width] for i in range(0, len(blob), width))
+        return cls(ns_id, int(version), list(touched))
 
 
 class ReadCache:
-    """Reads of every namespace of one store, keyed by the namespace's version, so a
-    write makes the older entries unreachable (they age out of the LRU)."""
+    """Reads of every namespace of one store, each remembered with the version of the
+    namespace it was read at and the contexts its answer depends on.
 
-    def __init__(self, size: int = CACHED) -> None:
+    A write by this store says which contexts it changed (:meth:`advance`), so only reads
+    of those are read again: a server learning as it chats keeps the rest of its cache. A
+    version this store did not write (another process, a purge) drops the namespace's
+    reads at its next request. Thread-safe: SQLite's requests run in their own thread."""
+
+    def __init__(self, size: int = CACHED, changes: int = CHANGES) -> None:
         self._entries: LRUCache[tuple[Any, ...], Any] = LRUCache(maxsize=size, getsizeof=_weight)
+        self._lock = threading.Lock()
+        self._at: dict[int, tuple[Any, int]] = {}  # ns id: (created, version) known valid
+        self._floor: dict[int, int] = {}  # ns id: reads at an earlier version are stale
+        self._changed: OrderedDict[tuple[int, bytes], int] = OrderedDict()  # -> version
+        self._changes = changes
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple[Any, ...]) -> Any:
-        value = self._entries.get(key, _MISSING)
-        if value is _MISSING:
-            self.misses += 1
-        else:
-            self.hits += 1
-        return value
+    def begin(self, ns_id: int, created: Any, version: int) -> None:
+        """A request starts at ``version``: one this store did not see coming (written
+        elsewhere) makes every earlier read of the namespace stale."""
+        with self._lock:
+            if self._at.get(ns_id) != (created, version):
+                self._at[ns_id] = (created, version)
+                self._floor[ns_id] = version
 
-    def put(self, key: tuple[Any, ...], value: Any) -> None:
-        self._entries[key] = value
+    def advance(self, *changes: Change) -> None:
+        """This store committed ``changes``: reads of the contexts they touched are stale,
+        and the others stay valid at the new version if the store saw the one before it."""
+        with self._lock:
+            for ns_id, version, touched in changes:
+                at = self._at.get(ns_id)
+                if touched is None:
+                    self._at.pop(ns_id, None)
+                    continue
+                for key in touched:
+                    self._changed[(ns_id, key)] = version
+                    self._changed.move_to_end((ns_id, key))
+                while len(self._changed) > self._changes:
+                    (old_ns, _), seen = self._changed.popitem(last=False)
+                    self._floor[old_ns] = max(self._floor.get(old_ns, 0), seen)
+                if at is not None and at[1] == version - 1:
+                    self._at[ns_id] = (at[0], version)
+
+    def get(self, version: tuple[Any, ...], key: tuple[Any, ...]) -> Any:
+        ns_id, created, at = version
+        with self._lock:
+            entry = self._entries.get((ns_id, created, *key), _MISSING)
+            if entry is not _MISSING and self._valid(ns_id, created, at, entry):
+                self.hits += 1
+                return entry[2]
+            self.misses += 1
+            return _MISSING
+
+    def _valid(self, ns_id: int, created: Any, at: int, entry: tuple[Any, ...]) -> bool:
+        stamp, deps, _ = entry
+        if self._at.get(ns_id) != (created, at) or stamp < self._floor.get(ns_id, 0):
+            return False
+        return all(self._changed.get((ns_id, d), -1) <= stamp for d in deps)
+
+    def put(self, version: tuple[Any, ...], key: tuple[Any, ...], value: Any) -> None:
+        ns_id, created, at = version
+        with self._lock:
+            if self._at.get(ns_id) == (created, at):  # else: read at a version now past
+                self._entries[(ns_id, created, *key)] = (at, _depends_on(key), value)
+
+
+def _depends_on(key: tuple[Any, ...]) -> tuple[bytes, ...]:
+    """The stored contexts a remembered read depends on: every suffix of a lookup's
+    context (a longer one may become known), else the context it names (b"": the
+    vocabulary, which every learned or forgotten message changes, copies included)."""
+    kind = key[0]
+    if kind == "lookup":
+        context = key[1]
+        return tuple(pack(context[i:]) for i in range(len(context))) or (b"",)
+    if kind in ("unigram", "copy"):
+        return (b"",)
+    return (key[1],)
 
 
 _MISSING = object()
 
 
-def _weight(value: Any) -> int:
+def _weight(entry: tuple[Any, ...]) -> int:
     """A whole count class (the start of a message has classes of thousands) weighs by its
     size, so a few large ones cannot crowd out the many small reads."""
+    value = entry[2]
     return 1 + len(value) // MEMBERS_PER_SLOT if isinstance(value, array) else 1
 
 
@@ -234,15 +327,17 @@ class StoredModel(ABC):
         """Start a request: reads are remembered under the model's current version."""
         row = await self._version_row()
         self._version = None if row is None else (self.ns.id, *row)
+        if self._version is not None:
+            self._cache.begin(*self._version)
 
     def _remembered(self, *key: Any) -> Any:
         if self._version is None:
             return _MISSING
-        return self._cache.get((*self._version, *key))
+        return self._cache.get(self._version, key)
 
     def _remember(self, value: Any, *key: Any) -> None:
         if self._version is not None:
-            self._cache.put((*self._version, *key), value)
+            self._cache.put(self._version, key, value)
 
     def _vanished(self) -> LookupError:
         """The model changed under this request: read through until the next begin."""

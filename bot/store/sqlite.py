@@ -79,7 +79,14 @@ from bot.store.kernels import (
     memory_model,
     triage,
 )
-from bot.store.reading import NEW_VERSION, PER_PROBE, SMALL, ReadCache, StoredModel
+from bot.store.reading import (
+    NEW_VERSION,
+    PER_PROBE,
+    SMALL,
+    Change,
+    ReadCache,
+    StoredModel,
+)
 from bot.store.schema import MIGRATIONS, SCHEMA_VERSION
 from bot.store.sqlite_thread import ThreadConnection, in_thread_loop
 from bot.tasks import create_task
@@ -393,8 +400,11 @@ class SQLiteStore(Store):
     ) -> LearnResult:
         if not batch and also is None:
             return LearnResult(0, 0, 0, 0)
+        changes: list[Change] = []
         async with self._transaction() as db:
-            return await _in_writer_thread(db, self._learn_and, ns, batch, also)
+            result = await _in_writer_thread(db, self._learn_and, ns, batch, also, changes)
+        self.read_cache.advance(*changes)
+        return result
 
     def _learn_and(
         self,
@@ -402,8 +412,9 @@ class SQLiteStore(Store):
         ns: Namespace,
         batch: Sequence[Incoming],
         also: AfterLearning | None,
+        changes: list[Change],
     ) -> LearnResult:
-        result = self._learn(conn, ns, batch) if batch else LearnResult(0, 0, 0, 0)
+        result = self._learn(conn, ns, batch, changes) if batch else LearnResult(0, 0, 0, 0)
         if also is not None:
             conn.execute(SAVE_BACKFILL, backfill_row(also(result)))
         return result
@@ -413,7 +424,11 @@ class SQLiteStore(Store):
     # answering) keeps going meanwhile, and a batch costs one hop between the threads.
 
     def _learn(
-        self, conn: sqlite3.Connection, ns: Namespace, batch: Sequence[Incoming]
+        self,
+        conn: sqlite3.Connection,
+        ns: Namespace,
+        batch: Sequence[Incoming],
+        changes: list[Change],
     ) -> LearnResult:
         rows = conn.execute(_KNOWN_IDS, (ns.id, json.dumps([m.id for m in batch])))
         known = {int(r[0]) for r in rows}
@@ -440,7 +455,7 @@ class SQLiteStore(Store):
             2,
             anchor_rows(bodies),
         )
-        self._apply(conn, ns, list(bodies.values()), +1)
+        changes.append(self._apply(conn, ns, list(bodies.values()), +1))
         return LearnResult(len(fresh), duplicates, empty, sum(map(len, bodies.values())) // 4)
 
     def _intern(
@@ -468,7 +483,7 @@ class SQLiteStore(Store):
         ns: Namespace,
         bodies: Sequence[bytes],
         sign: int,
-    ) -> None:
+    ) -> Change:
         """Add (sign=+1) or remove (sign=-1) the transition counts of packed messages.
 
         Learning and forgetting share this, so forgetting is the exact inverse. (Word
@@ -481,13 +496,14 @@ class SQLiteStore(Store):
         """
         import numpy as np
 
-        conn.execute(NEW_VERSION, (ns.id,))  # readers' remembered reads are now stale
+        version = conn.execute(NEW_VERSION, (ns.id,)).fetchone()  # remembered reads: stale
         # CROSS JOIN keeps the batch as the outer loop whatever the planner estimates.
         rows = (
             "FROM json_each(?4) j CROSS JOIN transitions t ON t.ns = ?1 "
             "AND t.ctx = substr(?2, j.key * ?3 + 1, ?3) AND t.next = j.value >> 31"
         )
-        for g in grams(bodies, ns.order, sign):
+        batch = grams(bodies, ns.order, sign)
+        for g in batch:
             width, size = 4 * g.k, len(g.next)
             old = np.zeros(size, dtype=np.int64)
             for i in range(0, size, _SLICE):
@@ -542,6 +558,7 @@ class SQLiteStore(Store):
                 [(n, t) for t, n in words.items()],
             )
             conn.executemany("DELETE FROM vocab WHERE id = ? AND count <= 0", [(t,) for t in words])
+        return Change.of(ns.id, version and version[0], batch)
 
     # ------------------------------------------------------------------ forgetting
 
@@ -571,13 +588,17 @@ class SQLiteStore(Store):
     async def _forget_ids(self, ns: Namespace, ids: list[int]) -> int:
         forgotten = 0
         for batch in chunks(ids, 5_000):
+            changes: list[Change] = []
             async with self._transaction() as db:
-                forgotten += await _in_writer_thread(db, self._forget_batch, ns, batch)
+                forgotten += await _in_writer_thread(db, self._forget_batch, ns, batch, changes)
+            self.read_cache.advance(*changes)
         if forgotten:
             self._wipe_soon()
         return forgotten
 
-    def _forget_batch(self, conn: sqlite3.Connection, ns: Namespace, ids: Sequence[int]) -> int:
+    def _forget_batch(
+        self, conn: sqlite3.Connection, ns: Namespace, ids: Sequence[int], changes: list[Change]
+    ) -> int:
         sql = (
             "SELECT id, tokens FROM messages WHERE ns = ? "
             "AND id IN (SELECT value FROM json_each(?))"
@@ -585,7 +606,7 @@ class SQLiteStore(Store):
         blobs = [(int(i), bytes(b)) for i, b in conn.execute(sql, (ns.id, json.dumps(ids)))]
         if not blobs:
             return 0
-        self._apply(conn, ns, [b for _, b in blobs], -1)
+        changes.append(self._apply(conn, ns, [b for _, b in blobs], -1))
         conn.executemany(
             "DELETE FROM anchors WHERE ns = ? AND gram = ? AND msg = ?",
             [(ns.id, g, mid) for mid, b in blobs for g in anchors(b)],

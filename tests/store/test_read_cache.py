@@ -12,12 +12,12 @@ import pytest
 
 from bot.core.explain import Explanation
 from bot.core.generate import Options, explain_context, generate
-from bot.core.model import BOS, EOS, EmptyModel, Found, ModelReader
+from bot.core.model import BOS, EOS, EmptyModel, Found, ModelReader, pack
 from bot.core.present import generation_json
 from bot.core.tokenize import tokenize
 from bot.corpora import CORPORA, read_lines
 from bot.store import Incoming, Namespace, Store, open_store, reading
-from bot.store.reading import MEMBERS_PER_SLOT, SMALL, ReadCache, _nth_without
+from bot.store.reading import MEMBERS_PER_SLOT, SMALL, Change, ReadCache, _nth_without
 
 
 def incoming(lines: Sequence[str], first_id: int = 1) -> list[Incoming]:
@@ -72,6 +72,35 @@ async def test_a_write_is_seen_by_the_next_request(store_address: str) -> None:
         await store.forget(ns, [90_000])
         assert "zebra" not in followers(await explain_context(reader, "hello", 1.0, rows=None))
     finally:
+        await store.close()
+
+
+async def test_learning_by_this_store_keeps_what_it_did_not_touch(store_address: str) -> None:
+    """A server learning as it chats: after a small batch, this store's next requests give
+    what another store reads afresh, with about as many reads as if nothing had been
+    learned (a write makes a cache cold only where it changed the model)."""
+    store, ns = await learned(store_address)
+    other = await open_store(store_address)
+    try:
+
+        async def outputs(s: Store, seeds: range) -> list[object]:
+            return [
+                generation_json(await generate(s.reader(ns), None, Options(seed=n))) for n in seeds
+            ]
+
+        assert await outputs(store, range(200)) == await outputs(other, range(200))
+        unchanged = other.read_cache.misses
+        await outputs(other, range(200, 260))  # the same warm cache, nothing learned
+        unchanged = other.read_cache.misses - unchanged
+        lines = [t for _, t in read_lines(CORPORA["ubuntu-irc"].path)][1500:1510]
+        await store.learn(ns, incoming(lines, first_id=80_000))
+        misses = store.read_cache.misses
+        assert await outputs(store, range(200, 260)) == await outputs(other, range(200, 260))
+        assert store.read_cache.misses - misses < 1.25 * unchanged
+        await store.forget(ns, range(80_000, 80_010))
+        assert await outputs(store, range(30)) == await outputs(other, range(30))
+    finally:
+        await other.close()
         await store.close()
 
 
@@ -229,19 +258,66 @@ async def test_a_class_too_large_to_read_whole_is_drawn_from_by_its_marks(
 
 def test_a_whole_class_weighs_by_its_size_so_it_cannot_crowd_out_small_reads() -> None:
     cache = ReadCache(size=100)
+    at = (1, 0.0, 5)
+    cache.begin(*at)
     for i in range(60):
-        cache.put(("lookup", i), ("small", i))
+        cache.put(at, ("lookup", (i,)), ("small", i))
     big = array("q", range(MEMBERS_PER_SLOT * 30))  # weighs 31 slots
-    cache.put(("class", 0), big)
-    assert cache.get(("class", 0)) is big
-    kept = sum(cache.get(("lookup", i)) == ("small", i) for i in range(60))
+    cache.put(at, ("class", b"a", 1), big)
+    assert cache.get(at, ("class", b"a", 1)) is big
+    kept = sum(cache.get(at, ("lookup", (i,))) == ("small", i) for i in range(60))
     assert kept == 60  # 60 + 31 fit in 100
     # A second one does not fit beside them: the least recently used entry, the first
     # class (the small reads were just read again), makes room for it.
-    cache.put(("class", 1), array("q", range(MEMBERS_PER_SLOT * 30)))
-    assert cache.get(("class", 0)) != big
-    assert len(cache.get(("class", 1))) == MEMBERS_PER_SLOT * 30
-    assert all(cache.get(("lookup", i)) == ("small", i) for i in range(60))
+    cache.put(at, ("class", b"b", 1), array("q", range(MEMBERS_PER_SLOT * 30)))
+    assert cache.get(at, ("class", b"a", 1)) != big
+    assert len(cache.get(at, ("class", b"b", 1))) == MEMBERS_PER_SLOT * 30
+    assert all(cache.get(at, ("lookup", (i,))) == ("small", i) for i in range(60))
+
+
+def test_a_write_of_this_store_makes_only_the_reads_of_what_it_touched_stale() -> None:
+    cache = ReadCache()
+    v5, v6, v7 = (1, 0.0, 5), (1, 0.0, 6), (1, 0.0, 7)
+    cache.begin(*v5)
+    cache.put(v5, ("lookup", (1, 2)), "one two")  # depends on (1, 2) and (2,)
+    cache.put(v5, ("lookup", (3, 4)), "three four")
+    cache.put(v5, ("class", pack([9]), 3), "class of nine")
+    cache.put(v5, ("unigram",), "words")
+    # Learning touched the context (2,), the vocabulary (b"") and nothing else.
+    cache.advance(Change(1, 6, [pack([2]), b""]))
+    cache.put(v5, ("lookup", (5,)), "read at 5 after the write: not remembered")
+    cache.begin(*v6)
+    assert cache.get(v6, ("lookup", (1, 2))) is reading._MISSING  # its back-off changed
+    assert cache.get(v6, ("unigram",)) is reading._MISSING
+    assert cache.get(v6, ("lookup", (5,))) is reading._MISSING
+    assert cache.get(v6, ("lookup", (3, 4))) == "three four"
+    assert cache.get(v6, ("class", pack([9]), 3)) == "class of nine"
+    cache.put(v6, ("lookup", (1, 2)), "read again at 6")
+    assert cache.get(v6, ("lookup", (1, 2))) == "read again at 6"
+    # A version this store did not write (another process): everything is read afresh.
+    cache.begin(*v7)
+    assert cache.get(v7, ("lookup", (3, 4))) is reading._MISSING
+    assert cache.get(v7, ("lookup", (1, 2))) is reading._MISSING
+    # As is a write too large to list, and a request still at an older version.
+    cache.put(v7, ("lookup", (3, 4)), "three four at 7")
+    cache.advance(Change(1, 8, None))
+    cache.begin(1, 0.0, 8)
+    assert cache.get((1, 0.0, 8), ("lookup", (3, 4))) is reading._MISSING
+    assert cache.get(v7, ("lookup", (3, 4))) is reading._MISSING
+
+
+def test_contexts_changed_beyond_what_the_cache_tracks_make_the_older_reads_stale() -> None:
+    cache = ReadCache(changes=4)
+    v1, v2, v3 = (1, 0.0, 1), (1, 0.0, 2), (1, 0.0, 3)
+    cache.begin(*v1)
+    cache.put(v1, ("lookup", (9,)), "nine at 1")
+    cache.advance(Change(1, 2, [pack([1]), pack([2])]))
+    cache.put(v2, ("lookup", (8,)), "eight at 2")
+    # Three more changes push the first ones out: what was read before them is stale.
+    cache.advance(Change(1, 3, [pack([3]), pack([4]), pack([5])]))
+    assert cache.get(v3, ("lookup", (9,))) is reading._MISSING
+    assert cache.get(v3, ("lookup", (8,))) == "eight at 2"
+    assert cache.get(v3, ("lookup", (1,))) is reading._MISSING
 
 
 def test_a_draw_skips_the_held_apart_members_as_filtering_the_class_would() -> None:
