@@ -558,7 +558,7 @@ class SQLiteStore(Store):
                 [(n, t) for t, n in words.items()],
             )
             conn.executemany("DELETE FROM vocab WHERE id = ? AND count <= 0", [(t,) for t in words])
-        return Change.of(ns.id, version and version[0], batch)
+        return Change.of(ns.id, None if version is None else version[0], batch)
 
     # ------------------------------------------------------------------ forgetting
 
