@@ -21,6 +21,7 @@ from bot.core.model import (
     END_LABEL,
     EOS,
     NO_COPY,
+    Ahead,
     Copy,
     EmptyModel,
     Found,
@@ -443,29 +444,35 @@ async def _walk(
     tokens = list(prefix)
     used = Counter(tokens)  # the output so far, start words included, for the penalties
     picks: list[Pick] = []
-    for _ in range(opts.length):
-        mask_end = len(picks) < opts.min_words  # words generated, as ``length`` counts
-        pick = await choose_next(
-            model,
-            context,
-            opts.temperature,
-            opts.top_k,
-            opts.top_p,
-            rng,
-            mask_end,
-            adjust,
-            used,
-        )
-        if pick is None:
-            if context == [BOS]:
-                raise EmptyModel()
-            break
-        picks.append(pick)
-        if pick.token == EOS:
-            return tokens, picks, True
-        tokens.append(pick.token)
-        context.append(pick.token)
-        used[pick.token] += 1
+    try:
+        for step in range(opts.length):
+            mask_end = len(picks) < opts.min_words  # words generated, as ``length`` counts
+            # The knobs are not foreseen: where they change a draw, the reader guessed wrong.
+            masked = max(0, opts.min_words - len(picks))
+            model.foresee(Ahead(rng, opts.temperature, opts.length - step, masked))
+            pick = await choose_next(
+                model,
+                context,
+                opts.temperature,
+                opts.top_k,
+                opts.top_p,
+                rng,
+                mask_end,
+                adjust,
+                used,
+            )
+            if pick is None:
+                if context == [BOS]:
+                    raise EmptyModel()
+                break
+            picks.append(pick)
+            if pick.token == EOS:
+                return tokens, picks, True
+            tokens.append(pick.token)
+            context.append(pick.token)
+            used[pick.token] += 1
+    finally:
+        model.foresee(None)
     return tokens, picks, False
 
 

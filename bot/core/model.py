@@ -11,6 +11,7 @@ small selections (one member's or one channel's messages) and for tests.
 from __future__ import annotations
 
 import difflib
+import random
 import struct
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -32,6 +33,7 @@ __all__ = [
     "MAX_ORDER",
     "START_LABEL",
     "TEACHING_ORDER",
+    "Ahead",
     "EmptyModel",
     "Found",
     "MemoryModel",
@@ -131,6 +133,29 @@ class Found:
         return len(self.context)
 
 
+@dataclass(frozen=True, slots=True)
+class Ahead:
+    """The draws a walk will make next, for a reader whose reads are round trips: with
+    them it can read the contexts the walk will reach in the same trip as the one it
+    asked for. Only a guess of where to read: what the walk then asks is read as ever.
+
+    ``steps`` draws remain, the first ``masked`` of them with <end> held apart; each
+    takes one uniform of ``rng`` (None, or T = 0: the most likely candidate)."""
+
+    rng: random.Random | None
+    temperature: float
+    steps: int
+    masked: int
+
+    def uniforms(self) -> list[float]:
+        """The uniforms the next ``steps`` draws take, from a copy of the generator."""
+        if self.rng is None or self.temperature == 0.0:
+            return [0.0] * self.steps  # the first candidate of the first class: greedy
+        peek = random.Random()
+        peek.setstate(self.rng.getstate())
+        return [peek.random() for _ in range(self.steps)]
+
+
 class ModelReader(Protocol):
     """Read access to one model (one namespace, or a filtered selection of it)."""
 
@@ -142,6 +167,10 @@ class ModelReader(Protocol):
         where this model's reads are cheapest: a stored model may run the whole request
         beside its database, and remember reads across requests while the model is
         unchanged. ``job`` must only read through the reader it is given."""
+
+    def foresee(self, ahead: Ahead | None) -> None:
+        """What the walk under way will draw next (None: no walk), so that a reader may
+        read ahead where it will go; a reader with cheap reads ignores it."""
 
     async def lookup(self, context: Sequence[int]) -> Found | None:
         """The longest suffix of ``context`` (at most ``order`` tokens) that was seen."""
@@ -367,6 +396,9 @@ class MemoryModel:
 
     def _ranked(self, ctx: bytes) -> list[tuple[int, int]]:
         return sorted(self._counts[ctx].items(), key=lambda item: (-item[1], item[0]))
+
+    def foresee(self, ahead: Ahead | None) -> None:
+        pass  # every read is in memory
 
     async def lookup(self, context: Sequence[int]) -> Found | None:
         context = tuple(context[-self._order :])

@@ -113,5 +113,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX vocab_class ON vocab (ns, count, id);
     DROP INDEX vocab_count;
     """,
+    # 4: the classes of the word frequencies (order 0, the last back-off) under the empty
+    # context, kept by every write as a context's are: reading them is one index probe,
+    # where counting them is a pass over the vocabulary (6-10 ms at 36,000 words).
+    """
+    INSERT INTO classes (ns, ctx, count, size)
+    SELECT ns, ''::bytea, count, COUNT(*) FROM vocab WHERE count > 0 GROUP BY ns, count;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

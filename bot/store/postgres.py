@@ -30,7 +30,7 @@ import re
 import time
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from itertools import chain, repeat
@@ -38,7 +38,15 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from bot.core.model import DEFAULT_ORDER, MAX_ORDER, MemoryModel, ModelReader, pack, unpack
+from bot.core.model import (
+    DEFAULT_ORDER,
+    MAX_ORDER,
+    Ahead,
+    MemoryModel,
+    ModelReader,
+    pack,
+    unpack,
+)
 from bot.store.base import (
     AfterLearning,
     Incoming,
@@ -92,7 +100,9 @@ _NAMED_LOCK = 0x6D6C << 40
 # Every read is by key: a bitmap of index entries only pays for scanning much of a table.
 # Right after a bulk import (no statistics yet) the planner chose one for a context's first
 # candidates (6,000 entries, then a sort) over the index's own order (65 entries).
-_SESSION = {"enable_bitmapscan": "off"}
+# And no JIT compilation: a foreseen walk's query (a recursion of small index probes) is
+# estimated to cost millions, and compiling it took 2 s for a query that runs in 4 ms.
+_SESSION = {"enable_bitmapscan": "off", "jit": "off"}
 _BY_KEY = (
     "SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; "
     "SET LOCAL enable_mergejoin = off"
@@ -160,23 +170,131 @@ WITH RECURSIVE {best}, ahead(depth, ctx, budget) AS (
     SELECT row_number() OVER (ORDER BY depth) - 1 AS node, ctx FROM ahead
 )
 {first}
-SELECT n.node, c.ctx, c.count, c.size{extra} FROM nodes n CROSS JOIN LATERAL (
+{_node_rows(extra)}"""
+
+
+def _node_rows(extra: str = "") -> str:
+    """Each context of the CTE ``nodes`` (node, ctx) as the rows of a lookup: its classes
+    (OFFSET 0: one index probe per context, never a hash of the namespace's classes) and
+    its candidates if fewer than $2, else its first (<end>, if it is one); ``extra``
+    columns after theirs."""
+    return f"""SELECT n.node, c.ctx, c.count, c.size{extra} FROM nodes n CROSS JOIN LATERAL (
     SELECT ctx, count, size FROM classes WHERE ns = $1 AND ctx = n.ctx OFFSET 0
 ) c
 UNION ALL
 SELECT n.node, NULL::bytea, t.next, t.count{extra} FROM nodes n CROSS JOIN LATERAL (
-    SELECT next, count FROM transitions WHERE ns = $1 AND ctx = n.ctx ORDER BY next LIMIT $2
-) t
-"""
+    SELECT next, count FROM transitions WHERE ns = $1 AND ctx = n.ctx ORDER BY next
+    LIMIT CASE WHEN (SELECT sum(size) FROM classes WHERE ns = $1 AND ctx = n.ctx) < $2
+        THEN $2 ELSE 1 END
+) t"""
 
 
 # A lookup: the longest known of the keys $3, each suffix probed on its own (an index
 # lookup whatever the statistics say).
-_LOOKUP = _reading_ahead("""best AS (
-    SELECT k.ctx FROM unnest($3::bytea[]) AS k(ctx)
+_BEST = """best AS (
+    SELECT k.ctx, ($3::bytea[])[1] AS hist FROM unnest($3::bytea[]) AS k(ctx)
     WHERE EXISTS (SELECT 1 FROM classes c WHERE c.ns = $1 AND c.ctx = k.ctx)
     ORDER BY octet_length(k.ctx) DESC LIMIT 1
-)""")
+)"""
+_LOOKUP = _reading_ahead(_BEST)
+
+# A lookup and the path a walk will take from it (bot.core.model.Ahead): from each
+# context, the candidate the walk's next uniform ($5, from the step-th on) lands on at
+# temperature $6, as bot.core.sampling.draw_at does (classes by count descending, a
+# member's weight e^((ln count - ln max) / T), <end> held apart for the first $7 draws;
+# with only <end> left, the same draw from the context one token shorter, down to the
+# word frequencies under b""), and the longest known suffix of what the walk has said
+# then. A draw whose member costs more to find than the trip it saves is not foreseen:
+# from a context of more than $8 candidates (a scan of its candidates), or beyond the
+# $8-th member of a class of words (a scan of the class). The rows: each draw from a
+# context of more than $2 - 1 candidates (which its lookup does not return whole) as
+# (-2, ctx, count, offset in the class, token); each context the walk will have said that
+# backs off to a shorter one as (-3, context, node of the shorter one, 0); then the
+# lookup rows of every context on the path. Only where to read is guessed: a walk that
+# goes elsewhere (a knob, a rounding) reads as it would have.
+
+
+def _foreseeing(best: str, first: str = "", extra: str = "") -> str:
+    """The rows of _FORESEEN from the context (ctx) and what the walk said (hist) the CTE
+    ``best`` yields; ``first`` rows before them, ``extra`` columns after theirs."""
+    return f"""
+WITH RECURSIVE {best}, path(hop, step, hist, ctx, came, count, at, token, n, drawn) AS (
+    SELECT 0, 1, hist, ctx, NULL::bytea, NULL::bigint, NULL::bigint, NULL::bigint,
+        NULL::bigint, false
+    FROM best
+    UNION ALL
+    SELECT p.hop + 1, s.step, s.hist, s.ctx, p.ctx, s.count, s.at, s.token, s.n, s.drawn
+    FROM path p CROSS JOIN LATERAL (
+        SELECT p.step + 1 AS step, h.hist, b.ctx, d.count, d.at, m.token, d.n, true AS drawn
+        FROM (
+            SELECT k.count, k.n,
+                least(k.size - 1, floor((k.u * k.total - k.cum + k.w) / k.m))::bigint + k.shift
+                    AS at
+            FROM (
+                SELECT c.count, c.size - c.shift AS size, c.shift, c.m, ($5::float8[])[p.step] AS u,
+                    (c.size - c.shift) * c.m AS w,
+                    sum((c.size - c.shift) * c.m) OVER (ORDER BY c.count DESC) AS cum,
+                    sum((c.size - c.shift) * c.m) OVER () AS total,
+                    (sum(c.size) OVER ())::bigint AS n
+                FROM (
+                    SELECT c.count, c.size,
+                        CASE WHEN p.step <= $7::int AND c.count = e.n THEN 1 ELSE 0 END AS shift,
+                        exp((ln(c.count) - ln(max(c.count) OVER ())) / $6::float8) AS m
+                    FROM classes c CROSS JOIN LATERAL (SELECT coalesce((
+                        SELECT t.count FROM transitions t
+                        WHERE t.ns = $1 AND t.ctx = p.ctx AND t.next = 2
+                    ), 0) AS n) e
+                    WHERE c.ns = $1 AND c.ctx = p.ctx
+                ) c
+            ) k
+            WHERE k.size > 0 AND k.cum > k.u * k.total
+            ORDER BY k.count DESC LIMIT 1
+        ) d CROSS JOIN LATERAL (
+            SELECT CASE WHEN p.ctx = ''::bytea THEN CASE WHEN d.at <= $8::int THEN (
+                SELECT id FROM vocab WHERE ns = $1 AND count = d.count
+                ORDER BY id OFFSET d.at LIMIT 1
+            ) END WHEN d.n <= $8::int THEN (
+                SELECT next FROM transitions WHERE ns = $1 AND ctx = p.ctx AND count = d.count
+                ORDER BY next OFFSET d.at LIMIT 1
+            ) END AS token OFFSET 0  -- (OFFSET 0: each subquery runs once, not per use)
+        ) m CROSS JOIN LATERAL (
+            SELECT substring(p.hist || {_le4("m.token")}
+                FROM greatest(1, octet_length(p.hist) + 5 - $4::int)) AS hist OFFSET 0
+        ) h CROSS JOIN LATERAL (
+            SELECT x.ctx FROM generate_series(0, octet_length(h.hist) / 4 - 1) AS g(i)
+            CROSS JOIN LATERAL (SELECT substring(h.hist FROM 4 * g.i + 1) AS ctx) x
+            CROSS JOIN LATERAL (  -- (LIMIT: an index probe, never a hash of all classes)
+                SELECT 1 FROM classes c WHERE c.ns = $1 AND c.ctx = x.ctx LIMIT 1
+            ) known
+            ORDER BY g.i LIMIT 1
+        ) b
+        WHERE m.token <> 2
+        UNION ALL
+        SELECT p.step, p.hist, substring(p.ctx FROM 5), NULL, NULL, NULL, NULL, false
+        WHERE p.step <= $7::int AND octet_length(p.ctx) >= 4 AND NOT EXISTS (
+            SELECT 1 FROM transitions t WHERE t.ns = $1 AND t.ctx = p.ctx AND t.next <> 2
+        )
+    ) s
+    WHERE s.ctx IS NOT NULL
+        AND p.step <= cardinality($5::float8[]) AND p.hop < 2 * cardinality($5::float8[])
+), nodes AS (
+    SELECT row_number() OVER (ORDER BY hop) - 1 AS node, ctx
+    FROM (SELECT DISTINCT ON (ctx) hop, ctx FROM path WHERE ctx <> ''::bytea
+        ORDER BY ctx, hop) d
+)
+{first}
+SELECT -2, came, count, at, token{extra} FROM path WHERE token IS NOT NULL AND n >= $2
+UNION ALL
+SELECT -3, p.hist, n.node, 0, NULL::bigint{extra} FROM path p JOIN nodes n ON n.ctx = p.ctx
+WHERE p.drawn AND p.hist <> p.ctx
+UNION ALL
+{_node_rows(", NULL::bigint" + extra)}
+"""
+
+
+_FORESEEN = _foreseeing(_BEST)
+#: The most candidates a foreseen draw scans (see _FORESEEN).
+_FORESEE_AT_MOST = 1024
 # A draw from the class of count $7 of context $3: its $9-th member from id $11 on, not
 # counting those in $8 (node -1, with the whole class as an array if $10), and the lookup
 # of the context it makes, where the walk goes next (a learned word makes a known one).
@@ -193,6 +311,30 @@ _DRAW = _reading_ahead(
 )""",
     first="""SELECT -1, NULL::bytea, (SELECT next FROM pick), 0, CASE WHEN $10::bool THEN (
     SELECT array_agg(next ORDER BY next) FROM transitions WHERE ns = $1 AND ctx = $3 AND count = $7
+) END
+UNION ALL""",
+    extra=", NULL::bigint[]",
+)
+# A draw as _DRAW's, then the path a walk foreseen (bot.core.model.Ahead) takes from
+# where it goes: _FORESEEN's rows from the context the drawn member makes; the class of
+# count $9 of context $3, its $11-th member from id $13 on not counting those in $10,
+# whole if $12.
+_FORESEEN_DRAW = _foreseeing(
+    f"""pick AS (
+    SELECT next FROM transitions
+    WHERE ns = $1 AND ctx = $3::bytea AND count = $9 AND next <> ALL($10::bigint[])
+        AND next >= $13
+    ORDER BY next OFFSET $11 LIMIT 1
+), made AS (
+    SELECT substring($3 || {_le4("p.next")} FROM greatest(1, octet_length($3) + 5 - $4::int))
+        AS ctx
+    FROM pick p WHERE p.next <> 2
+), best AS (
+    SELECT ctx, ctx AS hist FROM made
+)""",
+    first="""SELECT -1, NULL::bytea, (SELECT next FROM pick), 0, NULL::bigint, CASE WHEN $12::bool
+THEN (
+    SELECT array_agg(next ORDER BY next) FROM transitions WHERE ns = $1 AND ctx = $3 AND count = $9
 ) END
 UNION ALL""",
     extra=", NULL::bigint[]",
@@ -244,6 +386,7 @@ class PostgresStore(Store):
                 max_size=pool_size,
                 timeout=_CONNECT_TIMEOUT,
                 reset=_keep,
+                init=_prepare_reads,
                 server_settings=_SESSION,
             )
         except (TimeoutError, OSError, asyncpg.PostgresError) as e:
@@ -256,6 +399,8 @@ class PostgresStore(Store):
         store = cls(url, pool)
         try:
             await store._migrate()
+            async with pool.acquire() as conn:
+                await _prepare_reads(conn)
             await store._resume_purges()
         except BaseException:
             await pool.close()
@@ -402,13 +547,14 @@ class PostgresStore(Store):
             "SELECT $1, w.token, w.folded, w.n FROM unnest($2::text[], $3::text[], $4::bigint[]) "
             "WITH ORDINALITY AS w(token, folded, n, i) ORDER BY w.i "
             "ON CONFLICT (ns, token) DO UPDATE SET count = vocab.count + excluded.count "
-            "RETURNING token, id",
+            "RETURNING token, id, count",
             ns.id,
             [t for t, _ in items],
             [t.casefold() for t, _ in items],
             [n for _, n in items],
         )
-        return {str(t): int(i) for t, i in rows}
+        await _move_word_classes(conn, ns, ((c - words[t], c) for t, _, c in rows))
+        return {str(t): int(i) for t, i, _ in rows}
 
     async def _apply(
         self, conn: asyncpg.Connection, ns: Namespace, bodies: Sequence[bytes], sign: int
@@ -512,12 +658,14 @@ class PostgresStore(Store):
                     )
         if sign < 0:
             words = Counter(chain.from_iterable(map(unpack, bodies)))
-            await conn.execute(
+            rows = await conn.fetch(
                 "UPDATE vocab SET count = vocab.count - b.n "
-                "FROM unnest($1::bigint[], $2::bigint[]) AS b(id, n) WHERE vocab.id = b.id",
+                "FROM unnest($1::bigint[], $2::bigint[]) AS b(id, n) WHERE vocab.id = b.id "
+                "RETURNING vocab.count, b.n",
                 list(words),
                 list(words.values()),
             )
+            await _move_word_classes(conn, ns, ((c + n, c) for c, n in rows))
             await conn.execute(
                 "DELETE FROM vocab WHERE id = ANY($1::bigint[]) AND count <= 0", list(words)
             )
@@ -682,7 +830,7 @@ class PostgresStore(Store):
                 "SELECT (SELECT COUNT(*) FROM messages WHERE ns = $1), "
                 "(SELECT COALESCE(SUM(count), 0) FROM vocab WHERE ns = $1 AND count > 0), "
                 "(SELECT COUNT(*) FROM vocab WHERE ns = $1 AND count > 0), "
-                "(SELECT COUNT(DISTINCT ctx) FROM classes WHERE ns = $1), "
+                "(SELECT COUNT(DISTINCT ctx) FROM classes WHERE ns = $1 AND ctx <> ''::bytea), "
                 "(SELECT COUNT(DISTINCT author) FROM messages WHERE ns = $1), "
                 "pg_database_size(current_database())",
                 ns.id,
@@ -803,7 +951,8 @@ class PostgresStore(Store):
     async def _class_mismatches(self, ns: Namespace) -> list[tuple[bytes, int, int, int]]:
         rows = await self._pool.fetch(
             "WITH h AS MATERIALIZED (SELECT ctx, count, COUNT(*) AS n FROM transitions "
-            "WHERE ns = $1 GROUP BY ctx, count) "
+            "WHERE ns = $1 GROUP BY ctx, count UNION ALL SELECT ''::bytea, count, COUNT(*) "
+            "FROM vocab WHERE ns = $1 AND count > 0 GROUP BY count) "
             "SELECT h.ctx, h.count, h.n, c.size FROM h LEFT JOIN classes c "
             "ON c.ns = $1 AND c.ctx = h.ctx AND c.count = h.count "
             "WHERE c.size IS DISTINCT FROM h.n "
@@ -817,6 +966,49 @@ class PostgresStore(Store):
     async def _nonpositive(self, ns: Namespace) -> int:
         sql = "SELECT COUNT(*) FROM transitions WHERE ns = $1 AND count <= 0"
         return int(await self._val(sql, ns.id))
+
+
+async def _move_word_classes(
+    conn: asyncpg.Connection, ns: Namespace, moves: Iterable[tuple[int, int]]
+) -> None:
+    """Keep the word-frequency classes (context b"") as words' counts move (old, new)."""
+    sizes: Counter[int] = Counter()
+    for old, new in moves:
+        if old != new:
+            sizes[old] -= old > 0
+            sizes[new] += new > 0
+    counts = [c for c, n in sizes.items() if c > 0 and n]
+    if not counts:
+        return
+    await conn.execute(
+        "INSERT INTO classes (ns, ctx, count, size) SELECT $1, ''::bytea, b.count, b.size "
+        "FROM unnest($2::bigint[], $3::bigint[]) AS b(count, size) "
+        "ON CONFLICT (ns, ctx, count) DO UPDATE SET size = classes.size + excluded.size",
+        ns.id,
+        counts,
+        [sizes[c] for c in counts],
+    )
+    if shrunk := [c for c in counts if sizes[c] < 0]:
+        await conn.execute(
+            "DELETE FROM classes WHERE ns = $1 AND ctx = ''::bytea AND count = ANY($2::bigint[]) "
+            "AND size <= 0",
+            ns.id,
+            shrunk,
+        )
+
+
+async def _prepare_reads(conn: asyncpg.Connection) -> None:
+    """Run a generation's reads once on a new connection (of a namespace that does not
+    exist): their first execution parses them and loads the catalog entries they use,
+    5-7 ms each for the read-ahead ones, which the first request would otherwise wait for.
+    (Before the first migration there is nothing to read yet: connect runs it after.)"""
+    if await conn.fetchval("SELECT to_regclass('classes')") is None:
+        return
+    walk = ([], 1.0, 0, _FORESEE_AT_MOST)
+    await conn.fetch(_FORESEEN, 0, SMALL + 1, [b"\0\0\0\0"], 4, *walk)
+    await conn.fetch(_FORESEEN_DRAW, 0, SMALL + 1, b"\0\0\0\0", 4, *walk, 1, [], 0, False, 0)
+    await conn.fetch(_LOOKUP, 0, SMALL + 1, [b"\0\0\0\0"], _AHEAD, 4, _FAN + 1)
+    await conn.fetch(_DRAW, 0, SMALL + 1, b"\0\0\0\0", _AHEAD, 4, _FAN + 1, 1, [], 0, False, 0)
 
 
 async def _keep(conn: asyncpg.Connection) -> None:
@@ -860,7 +1052,21 @@ class PostgresModel(StoredModel):
         )
         return row
 
-    async def _lookup_rows(self, keys: list[bytes]) -> list[Any]:
+    async def _lookup_rows(self, keys: list[bytes], ahead: Ahead | None) -> list[Any]:
+        if ahead is not None and ahead.steps:
+            return list(
+                await self._pool.fetch(
+                    _FORESEEN,
+                    self.ns.id,
+                    SMALL + 1,
+                    keys,
+                    4 * self.ns.order,
+                    ahead.uniforms(),
+                    ahead.temperature or 1.0,  # T = 0 draws at 0: the first candidate
+                    ahead.masked,
+                    _FORESEE_AT_MOST,
+                )
+            )
         return list(
             await self._pool.fetch(
                 _LOOKUP, self.ns.id, SMALL + 1, keys, _AHEAD, 4 * self.ns.order, _FAN + 1
@@ -916,25 +1122,50 @@ class PostgresModel(StoredModel):
         return table, column, " AND ".join(f"{c} = ${i}" for i, c in enumerate(columns, 1)), args
 
     async def _draw_rows(
-        self, key: bytes, count: int, skip: list[int], offset: int, whole: bool, start: int
+        self,
+        key: bytes,
+        count: int,
+        skip: list[int],
+        offset: int,
+        whole: bool,
+        start: int,
+        ahead: Ahead | None,
     ) -> tuple[list[int], list[Any]]:
         if not key:  # word frequencies: the context a word makes depends on the walk's
-            return await super()._draw_rows(key, count, skip, offset, whole, start)
-        rows = await self._pool.fetch(
-            _DRAW,
-            self.ns.id,
-            SMALL + 1,
-            key,
-            _AHEAD,
-            4 * self.ns.order,
-            _FAN + 1,
-            count,
-            skip,
-            offset,
-            whole,
-            start,
-        )
-        _, _, picked, _, members = rows[0]
+            return await super()._draw_rows(key, count, skip, offset, whole, start, None)
+        if ahead is not None and ahead.steps > 1:  # (this draw is the first of ``ahead``)
+            rows = await self._pool.fetch(
+                _FORESEEN_DRAW,
+                self.ns.id,
+                SMALL + 1,
+                key,
+                4 * self.ns.order,
+                ahead.uniforms()[: ahead.steps - 1],  # this step's uniform is drawn
+                ahead.temperature or 1.0,
+                max(0, ahead.masked - 1),
+                _FORESEE_AT_MOST,
+                count,
+                skip,
+                offset,
+                whole,
+                start,
+            )
+        else:
+            rows = await self._pool.fetch(
+                _DRAW,
+                self.ns.id,
+                SMALL + 1,
+                key,
+                _AHEAD,
+                4 * self.ns.order,
+                _FAN + 1,
+                count,
+                skip,
+                offset,
+                whole,
+                start,
+            )
+        picked, members = rows[0][2], rows[0][-1]
         if whole:
             return ([] if members is None else list(members)), rows[1:]
         return ([] if picked is None else [int(picked)]), rows[1:]
@@ -964,7 +1195,7 @@ class PostgresModel(StoredModel):
     async def _unigram_rows(self) -> list[Any]:
         return list(
             await self._pool.fetch(
-                "SELECT count, COUNT(*) FROM vocab WHERE ns = $1 AND count > 0 GROUP BY count",
+                "SELECT count, size FROM classes WHERE ns = $1 AND ctx = ''::bytea",
                 self.ns.id,
             )
         )

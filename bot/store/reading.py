@@ -34,6 +34,7 @@ from bot.core.model import (
     EOS,
     NO_COPY,
     START_LABEL,
+    Ahead,
     Copy,
     Found,
     ModelReader,
@@ -138,14 +139,16 @@ class ReadCache:
                 if at is not None and at[1] == version - 1:
                     self._at[ns_id] = (at[0], version)
 
-    def get(self, version: tuple[Any, ...], key: tuple[Any, ...]) -> Any:
+    def get(self, version: tuple[Any, ...], key: tuple[Any, ...], last: bool = True) -> Any:
+        """The read remembered under ``key``; a miss counts unless another key will be
+        tried (not ``last``), so ``misses`` counts the reads the cache could not spare."""
         ns_id, created, at = version
         with self._lock:
             entry = self._entries.get((ns_id, created, *key), _MISSING)
             if entry is not _MISSING and self._valid(ns_id, created, at, entry):
                 self.hits += 1
                 return entry[2]
-            self.misses += 1
+            self.misses += last
             return _MISSING
 
     def _valid(self, ns_id: int, created: Any, at: int, entry: tuple[Any, ...]) -> bool:
@@ -211,15 +214,16 @@ Rows = list[Sequence[Any]]
 
 def _found(rows: Rows) -> Found | None:
     """One context's lookup rows, (node, ctx, count, size) per class then (node, None,
-    next, count) per candidate, as a :class:`Found`; None if it has no class. (Columns
-    after those four are not this function's.)"""
+    next, count) per candidate (all of them if at most ``SMALL``, else at least the first),
+    as a :class:`Found`; None if it has no class. (Columns after those four are not this
+    function's.)"""
     kept = [r for r in rows if r[1] is not None]
     if not kept:
         return None
     classes = sorted((CountClass(int(r[2]), int(r[3])) for r in kept), key=lambda c: -c.count)
     key = bytes(kept[0][1])
     candidates = [(int(r[2]), int(r[3])) for r in rows if r[1] is None]
-    few = tuple(candidates) if len(candidates) <= SMALL else None
+    few = tuple(candidates) if sum(c.size for c in classes) <= SMALL else None
     end = next((c for t, c in candidates[:1] if t == EOS), 0)
     return Found(_Context(key, few, end), tuple(unpack(key)), tuple(classes))
 
@@ -238,6 +242,7 @@ class StoredModel(ABC):
         self.ns = ns
         self._cache = cache
         self._version: tuple[Any, ...] | None = None  # None: read through (no begin yet)
+        self._ahead: Ahead | None = None  # the walk under way's next draws
 
     @property
     def order(self) -> int:
@@ -250,12 +255,14 @@ class StoredModel(ABC):
         """(created, version) of the namespace; None once it is gone."""
 
     @abstractmethod
-    async def _lookup_rows(self, keys: list[bytes]) -> Rows:
+    async def _lookup_rows(self, keys: list[bytes], ahead: Ahead | None) -> Rows:
         """The longest of ``keys`` that is a known context: (0, ctx, count, size) per class,
         then (0, None, next, count) for its first ``SMALL + 1`` candidates by next.
 
         A backend whose reads are round trips may add the same rows, numbered 1, 2, ...,
-        for contexts a walk can reach from it next (see :meth:`_read_lookup`)."""
+        for contexts a walk can reach from it next (see :meth:`_read_lookup`), the path
+        ``ahead`` foretells above all, and (-2, ctx, count, offset, token) for the draws
+        it foretold from a context with more than ``SMALL`` candidates."""
 
     @abstractmethod
     async def _members(
@@ -284,12 +291,20 @@ class StoredModel(ABC):
         return "transitions", "next", ["ns", "ctx", "count"], (self.ns.id, key, count)
 
     async def _draw_rows(
-        self, key: bytes, count: int, skip: list[int], offset: int, whole: bool, start: int
+        self,
+        key: bytes,
+        count: int,
+        skip: list[int],
+        offset: int,
+        whole: bool,
+        start: int,
+        ahead: Ahead | None,
     ) -> tuple[list[int], Rows]:
         """A draw from a class: with ``whole``, all its members, else its ``offset``-th
         from ``start`` on not in ``skip``. A backend whose reads are round trips may add,
         numbered from 0, the rows :meth:`_lookup_rows` gives for the context that member
-        makes (where the walk goes next) and for those read ahead from it."""
+        makes (where the walk goes next) and for those read ahead from it, or on the path
+        ``ahead`` foretells from there (its draws after this one)."""
         if whole:
             return await self._members(key, count, [], 0, None), []
         return await self._members(key, count, skip, offset, 1, start), []
@@ -330,10 +345,13 @@ class StoredModel(ABC):
         if self._version is not None:
             self._cache.begin(*self._version)
 
-    def _remembered(self, *key: Any) -> Any:
+    def foresee(self, ahead: Ahead | None) -> None:
+        self._ahead = ahead
+
+    def _remembered(self, *key: Any, last: bool = True) -> Any:
         if self._version is None:
             return _MISSING
-        return self._cache.get(self._version, key)
+        return self._cache.get(self._version, key, last)
 
     def _remember(self, value: Any, *key: Any) -> None:
         if self._version is not None:
@@ -362,23 +380,33 @@ class StoredModel(ABC):
         step. Every context read ahead is a known one, so its lookup is its own rows,
         whatever the asked context backed off to."""
         by_node = _by_node(
-            await self._lookup_rows([pack(context[i:]) for i in range(len(context))])
+            await self._lookup_rows([pack(context[i:]) for i in range(len(context))], self._ahead)
         )
         found = _found(by_node.pop(0, []))
         self._remember_ahead(by_node)
         return found
 
     def _remember_ahead(self, by_node: dict[int, Rows]) -> None:
-        """Remember the contexts read ahead, each under its own lookup: a known context."""
-        for rows in by_node.values():
+        """Remember the contexts read ahead, each under its own lookup (a known context),
+        the members drawn ahead, each under its class and place in it, and the lookups
+        foreseen to back off, each under the context asked."""
+        for _, key, count, offset, token, *_ in by_node.pop(-2, []):
+            self._remember(int(token), "at", bytes(key), int(count), int(offset))
+        backing_off = by_node.pop(-3, [])
+        found: dict[int, Found] = {}
+        for node, rows in by_node.items():
             if (linked := _found(rows)) is not None:
                 self._remember(linked, "lookup", linked.context)
+                found[node] = linked
+        for _, asked, node, *_ in backing_off:
+            if (shorter := found.get(int(node))) is not None:
+                self._remember(shorter, "lookup", tuple(unpack(bytes(asked))))
 
     async def _draw(
         self, key: bytes, count: int, skip: list[int], offset: int, whole: bool, start: int = 0
     ) -> list[int]:
-        members, ahead = await self._draw_rows(key, count, skip, offset, whole, start)
-        self._remember_ahead(_by_node(ahead))
+        members, rows = await self._draw_rows(key, count, skip, offset, whole, start, self._ahead)
+        self._remember_ahead(_by_node(rows))
         return members
 
     async def _marked_draw(self, found: Found, count: int, skip: list[int], offset: int) -> int:
@@ -414,11 +442,23 @@ class StoredModel(ABC):
             members: Any = tuple(t for t, c in context.candidates if c == count)
         else:
             size = next((c.size for c in found.classes if c.count == count), 0)
-            if size > CLASS_READ:  # (the words said once, when a walk backs off to them)
+            whole = size <= CLASS_READ  # (else the words said once, when a walk backs off)
+            members = (
+                self._remembered("class", context.key, count, last=bool(skip))
+                if whole
+                else _MISSING
+            )
+            if members is _MISSING and not skip:
+                at = self._remembered("at", context.key, count, offset)
+                if at is not _MISSING:  # drawn ahead, where the walk was foreseen to go
+                    assert isinstance(at, int)
+                    return at
+            if not whole:
                 return await self._marked_draw(found, count, skip, offset)
-            members = self._remembered("class", context.key, count)
-            drawn = self._remembered("drawn", context.key, count)
-            drawn = 0 if drawn is _MISSING else drawn
+            drawn = 0
+            if members is _MISSING and size >= RENT:
+                drawn = self._remembered("drawn", context.key, count)
+                drawn = 0 if drawn is _MISSING else drawn
             if members is _MISSING and drawn < size // RENT:
                 # One member per draw until those reads have cost what reading the class
                 # whole does (rent or buy): a small class is read whole at once, a larger

@@ -50,6 +50,7 @@ import aiosqlite
 from bot.core.model import (
     DEFAULT_ORDER,
     MAX_ORDER,
+    Ahead,
     MemoryModel,
     ModelReader,
     pack,
@@ -906,8 +907,9 @@ class StoreModel(StoredModel):
         rows = await self._rows("SELECT created, version FROM namespaces WHERE id = ?", self.ns.id)
         return rows[0] if rows else None
 
-    async def _lookup_rows(self, keys: list[bytes]) -> list[Any]:
-        # One exact-key query per suffix, longest first: a fifth of the time of one query
+    async def _lookup_rows(self, keys: list[bytes], ahead: Ahead | None) -> list[Any]:
+        # Reads are in-process, so nothing is read ahead (``ahead`` is not used). One
+        # exact-key query per suffix, longest first: a fifth of the time of one query
         # choosing the longest known suffix itself (its ORDER BY needs a temporary b-tree),
         # and nearly every lookup finds the longest at once.
         for key in keys:
