@@ -1004,7 +1004,7 @@ async def _prepare_reads(conn: asyncpg.Connection) -> None:
     (Before the first migration there is nothing to read yet: connect runs it after.)"""
     if await conn.fetchval("SELECT to_regclass('classes')") is None:
         return
-    walk = ([], 1.0, 0, _FORESEE_AT_MOST)
+    walk: tuple[list[float], float, int, int] = ([], 1.0, 0, _FORESEE_AT_MOST)
     await conn.fetch(_FORESEEN, 0, SMALL + 1, [b"\0\0\0\0"], 4, *walk)
     await conn.fetch(_FORESEEN_DRAW, 0, SMALL + 1, b"\0\0\0\0", 4, *walk, 1, [], 0, False, 0)
     await conn.fetch(_LOOKUP, 0, SMALL + 1, [b"\0\0\0\0"], _AHEAD, 4, _FAN + 1)
