@@ -1170,6 +1170,17 @@ class PostgresModel(StoredModel):
             return ([] if members is None else list(members)), rows[1:]
         return ([] if picked is None else [int(picked)]), rows[1:]
 
+    async def _context_rows(self, key: bytes) -> tuple[Any, Any]:
+        import numpy as np
+
+        row = await self._pool.fetchrow(  # two arrays: a third of the time of as many rows
+            "SELECT array_agg(next), array_agg(count) FROM transitions WHERE ns = $1 AND ctx = $2",
+            self.ns.id,
+            key,
+        )
+        nexts, counts = (row[0] or [], row[1] or []) if row is not None else ([], [])
+        return np.array(nexts, dtype=np.int64), np.array(counts, dtype=np.int64)
+
     async def _top(self, key: bytes, least: int, limit: int | None) -> list[Any]:
         if not key:
             return list(

@@ -181,9 +181,11 @@ _MISSING = object()
 
 
 def _weight(entry: tuple[Any, ...]) -> int:
-    """A whole count class (the start of a message has classes of thousands) weighs by its
-    size, so a few large ones cannot crowd out the many small reads."""
+    """A whole count class or context (the start of a message has thousands of candidates)
+    weighs by its size, so a few large ones cannot crowd out the many small reads."""
     value = entry[2]
+    if isinstance(value, dict):  # a context's classes (or a few words' counts: weight 1)
+        return 1 + sum(len(v) for v in value.values() if isinstance(v, array)) // MEMBERS_PER_SLOT
     return 1 + len(value) // MEMBERS_PER_SLOT if isinstance(value, array) else 1
 
 
@@ -198,6 +200,20 @@ def _nth_without(members: Sequence[int], skip: Sequence[int], offset: int) -> in
             break
         offset += 1
     return int(members[offset]) if offset < len(members) else None
+
+
+def _classes_of(nexts: Any, counts: Any) -> dict[int, array[int]]:
+    """A context's candidates (numpy arrays) as its classes: count -> ascending members."""
+    import numpy as np
+
+    order = np.lexsort((nexts, counts))
+    nexts, counts = nexts[order].astype(np.int64), counts[order]
+    classes: dict[int, array[int]] = {}
+    cuts = np.flatnonzero(np.diff(counts)) + 1
+    for members, same in zip(np.split(nexts, cuts), np.split(counts, cuts), strict=True):
+        if len(members):
+            classes[int(same[0])] = array("q", members.tobytes())
+    return classes
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +253,8 @@ def _by_node(rows: Rows) -> dict[int, Rows]:
 
 class StoredModel(ABC):
     """One namespace of a store, read one round trip per method."""
+
+    reads_ahead = True  # whether a read may return rows for more than what it asked
 
     def __init__(self, ns: Namespace, cache: ReadCache) -> None:
         self.ns = ns
@@ -310,6 +328,12 @@ class StoredModel(ABC):
         return await self._members(key, count, skip, offset, 1, start), []
 
     @abstractmethod
+    async def _context_rows(self, key: bytes) -> tuple[Any, Any]:
+        """Every candidate of a context and its count, as two numpy arrays (one row per
+        candidate: a few thousand objects for the collector to walk would cost more than
+        the read)."""
+
+    @abstractmethod
     async def _top(self, key: bytes, least: int, limit: int | None) -> Rows:
         """(token, count) with count >= least, by count descending then id."""
 
@@ -379,9 +403,12 @@ class StoredModel(ABC):
         makes; a backend that reads those in the same round trip saves the walk a trip per
         step. Every context read ahead is a known one, so its lookup is its own rows,
         whatever the asked context backed off to."""
-        by_node = _by_node(
-            await self._lookup_rows([pack(context[i:]) for i in range(len(context))], self._ahead)
+        rows = await self._lookup_rows(
+            [pack(context[i:]) for i in range(len(context))], self._ahead
         )
+        if not self.reads_ahead:
+            return _found(rows)
+        by_node = _by_node(rows)
         found = _found(by_node.pop(0, []))
         self._remember_ahead(by_node)
         return found
@@ -441,42 +468,63 @@ class StoredModel(ABC):
         if context.candidates is not None:
             members: Any = tuple(t for t, c in context.candidates if c == count)
         else:
-            size = next((c.size for c in found.classes if c.count == count), 0)
-            whole = size <= CLASS_READ  # (else the words said once, when a walk backs off)
-            members = (
-                self._remembered("class", context.key, count, last=bool(skip))
-                if whole
-                else _MISSING
-            )
-            if members is _MISSING and not skip:
-                at = self._remembered("at", context.key, count, offset)
-                if at is not _MISSING:  # drawn ahead, where the walk was foreseen to go
-                    assert isinstance(at, int)
-                    return at
-            if not whole:
-                return await self._marked_draw(found, count, skip, offset)
-            drawn = 0
-            if members is _MISSING and size >= RENT:
-                drawn = self._remembered("drawn", context.key, count)
-                drawn = 0 if drawn is _MISSING else drawn
-            if members is _MISSING and drawn < size // RENT:
-                # One member per draw until those reads have cost what reading the class
-                # whole does (rent or buy): a small class is read whole at once, a larger
-                # one once it is drawn from often.
-                self._remember(drawn + 1, "drawn", context.key, count)
-                at = await self._draw(context.key, count, skip, offset, whole=False)
-                if not at:
-                    raise self._vanished()
-                return at[0]
-            if members is _MISSING:  # the whole class, remembered: later draws read nothing
-                # A compact array: no Python object per member for the collector to walk.
-                members = array("q", await self._draw(context.key, count, skip, offset, True))
-                self._remember(members, "class", context.key, count)
+            members = await self._class_or_token(found, count, skip, offset)
+            if isinstance(members, int):
+                return members
         assert isinstance(members, tuple | array)
         token = _nth_without(members, skip, offset)
         if token is None:
             raise self._vanished()
         return token
+
+    async def _class_or_token(
+        self, found: Found, count: int, skip: list[int], offset: int
+    ) -> array[int] | int:
+        """The members of a class of a context too large for its lookup, remembered, or
+        the drawn token itself where reading them all does not pay (yet).
+
+        What is read whole is the context, if it has at most ``CLASS_READ`` candidates (the
+        start of a message, a common word: every class of it is drawn from sooner or
+        later, and each class read scans the context), else the class. Either is read one
+        member per draw until those reads have cost what reading it whole does (rent or
+        buy): a small one at once, a larger one once it is drawn from often."""
+        context = found.handle
+        assert isinstance(context, _Context)
+        key = context.key
+        size = next((c.size for c in found.classes if c.count == count), 0)
+        if key and found.candidates <= CLASS_READ:
+            unit: tuple[Any, ...] = ("context", key)
+            n, rent = found.candidates, 1 + found.candidates // RENT  # (only if drawn again)
+        else:
+            unit, n = ("class", key, count), size
+            rent = n // RENT
+        whole = self._remembered(*unit, last=bool(skip)) if n <= CLASS_READ else _MISSING
+        if whole is not _MISSING:
+            assert isinstance(whole, dict | array)
+            return whole.get(count, array("q")) if isinstance(whole, dict) else whole
+        if not skip:
+            at = self._remembered("at", key, count, offset)
+            if at is not _MISSING:  # drawn ahead, where the walk was foreseen to go
+                assert isinstance(at, int)
+                return at
+        if n > CLASS_READ:  # (the words said once, when a walk backs off to them)
+            return await self._marked_draw(found, count, skip, offset)
+        remembered = self._remembered("drawn", *unit[1:]) if rent else 0
+        drawn = remembered if isinstance(remembered, int) else 0
+        if drawn < rent:
+            self._remember(drawn + 1, "drawn", *unit[1:])
+            token = await self._draw(key, count, skip, offset, whole=False)
+            if not token:
+                raise self._vanished()
+            return token[0]
+        # Compact arrays: no Python object per member for the collector to walk.
+        if unit[0] == "context":
+            classes = _classes_of(*await self._context_rows(key))
+            self._remember(classes, *unit)
+            return classes.get(count, array("q"))
+        members = array("q", await self._draw(key, count, skip, offset, True))
+        self._remember(members, *unit)
+        return members
 
     async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
         context = found.handle

@@ -142,12 +142,13 @@ def _ints(text: str) -> Any:
 
 
 #: The words of a JSON list of vocabulary ids (``+ns``: the id is the better index).
-#: A context's count classes (0, ctx, count, size), then its first candidates (0, NULL,
-#: next, count): the shape of StoredModel._lookup_rows, without contexts read ahead.
+#: A context's count classes (0, ctx, count, size), then its candidates (0, NULL, next,
+#: count), all if at most SMALL, else the first: StoredModel._lookup_rows, nothing read ahead.
 _CONTEXT = (
     "SELECT 0, ctx, count, size FROM classes WHERE ns = ?1 AND ctx = ?2 UNION ALL "
     "SELECT 0, NULL, * FROM (SELECT next, count FROM transitions WHERE ns = ?1 AND ctx = ?2 "
-    "ORDER BY next LIMIT ?3)"
+    "ORDER BY next LIMIT (SELECT CASE WHEN sum(size) < ?3 THEN ?3 ELSE 1 END FROM classes "
+    "WHERE ns = ?1 AND ctx = ?2))"
 )
 _SPELL = "SELECT id, token FROM vocab WHERE +ns = ? AND id IN (SELECT value FROM json_each(?))"
 
@@ -884,6 +885,8 @@ class StoreModel(StoredModel):
     reads are then direct calls: one hop for a generation's thirty reads, instead of one
     hop (the most of a read's time) each."""
 
+    reads_ahead = False  # reads are in-process: each as cheap as a remembered one
+
     def __init__(
         self,
         fetch: Fetch,
@@ -947,6 +950,14 @@ class StoreModel(StoredModel):
     def _where(self, key: bytes, count: int) -> tuple[str, str, str, tuple[Any, ...]]:
         table, column, columns, args = self._class_of(key, count)
         return table, column, " AND ".join(f"{c} = ?" for c in columns), args
+
+    async def _context_rows(self, key: bytes) -> tuple[Any, Any]:
+        sql = (
+            "SELECT json_group_array(next), json_group_array(count) FROM transitions "
+            "WHERE ns = ? AND ctx = ?"
+        )
+        (nexts, counts), *_ = await self._rows(sql, self.ns.id, key)
+        return _ints(nexts), _ints(counts)
 
     async def _top(self, key: bytes, least: int, limit: int | None) -> list[Any]:
         limit_arg = -1 if limit is None else limit
