@@ -295,48 +295,51 @@ UNION ALL
 _FORESEEN = _foreseeing(_BEST)
 #: The most candidates a foreseen draw scans (see _FORESEEN).
 _FORESEE_AT_MOST = 1024
-# A draw from the class of count $7 of context $3: its $9-th member from id $11 on, not
-# counting those in $8 (node -1, with the whole class as an array if $10), and the lookup
-# of the context it makes, where the walk goes next (a learned word makes a known one).
-_DRAW = _reading_ahead(
-    f"""pick AS (
+
+
+def _drawing(count: str, skip: str, offset: str, start: str, width: str) -> str:
+    """The CTEs of a draw from the class of count ``count`` of context $3, its
+    ``offset``-th member from id ``start`` on, not counting those in ``skip`` (``pick``),
+    and the context that member makes (``best``: ``width`` the bytes of a whole context), a
+    known one: a learned word makes one."""
+    return f"""pick AS (
     SELECT next FROM transitions
-    WHERE ns = $1 AND ctx = $3::bytea AND count = $7 AND next <> ALL($8::bigint[])
-        AND next >= $11
-    ORDER BY next OFFSET $9 LIMIT 1
-), best AS (
-    SELECT substring($3 || {_le4("p.next")} FROM greatest(1, octet_length($3) + 5 - $5::int))
-        AS ctx
-    FROM pick p WHERE p.next <> 2
-)""",
-    first="""SELECT -1, NULL::bytea, (SELECT next FROM pick), 0, CASE WHEN $10::bool THEN (
-    SELECT array_agg(next ORDER BY next) FROM transitions WHERE ns = $1 AND ctx = $3 AND count = $7
-) END
-UNION ALL""",
-    extra=", NULL::bigint[]",
-)
-# A draw as _DRAW's, then the path a walk foreseen (bot.core.model.Ahead) takes from
-# where it goes: _FORESEEN's rows from the context the drawn member makes; the class of
-# count $9 of context $3, its $11-th member from id $13 on not counting those in $10,
-# whole if $12.
-_FORESEEN_DRAW = _foreseeing(
-    f"""pick AS (
-    SELECT next FROM transitions
-    WHERE ns = $1 AND ctx = $3::bytea AND count = $9 AND next <> ALL($10::bigint[])
-        AND next >= $13
-    ORDER BY next OFFSET $11 LIMIT 1
+    WHERE ns = $1 AND ctx = $3::bytea AND count = {count} AND next <> ALL({skip}::bigint[])
+        AND next >= {start}
+    ORDER BY next OFFSET {offset} LIMIT 1
 ), made AS (
-    SELECT substring($3 || {_le4("p.next")} FROM greatest(1, octet_length($3) + 5 - $4::int))
+    SELECT substring($3 || {_le4("p.next")} FROM greatest(1, octet_length($3) + 5 - {width}::int))
         AS ctx
     FROM pick p WHERE p.next <> 2
 ), best AS (
     SELECT ctx, ctx AS hist FROM made
-)""",
-    first="""SELECT -1, NULL::bytea, (SELECT next FROM pick), 0, NULL::bigint, CASE WHEN $12::bool
+)"""
+
+
+def _drawn_first(count: str, whole: str, extra: str = "") -> str:
+    """The first row of a draw (see _drawing): (-1, NULL, the member, 0, ``extra``, and
+    the whole class as an array if the parameter ``whole``)."""
+    return f"""SELECT -1, NULL::bytea, (SELECT next FROM pick), 0{extra}, CASE WHEN {whole}::bool
 THEN (
-    SELECT array_agg(next ORDER BY next) FROM transitions WHERE ns = $1 AND ctx = $3 AND count = $9
+    SELECT array_agg(next ORDER BY next) FROM transitions
+    WHERE ns = $1 AND ctx = $3 AND count = {count}
 ) END
-UNION ALL""",
+UNION ALL"""
+
+
+# A draw ($7 the count, $8 held apart, $9 the offset, $10 whole, $11 the first id) and
+# the lookup of the context it makes, where the walk goes next, read ahead as a lookup is.
+_DRAW = _reading_ahead(
+    _drawing("$7", "$8", "$9", "$11", "$5"),
+    first=_drawn_first("$7", "$10"),
+    extra=", NULL::bigint[]",
+)
+# A draw ($9 the count, $10 held apart, $11 the offset, $12 whole, $13 the first id), then
+# the path a walk foreseen (bot.core.model.Ahead) takes from where it goes: _FORESEEN's
+# rows from the context the drawn member makes.
+_FORESEEN_DRAW = _foreseeing(
+    _drawing("$9", "$10", "$11", "$13", "$4"),
+    first=_drawn_first("$9", "$12", ", NULL::bigint"),
     extra=", NULL::bigint[]",
 )
 
