@@ -206,7 +206,7 @@ _LOOKUP = _reading_ahead(_BEST)
 # word frequencies under b""), and the longest known suffix of what the walk has said
 # then. A draw whose member costs more to find than the trip it saves is not foreseen:
 # from a context of more than $8 candidates (a scan of its candidates), or beyond the
-# $8-th member of a class of words (a scan of the class). The rows: each draw from a
+# (4 × $8)-th member of a class of words (an index scan). The rows: each draw from a
 # context of more than $2 - 1 candidates (which its lookup does not return whole) as
 # (-2, ctx, count, offset in the class, token); each context the walk will have said that
 # backs off to a shorter one as (-3, context, node of the shorter one, 0); then the
@@ -250,7 +250,7 @@ WITH RECURSIVE {best}, path(hop, step, hist, ctx, came, count, at, token, n, dra
             WHERE k.size > 0 AND k.cum > k.u * k.total
             ORDER BY k.count DESC LIMIT 1
         ) d CROSS JOIN LATERAL (
-            SELECT CASE WHEN p.ctx = ''::bytea THEN CASE WHEN d.at <= $8::int THEN (
+            SELECT CASE WHEN p.ctx = ''::bytea THEN CASE WHEN d.at <= 4 * $8::int THEN (
                 SELECT id FROM vocab WHERE ns = $1 AND count = d.count
                 ORDER BY id OFFSET d.at LIMIT 1
             ) END WHEN d.n <= $8::int THEN (
