@@ -52,6 +52,7 @@ __all__ = [
     "Special",
     "Stage",
     "classes_from_counts",
+    "count_classes",
     "draw",
     "draw_at",
     "entropy_bits",
@@ -180,7 +181,26 @@ def classes_from_counts(counts: Iterable[int]) -> tuple[CountClass, ...]:
     for c in counts:
         if c > 0:
             histogram[c] = histogram.get(c, 0) + 1
-    return tuple(CountClass(c, n) for c, n in sorted(histogram.items(), reverse=True))
+    return count_classes(histogram.items())
+
+
+def count_classes(pairs: Iterable[tuple[int, int]]) -> tuple[CountClass, ...]:
+    """(count, size) pairs (distinct counts) as classes, most frequent first.
+
+    Equal classes and equal lists come back as shared objects: a store's read cache
+    holds thousands of contexts but only hundreds of shapes among them (``((1, 1),)`` above
+    all), and every full pass of the garbage collector walks each object it holds."""
+    return _shape(tuple(sorted(pairs, key=lambda p: -p[0])))
+
+
+@lru_cache(maxsize=1 << 14)
+def _shape(shape: tuple[tuple[int, int], ...]) -> tuple[CountClass, ...]:
+    return tuple(_count_class(c, n) for c, n in shape)
+
+
+@lru_cache(maxsize=1 << 16)
+def _count_class(count: int, size: int) -> CountClass:
+    return CountClass(count, size)
 
 
 #: The cut-off stages after the softmax, in the order they apply.

@@ -17,13 +17,13 @@ process wrote) is read afresh. A changed model is thus never answered from memor
 from __future__ import annotations
 
 import difflib
+import marshal
 import threading
 from abc import ABC, abstractmethod
 from array import array
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
 from cachetools import LRUCache
@@ -44,7 +44,7 @@ from bot.core.model import (
     pack,
     unpack,
 )
-from bot.core.sampling import CountClass
+from bot.core.sampling import count_classes
 from bot.store.base import Namespace
 from bot.store.kernels import Grams, anchor
 
@@ -216,13 +216,16 @@ def _classes_of(nexts: Any, counts: Any) -> dict[int, array[int]]:
     return classes
 
 
-@dataclass(frozen=True, slots=True)
-class _Context:
-    """What :class:`StoredModel` keeps in :attr:`Found.handle`."""
+#: What :class:`StoredModel` keeps in :attr:`Found.handle`: the context's key
+#: (classes.ctx / transitions.ctx), its (next, count) pairs by next if few, and how often
+#: <end> followed (the end marker is the first id, so always read). A plain tuple of
+#: numbers, which the garbage collector stops tracking: a read cache holds thousands.
+_Context = tuple[bytes, tuple[tuple[int, int], ...] | None, int]
 
-    key: bytes  # classes.ctx / transitions.ctx
-    candidates: tuple[tuple[int, int], ...] | None  # (next, count) by next, if few
-    end: int = 0  # how often <end> followed: the end marker is the first id, so always read
+
+def _context(found: Found) -> _Context:
+    assert isinstance(found.handle, tuple)
+    return found.handle
 
 
 Rows = list[Sequence[Any]]
@@ -236,12 +239,12 @@ def _found(rows: Rows) -> Found | None:
     kept = [r for r in rows if r[1] is not None]
     if not kept:
         return None
-    classes = sorted((CountClass(int(r[2]), int(r[3])) for r in kept), key=lambda c: -c.count)
+    classes = count_classes((int(r[2]), int(r[3])) for r in kept)
     key = bytes(kept[0][1])
     candidates = [(int(r[2]), int(r[3])) for r in rows if r[1] is None]
     few = tuple(candidates) if sum(c.size for c in classes) <= SMALL else None
     end = next((c for t, c in candidates[:1] if t == EOS), 0)
-    return Found(_Context(key, few, end), tuple(unpack(key)), tuple(classes))
+    return Found((key, few, end), tuple(unpack(key)), classes)
 
 
 def _by_node(rows: Rows) -> dict[int, Rows]:
@@ -386,12 +389,31 @@ class StoredModel(ABC):
         self._version = None
         return LookupError("candidate vanished while sampling")
 
+    def _remembered_found(self, *key: Any) -> Found | object | None:
+        kept: object = self._remembered(*key)
+        if not isinstance(kept, bytes):
+            return kept  # (None or _MISSING)
+        handle, context, pairs = marshal.loads(kept)
+        found: Found = Found(handle, context, count_classes(pairs))
+        return found
+
+    def _remember_found(self, found: Found | None, *key: Any) -> None:
+        """Remember ``found`` as bytes, which the collector never walks. As objects (a
+        Found, its context and classes, and the store's tuples in it), the 6,300 a cold
+        pass's cache holds were most of what its full passes walked: those stay tracked
+        until one, as the collector untracks nested tuples one level per pass."""
+        if found is None:
+            self._remember(None, *key)
+            return
+        pairs = tuple((c.count, c.size) for c in found.classes)
+        self._remember(marshal.dumps((_context(found), found.context, pairs)), *key)
+
     async def lookup(self, context: Sequence[int]) -> Found | None:
         context = tuple(context[-self.ns.order :])
-        found = self._remembered("lookup", context)
+        found = self._remembered_found("lookup", context)
         if found is _MISSING:
             found = await self._read_lookup(context)
-            self._remember(found, "lookup", context)
+            self._remember_found(found, "lookup", context)
         assert found is None or isinstance(found, Found)
         return found
 
@@ -423,11 +445,11 @@ class StoredModel(ABC):
         found: dict[int, Found] = {}
         for node, rows in by_node.items():
             if (linked := _found(rows)) is not None:
-                self._remember(linked, "lookup", linked.context)
+                self._remember_found(linked, "lookup", linked.context)
                 found[node] = linked
         for _, asked, node, *_ in backing_off:
             if (shorter := found.get(int(node))) is not None:
-                self._remember(shorter, "lookup", tuple(unpack(bytes(asked))))
+                self._remember_found(shorter, "lookup", tuple(unpack(bytes(asked))))
 
     async def _draw(
         self, key: bytes, count: int, skip: list[int], offset: int, whole: bool, start: int = 0
@@ -440,8 +462,7 @@ class StoredModel(ABC):
         """The ``offset``-th member not in ``skip`` of a class too large to read whole,
         read from the nearest mark before it: an index read of at most ``MARK`` members
         and those held apart, where an offset into 100,000 words reads that many."""
-        assert isinstance(found.handle, _Context)
-        key = found.handle.key
+        key = _context(found)[0]
         marks = self._remembered("marks", key, count)
         if marks is _MISSING:
             marks = array("q", await self._marks(key, count, MARK))
@@ -462,11 +483,10 @@ class StoredModel(ABC):
     async def candidate_at(
         self, found: Found, count: int, offset: int, excluding: Sequence[int] = ()
     ) -> int:
-        context = found.handle
-        assert isinstance(context, _Context)
+        few = _context(found)[1]
         skip = sorted(set(excluding))
-        if context.candidates is not None:
-            members: Any = tuple(t for t, c in context.candidates if c == count)
+        if few is not None:
+            members: Any = tuple(t for t, c in few if c == count)
         else:
             members = await self._class_or_token(found, count, skip, offset)
             if isinstance(members, int):
@@ -488,9 +508,7 @@ class StoredModel(ABC):
         later, and each class read scans the context), else the class. Either is read one
         member per draw until those reads have cost what reading it whole does (rent or
         buy): a small one at once, a larger one once it is drawn from often."""
-        context = found.handle
-        assert isinstance(context, _Context)
-        key = context.key
+        key = _context(found)[0]
         size = next((c.size for c in found.classes if c.count == count), 0)
         if key and found.candidates <= CLASS_READ:
             unit: tuple[Any, ...] = ("context", key)
@@ -527,12 +545,11 @@ class StoredModel(ABC):
         return members
 
     async def top_candidates(self, found: Found, limit: int | None) -> list[tuple[int, int]]:
-        context = found.handle
-        assert isinstance(context, _Context)
-        if not context.key:
+        key, few, _ = _context(found)
+        if not key:
             return [(int(n), int(c)) for n, c in await self._top(b"", 1, limit)]
-        if context.candidates is not None:
-            ranked = sorted(context.candidates, key=lambda tc: (-tc[1], tc[0]))
+        if few is not None:
+            ranked = sorted(few, key=lambda tc: (-tc[1], tc[0]))
             return ranked if limit is None else ranked[:limit]
         # Only the classes that hold the first ``limit`` candidates need sorting.
         least, seen = 0, 0
@@ -540,17 +557,15 @@ class StoredModel(ABC):
             least, seen = cls.count, seen + cls.size
             if limit is not None and seen >= limit:
                 break
-        return [(int(n), int(c)) for n, c in await self._top(context.key, least, limit)]
+        return [(int(n), int(c)) for n, c in await self._top(key, least, limit)]
 
     async def unigram(self) -> Found | None:
-        found = self._remembered("unigram")
+        found = self._remembered_found("unigram")
         if found is _MISSING:
             rows = await self._unigram_rows()
-            classes = tuple(
-                sorted((CountClass(int(c), int(n)) for c, n in rows), key=lambda c: -c.count)
-            )
-            found = Found(_Context(b"", None), (), classes) if classes else None
-            self._remember(found, "unigram")
+            classes = count_classes((int(c), int(n)) for c, n in rows)
+            found = Found((b"", None, 0), (), classes) if classes else None
+            self._remember_found(found, "unigram")
         assert found is None or isinstance(found, Found)
         return found
 
@@ -558,23 +573,22 @@ class StoredModel(ABC):
         return (await self.counts_of(found, [token])).get(token, 0)
 
     async def counts_of(self, found: Found, tokens: Sequence[int]) -> dict[int, int]:
-        context = found.handle
-        assert isinstance(context, _Context)
-        wanted = sorted(set(tokens) - ({EOS} if not context.key else set()))
+        key, few, end = _context(found)
+        wanted = sorted(set(tokens) - ({EOS} if not key else set()))
         if not wanted:
             return {}  # (order 0 holds words only, never the end marker)
-        if context.candidates is not None and context.key:
-            return {t: c for t, c in context.candidates if t in wanted and c > 0}
-        ended = {EOS: context.end} if EOS in wanted and context.end else {}
+        if few is not None and key:
+            return {t: c for t, c in few if t in wanted and c > 0}
+        ended = {EOS: end} if EOS in wanted and end else {}
         wanted = [t for t in wanted if t != EOS]
         if not wanted:
             return ended  # <end> alone (min_words masks it): known from the lookup
-        key = ("counts", context.key, tuple(wanted))
-        counts = self._remembered(*key)
+        asked = ("counts", key, tuple(wanted))
+        counts = self._remembered(*asked)
         if counts is _MISSING:
-            rows = await self._counts(context.key, wanted)
+            rows = await self._counts(key, wanted)
             counts = {int(t): int(c) for t, c in rows if int(c) > 0}
-            self._remember(counts, *key)
+            self._remember(counts, *asked)
         assert isinstance(counts, dict)
         return {**counts, **ended}
 
