@@ -940,12 +940,16 @@ class StoreModel(StoredModel):
         return [int(r[0]) for r in await self._rows(sql, *args, start, *skip, *page)]
 
     async def _marks(self, key: bytes, count: int, every: int) -> list[int]:
+        # The members as one JSON array, sorted and sampled by numpy: a quarter of the time
+        # of numbering them in SQL (a window function: 16 ms for the 23,600 words seen once
+        # of the bench's model, which the first request drawing from them paid).
         table, column, where, args = self._where(key, count)
-        sql = (
-            f"SELECT m FROM (SELECT {column} AS m, row_number() OVER (ORDER BY {column}) - 1 "
-            f"AS r FROM {table} WHERE {where}) WHERE r % ? = 0 ORDER BY m"
+        (members,), *_ = await self._rows(
+            f"SELECT json_group_array({column}) FROM {table} WHERE {where}", *args
         )
-        return [int(r[0]) for r in await self._rows(sql, *args, every)]
+        ordered = _ints(members)
+        ordered.sort()
+        return [int(m) for m in ordered[::every]]
 
     def _where(self, key: bytes, count: int) -> tuple[str, str, str, tuple[Any, ...]]:
         table, column, columns, args = self._class_of(key, count)
