@@ -52,6 +52,7 @@ __all__ = [
     "Special",
     "Stage",
     "classes_from_counts",
+    "classes_of_shape",
     "count_classes",
     "draw",
     "draw_at",
@@ -190,11 +191,12 @@ def count_classes(pairs: Iterable[tuple[int, int]]) -> tuple[CountClass, ...]:
     Equal classes and equal lists come back as shared objects: a store's read cache
     holds thousands of contexts but only hundreds of shapes among them (``((1, 1),)`` above
     all), and every full pass of the garbage collector walks each object it holds."""
-    return _shape(tuple(sorted(pairs, key=lambda p: -p[0])))
+    return classes_of_shape(tuple(sorted(pairs, key=lambda p: -p[0])))
 
 
 @lru_cache(maxsize=1 << 14)
-def _shape(shape: tuple[tuple[int, int], ...]) -> tuple[CountClass, ...]:
+def classes_of_shape(shape: tuple[tuple[int, int], ...]) -> tuple[CountClass, ...]:
+    """:func:`count_classes` of pairs already in order (as a store keeps them)."""
     return tuple(_count_class(c, n) for c, n in shape)
 
 

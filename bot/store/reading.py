@@ -44,7 +44,7 @@ from bot.core.model import (
     pack,
     unpack,
 )
-from bot.core.sampling import count_classes
+from bot.core.sampling import classes_of_shape, count_classes
 from bot.store.base import Namespace
 from bot.store.kernels import Grams, anchor
 
@@ -394,7 +394,7 @@ class StoredModel(ABC):
         if not isinstance(kept, bytes):
             return kept  # (None or _MISSING)
         handle, context, pairs = marshal.loads(kept)
-        found: Found = Found(handle, context, count_classes(pairs))
+        found: Found = Found(handle, context, classes_of_shape(pairs))
         return found
 
     def _remember_found(self, found: Found | None, *key: Any) -> None:

@@ -25,6 +25,8 @@ from bot.core.sampling import (
     InvalidOption,
     ScaledClass,
     classes_from_counts,
+    classes_of_shape,
+    count_classes,
     draw,
     entropy_bits,
     greedy,
@@ -100,6 +102,22 @@ def test_classes_from_counts_is_a_histogram_most_frequent_first(counts: list[int
 
 def test_classes_from_counts_ignores_zero_and_negative_counts() -> None:
     assert classes_from_counts([3, 0, 1, -2, 3]) == (CountClass(3, 2), CountClass(1, 1))
+
+
+@given(counts_st)
+@PROPS
+def test_equal_class_lists_are_one_shared_object_whatever_the_order_given(
+    counts: list[int],
+) -> None:
+    """A read cache holds thousands of contexts of a few hundred shapes: each shape is one
+    object, so the collector has one to walk, and so is each distinct class."""
+    pairs = list(Counter(counts).items())
+    classes = count_classes(pairs)
+    assert classes == classes_from_counts(counts)
+    assert count_classes(reversed(pairs)) is classes
+    assert classes_of_shape(tuple((c.count, c.size) for c in classes)) is classes
+    for c in classes:
+        assert count_classes([(c.count, c.size)])[0] is c
 
 
 def test_scale_of_nothing_is_nothing() -> None:
