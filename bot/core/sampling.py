@@ -168,12 +168,8 @@ def without(classes: Sequence[CountClass], *counts: int) -> tuple[CountClass, ..
     taken: dict[int, int] = {}
     for count in counts:
         taken[count] = taken.get(count, 0) + 1
-    out = []
-    for c in classes:
-        size = c.size - taken.get(c.count, 0)
-        if size > 0:
-            out.append(CountClass(c.count, size))
-    return tuple(out)
+    kept = ((c.count, c.size - taken.get(c.count, 0)) for c in classes)
+    return classes_of_shape(tuple((count, size) for count, size in kept if size > 0))
 
 
 def classes_from_counts(counts: Iterable[int]) -> tuple[CountClass, ...]:

@@ -218,8 +218,8 @@ def _classes_of(nexts: Any, counts: Any) -> dict[int, array[int]]:
 
 #: What :class:`StoredModel` keeps in :attr:`Found.handle`: the context's key
 #: (classes.ctx / transitions.ctx), its (next, count) pairs by next if few, and how often
-#: <end> followed (the end marker is the first id, so always read). A plain tuple of
-#: numbers, which the garbage collector stops tracking: a read cache holds thousands.
+#: <end> followed (the end marker is the first id, so always read). Plain tuples of
+#: numbers and bytes, so that the read cache can keep a lookup as bytes (marshal).
 _Context = tuple[bytes, tuple[tuple[int, int], ...] | None, int]
 
 
