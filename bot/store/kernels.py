@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ __all__ = [
     "decode_bodies",
     "grams",
     "memory_model",
+    "word_class_moves",
 ]
 
 
@@ -67,6 +69,18 @@ def class_moves(group: Any, old: Any, new: Any) -> tuple[Any, Any]:
     sizes = np.add.reduceat(step, starts, dtype=np.int64)
     changed = sizes != 0
     return key[starts][changed], sizes[changed]
+
+
+def word_class_moves(moves: Iterable[tuple[int, int]]) -> dict[int, int]:
+    """How the word-frequency classes (order 0, kept under the empty context) change when
+    words' counts go from old to new: change in size per count, for the counts that change.
+    A count of 0 is no class (a reserved or forgotten word)."""
+    sizes: Counter[int] = Counter()
+    for old, new in moves:
+        if old != new:
+            sizes[old] -= 1
+            sizes[new] += 1
+    return {c: n for c, n in sorted(sizes.items()) if c > 0 and n}
 
 
 def anchor_rows(bodies: dict[int, bytes]) -> list[int]:

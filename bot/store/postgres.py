@@ -72,6 +72,7 @@ from bot.store.kernels import (
     grams,
     memory_model,
     triage,
+    word_class_moves,
 )
 from bot.store.pg_schema import MIGRATIONS, SCHEMA_VERSION
 from bot.store.reading import (
@@ -975,23 +976,18 @@ async def _move_word_classes(
     conn: asyncpg.Connection, ns: Namespace, moves: Iterable[tuple[int, int]]
 ) -> None:
     """Keep the word-frequency classes (context b"") as words' counts move (old, new)."""
-    sizes: Counter[int] = Counter()
-    for old, new in moves:
-        if old != new:
-            sizes[old] -= old > 0
-            sizes[new] += new > 0
-    counts = [c for c, n in sizes.items() if c > 0 and n]
-    if not counts:
+    sizes = word_class_moves(moves)
+    if not sizes:
         return
     await conn.execute(
         "INSERT INTO classes (ns, ctx, count, size) SELECT $1, ''::bytea, b.count, b.size "
         "FROM unnest($2::bigint[], $3::bigint[]) AS b(count, size) "
         "ON CONFLICT (ns, ctx, count) DO UPDATE SET size = classes.size + excluded.size",
         ns.id,
-        counts,
-        [sizes[c] for c in counts],
+        list(sizes),
+        list(sizes.values()),
     )
-    if shrunk := [c for c in counts if sizes[c] < 0]:
+    if shrunk := [c for c, n in sizes.items() if n < 0]:
         await conn.execute(
             "DELETE FROM classes WHERE ns = $1 AND ctx = ''::bytea AND count = ANY($2::bigint[]) "
             "AND size <= 0",

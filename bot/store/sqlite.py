@@ -79,6 +79,7 @@ from bot.store.kernels import (
     grams,
     memory_model,
     triage,
+    word_class_moves,
 )
 from bot.store.reading import (
     NEW_VERSION,
@@ -473,10 +474,12 @@ class SQLiteStore(Store):
                 "INSERT INTO vocab (ns, token, folded, count) VALUES "
                 + ",".join([f"({int(ns.id)}, ?, ?, ?)"] * len(part))
                 + " ON CONFLICT (ns, token) DO UPDATE SET count = count + excluded.count "
-                "RETURNING token, id"
+                "RETURNING token, id, count"
             )
             values = [x for t, n in part for x in (t, t.casefold(), n)]
-            ids.update(conn.execute(sql, values))
+            rows = conn.execute(sql, values).fetchall()
+            ids.update((t, i) for t, i, _ in rows)
+            _move_word_classes(conn, ns, ((c - words[t], c) for t, _, c in rows))
         return ids
 
     def _apply(
@@ -555,6 +558,12 @@ class SQLiteStore(Store):
                 )
         if sign < 0:
             words = Counter(chain.from_iterable(map(unpack, bodies)))
+            had = conn.execute(
+                "SELECT id, count FROM vocab WHERE +ns = ? AND id IN "
+                "(SELECT value FROM json_each(?))",
+                (ns.id, json.dumps(list(words))),
+            ).fetchall()
+            _move_word_classes(conn, ns, ((c, c - words[i]) for i, c in had))
             conn.executemany(
                 "UPDATE vocab SET count = count - ? WHERE id = ?",
                 [(n, t) for t, n in words.items()],
@@ -714,7 +723,7 @@ class SQLiteStore(Store):
             db, "SELECT COUNT(*) FROM vocab WHERE ns = ? AND count > 0", ns.id
         )
         contexts = await _scalar(
-            db, "SELECT COUNT(*) FROM (SELECT DISTINCT ctx FROM classes WHERE ns = ?)", ns.id
+            db, "SELECT COUNT(DISTINCT ctx) FROM classes WHERE ns = ? AND ctx <> X''", ns.id
         )
         authors = await _scalar(
             db, "SELECT COUNT(DISTINCT author) FROM messages WHERE ns = ?", ns.id
@@ -794,7 +803,8 @@ class SQLiteStore(Store):
     async def _class_mismatches(self, ns: Namespace) -> list[tuple[bytes, int, int, int]]:
         sql = (
             "WITH h AS MATERIALIZED (SELECT ctx, count, COUNT(*) AS n FROM transitions "
-            "WHERE ns = ?1 GROUP BY ctx, count) "
+            "WHERE ns = ?1 GROUP BY ctx, count UNION ALL SELECT X'', count, COUNT(*) "
+            "FROM vocab WHERE ns = ?1 AND count > 0 GROUP BY count) "
             "SELECT h.ctx, h.count, h.n, c.size FROM h LEFT JOIN classes c "
             "ON c.ns = ?1 AND c.ctx = h.ctx AND c.count = h.count WHERE c.size IS NOT h.n "
             "UNION ALL SELECT c.ctx, c.count, 0, c.size FROM classes c WHERE c.ns = ?1 "
@@ -978,7 +988,7 @@ class StoreModel(StoredModel):
         return await self._rows(sql, self.ns.id, key, least, limit_arg)
 
     async def _unigram_rows(self) -> list[Any]:
-        sql = "SELECT count, COUNT(*) FROM vocab WHERE ns = ? AND count > 0 GROUP BY count"
+        sql = "SELECT count, size FROM classes WHERE ns = ? AND ctx = X''"
         return await self._rows(sql, self.ns.id)
 
     async def _counts(self, key: bytes, tokens: list[int]) -> list[Any]:
@@ -1035,6 +1045,19 @@ class StoreModel(StoredModel):
             tails,
         )
         return await self._rows(" UNION ALL ".join(sql), *args)
+
+
+def _move_word_classes(
+    conn: sqlite3.Connection, ns: Namespace, moves: Iterable[tuple[int, int]]
+) -> None:
+    """Keep the word-frequency classes (context b"") as words' counts move (old, new); a
+    class left empty is deleted by the trigger classes_empty."""
+    sizes = word_class_moves(moves)
+    conn.executemany(
+        "INSERT INTO classes (ns, ctx, count, size) VALUES (?, X'', ?, ?) "
+        "ON CONFLICT (ns, ctx, count) DO UPDATE SET size = size + excluded.size",
+        [(ns.id, c, n) for c, n in sizes.items()],
+    )
 
 
 def _request(

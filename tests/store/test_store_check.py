@@ -64,3 +64,42 @@ async def test_check_reports_a_wrong_class_and_a_wrong_count(tmp_path: Path) -> 
         assert any("count class says 0" in p for p in problems)  # the histogram moved too
     finally:
         await store.close()
+
+
+async def test_word_frequency_classes_are_built_by_the_upgrade_and_kept_by_writes(
+    tmp_path: Path,
+) -> None:
+    """Schema 7 keeps order 0's classes under the empty context: a file of schema 6 gets
+    them on open, and learning and forgetting keep them the vocabulary's histogram."""
+    path = tmp_path / "v6.db"
+    lines = [["the", "cat", "sat"], ["the", "dog", "sat", "down"], ["a", "cat"]]
+    store = await Store.open(path)
+    try:
+        ns = await store.namespace("words")
+        await store.learn(ns, [Incoming(i, words) for i, words in enumerate(lines, 1)])
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM classes WHERE ctx = X''")
+        db.execute("PRAGMA user_version = 6")
+    db.close()
+
+    def histogram() -> dict[int, int]:
+        with sqlite3.connect(path) as db:
+            rows = db.execute("SELECT count, size FROM classes WHERE ctx = X''").fetchall()
+        db.close()
+        return dict(rows)
+
+    store = await Store.open(path)
+    try:
+        assert await store.check(ns) == []
+        assert histogram() == {2: 3, 1: 3}  # the, cat, sat twice; dog, down, a once
+        await store.learn(ns, [Incoming(9, ["the", "end"])])
+        assert histogram() == {3: 1, 2: 2, 1: 4}
+        await store.forget(ns, [2, 9])  # "the dog sat down", "the end"
+        assert histogram() == {2: 1, 1: 3}  # cat twice; the, sat, a once; the rest gone
+        assert await store.check(ns) == []
+        await store.forget(ns, [1, 3])
+        assert histogram() == {}
+    finally:
+        await store.close()
