@@ -228,9 +228,10 @@ async def _generate(
 
     best: tuple[tuple[float, ...], list[int], list[Pick], bool, Copy] | None = None
     attempts = 0
+    kept: list[Pick] = []
     while attempts < MAX_ATTEMPTS:
         attempts += 1
-        tokens, picks, ended = await _walk(model, prefix, opts, rng, adjust)
+        tokens, picks, ended = await _walk(model, prefix, opts, rng, adjust, kept)
         copy = NO_COPY
         if opts.originality and tokens:
             copy = await _copy_of(model, tokens)
@@ -239,6 +240,7 @@ async def _generate(
             best = (score, tokens, picks, ended, copy)
         if not score or opts.temperature == 0.0:
             break  # original, or greedy decoding, which would produce the same copy again
+        kept = [] if kept else picks[: _redraw_from(picks, copy, len(prefix))]
     assert best is not None
     _, tokens, picks, ended, copy = best
     g = await _spell_generation(model, tokens, picks, ended, copy, attempts, seed, opts)
@@ -262,8 +264,23 @@ async def _copy_of(model: ModelReader, tokens: list[int]) -> Copy:
             and found.order == len(context)
             and await model.count_of(found, last) > 0
         ):
-            return Copy(need, False)
+            return Copy(need, False, i)
     return copy
+
+
+def _redraw_from(picks: Sequence[Pick], copy: Copy, typed: int) -> int:
+    """How many steps of a copying chain the next attempt keeps: those before the last
+    real choice at or before the copied run's start. A run often starts after a word
+    that left one way to go (a rare name and the phrase it came in), so redrawing only
+    from its first word would copy it again. A whole message is drawn again from the
+    start, and so is a chain whose redrawn part copied again (``kept`` above): the
+    cheap way out first, the sure one next."""
+    if copy.whole:
+        return 0
+    k = max(0, copy.at - typed)
+    while k > 0 and picks[k].prob >= 1.0:
+        k -= 1
+    return k
 
 
 def _copiedness(copy: Copy, words: int) -> tuple[float, ...]:
@@ -438,14 +455,16 @@ async def _walk(
     opts: Options,
     rng: random.Random,
     adjust: Adjuster = NO_ADJUSTER,
+    kept: Sequence[Pick] = (),
 ) -> tuple[list[int], list[Pick], bool]:
-    """One chain: the tokens (start words included) and, per step, what was chosen."""
-    context = list(prefix) if prefix else [BOS]
-    tokens = list(prefix)
+    """One chain: the tokens (start words included) and, per step, what was chosen. It
+    goes on from the ``kept`` steps of an earlier chain (none of them <end>)."""
+    tokens = [*prefix, *(p.token for p in kept)]
+    context = [*(prefix or [BOS]), *tokens[len(prefix) :]]
     used = Counter(tokens)  # the output so far, start words included, for the penalties
-    picks: list[Pick] = []
+    picks = list(kept)
     try:
-        for step in range(opts.length):
+        for step in range(len(picks), opts.length):
             mask_end = len(picks) < opts.min_words  # words generated, as ``length`` counts
             # The knobs are not foreseen: where they change a draw, the reader guessed wrong.
             masked = max(0, opts.min_words - len(picks))

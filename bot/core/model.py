@@ -74,6 +74,7 @@ class Copy:
 
     run: int  # longest run found in one message (0: none as long as the threshold asked)
     whole: bool  # the output is, word for word, one whole learned message
+    at: int = 0  # where in the output that run starts (0 for a whole message)
 
     def is_copy(self, words: int) -> bool:
         """Whether an output of ``words`` words with this overlap counts as a copy."""
@@ -251,16 +252,30 @@ def longest_copy_in(tokens: Sequence[int], bodies: Iterable[bytes], at_least: in
     only a body that holds a window gets the exact length. Duplicates (the same message
     posted many times) are tested once.
     """
-    if at_least < 1 or len(tokens) < at_least:
-        return 0
-    text = pack(tokens)
+    return _longest_run(pack(tokens), bodies, at_least)[0]
+
+
+def _longest_run(text: bytes, bodies: Iterable[bytes], at_least: int) -> tuple[int, int]:
+    """:func:`longest_copy_in` of a packed text, and where in the text the first run that
+    long starts (whichever bodies a reader found: the same answer from every reader)."""
     width = 4 * at_least
+    if at_least < 1 or len(text) < width:
+        return 0, 0
     windows = {text[i : i + width] for i in range(0, len(text) - width + 1, 4)}
-    best = 0
+    best, sources = 0, []
     for body in set(bodies):
         if any(body[i : i + width] in windows for i in range(0, len(body) - width + 1, 4)):
-            best = max(best, _longest_packed(text, body, at_least))
-    return best
+            run = _longest_packed(text, body, at_least)
+            if run > best:
+                best, sources = run, [body]
+            elif run == best:
+                sources.append(body)
+    if not best:
+        return 0, 0
+    width = 4 * best
+    held = {b[i : i + width] for b in sources for i in range(0, len(b) - width + 1, 4)}
+    starts = (i // 4 for i in range(0, len(text) - width + 1, 4) if text[i : i + width] in held)
+    return best, next(starts)
 
 
 def anchor_windows(body: bytes) -> list[bytes]:
@@ -321,9 +336,11 @@ def copy_in(tokens: Sequence[int], bodies: Iterable[bytes], at_least: int) -> Co
     distinct = set(bodies)
     if not tokens:
         return NO_COPY
-    if pack(tokens) in distinct:
+    text = pack(tokens)
+    if text in distinct:
         return Copy(len(tokens), True)
-    return Copy(longest_copy_in(tokens, distinct, at_least), False)
+    run, at = _longest_run(text, distinct, at_least)
+    return Copy(run, False, at)
 
 
 def _longest_packed(pa: bytes, pb: bytes, at_least: int) -> int:

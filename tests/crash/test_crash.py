@@ -188,14 +188,16 @@ async def assert_consistent(db: Path) -> None:
         histogram = {
             (ns, bytes(ctx), count): n
             for ns, ctx, count, n in con.execute(
-                "SELECT ns, ctx, count, COUNT(*) FROM transitions GROUP BY ns, ctx, count"
+                "SELECT ns, ctx, count, COUNT(*) FROM transitions GROUP BY ns, ctx, count "
+                "UNION ALL SELECT ns, X'', count, COUNT(*) FROM vocab WHERE count > 0 "
+                "GROUP BY ns, count"  # the word frequencies' classes, under the empty context
             )
         }
         classes = {
             (ns, bytes(ctx), count): size
             for ns, ctx, count, size in con.execute("SELECT ns, ctx, count, size FROM classes")
         }
-        assert classes == histogram, "classes differ from the histogram of transitions"
+        assert classes == histogram, "classes differ from the histogram of counts"
         assert con.execute("SELECT COUNT(*) FROM transitions WHERE count <= 0").fetchone() == (0,)
         words: Counter[tuple[int, int]] = Counter()
         for ns, blob in con.execute("SELECT ns, tokens FROM messages"):

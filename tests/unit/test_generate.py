@@ -38,12 +38,14 @@ from bot.core.model import (
     MemoryModel,
     ModelReader,
     UnknownStart,
+    copy_in,
     copy_threshold,
     longest_copy_in,
     pack,
 )
 from bot.core.sampling import MAX_LENGTH, InvalidOption
 from bot.core.tokenize import tokenize
+from bot.corpora import CORPORA, read_lines
 from bot.store import Incoming, Namespace, Store
 from tests.postgres import fresh_address
 
@@ -725,3 +727,84 @@ def test_longest_copy_matches_the_textbook_table(
     for m in messages:
         run = brute_longest_run(text, m)
         assert longest_copy_in(text, [pack(m)], at_least) == (run if run >= at_least else 0)
+
+
+# ---------------------------------------------------------------------------- redrawing a copy
+
+
+def test_a_copy_says_where_its_first_longest_run_starts() -> None:
+    text = [9, 1, 2, 3, 4, 8, 5, 6, 7, 4, 1]
+    bodies = [pack([5, 6, 7, 4, 0]), pack([0, 1, 2, 3, 4]), pack([2, 3, 4, 8])]
+    # Runs of 4: 1 2 3 4 (at 1, in the second body), 2 3 4 8 (at 2), 5 6 7 4 (at 6).
+    assert copy_in(text, bodies, 3) == Copy(4, False, 1)
+    assert copy_in(text, list(reversed(bodies)), 3) == Copy(4, False, 1)  # whatever order
+    assert copy_in(text, [pack([5, 6, 7, 4])], 3) == Copy(4, False, 6)
+    assert copy_in(text, [pack(text)], 3) == Copy(len(text), True, 0)
+    assert copy_in(text, [pack([1, 2])], 3) == Copy(0, False, 0)
+
+
+class WatchedModel(MemoryModel):
+    """A model that keeps every output it is asked to check, and the answer."""
+
+    def __init__(self, order: int) -> None:
+        super().__init__(order)
+        self.checked: list[tuple[list[int], Copy]] = []
+
+    async def copy_of(self, tokens: Sequence[int], at_least: int) -> Copy:
+        copy = await super().copy_of(tokens, at_least)
+        self.checked.append((list(tokens), copy))
+        return copy
+
+
+def shared_start(a: Sequence[int], b: Sequence[int]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), len(a))
+
+
+async def test_a_redraw_keeps_the_words_before_the_copied_runs_last_choice() -> None:
+    """Order 1. A chain is "a", then "b" or "r" (a choice), "r" is always followed by "c"
+    and "c" by LONG: 21 words of one message from index 2. The next attempt keeps "a", the
+    words before the last choice, and draws "b" or "r" again: the step to "c" was forced,
+    so drawing from there would only copy again. An attempt after a redraw starts afresh."""
+    model = WatchedModel(1)
+    model.learn_all([["a", "b", "x"], ["a", "r", "c", "d"], ["c", *LONG]])
+    a, b, r, c = await model.resolve(["a", "b", "r", "c"])
+    copying = [a, r, c, *await model.resolve(LONG[:2])]
+    redrawn: set[int] = set()
+    for seed in range(40):
+        model.checked.clear()
+        g = await generate(model, None, Options(seed=seed, length=40))
+        assert len(model.checked) == g.attempts
+        fresh = True
+        for (before, copy), (after, _) in zip(model.checked, model.checked[1:], strict=False):
+            redraw = fresh and not copy.whole and copy.at > 0
+            if redraw and before[:5] == copying:
+                assert copy == Copy(21, False, 2)
+                assert after[0] == a and after[1] in (b, r)
+                redrawn.add(after[1])
+            fresh = not redraw
+    assert redrawn == {b, r}, "the choice before the copy was not drawn again"
+
+
+async def test_redrawing_copies_on_chat_keeps_their_start_and_passes_the_check() -> None:
+    """On real chat (order 2, 30 words): an attempt after a first copying one keeps the
+    words before the copied run, down to its last choice, and every output passes the
+    originality check unless MAX_ATTEMPTS attempts all copied."""
+    lines = [tokenize(t) for _, t in read_lines(CORPORA["ubuntu-irc"].path)]
+    model = WatchedModel(2)
+    model.learn_all(lines)
+    redraws = kept = 0
+    for seed in range(80):
+        model.checked.clear()
+        g = await generate(model, None, Options(seed=seed, length=30, min_words=30))
+        assert len(model.checked) == g.attempts
+        final = model.checked[-1][1]
+        assert not final.is_copy(len(g.tokens)) or g.attempts == MAX_ATTEMPTS
+        fresh = True
+        for (before, copy), (after, _) in zip(model.checked, model.checked[1:], strict=False):
+            redraw = fresh and not copy.whole and copy.at > 0
+            if redraw:
+                redraws += 1
+                kept += 0 < shared_start(before, after) <= copy.at
+            fresh = not redraw
+    assert redraws > 3, "too few copies in 80 seeds to see a redraw"
+    assert kept > redraws / 2  # most copies start after a choice, from which they are redrawn
