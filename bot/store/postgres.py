@@ -568,13 +568,18 @@ class PostgresStore(Store):
         import numpy as np
 
         version = await conn.fetchval(_dollars(NEW_VERSION), ns.id)  # remembered reads: stale
+        # A model with nothing yet (a corpus built, a store migrated, a first import) has
+        # no stored context to look for.
+        empty = sign > 0 and not await conn.fetchval(_ANY_TRANSITION, ns.id)
         batch = grams(bodies, ns.order, sign)
         for g in batch:
             width, size = 4 * g.k, len(g.next)
             # Forgetting touches stored contexts only; learning reads the old counts of the
             # stored ones (a context new to the model has none: most, in a fresh import).
             stored = np.ones(len(g.contexts), dtype=bool)
-            if sign > 0:
+            if empty:
+                stored[:] = False
+            elif sign > 0:
                 stored = await self._stored_contexts(conn, ns, g)
             known = np.flatnonzero(stored[g.group])
             old = np.zeros(size, dtype=np.int64)
@@ -970,6 +975,9 @@ class PostgresStore(Store):
     async def _nonpositive(self, ns: Namespace) -> int:
         sql = "SELECT COUNT(*) FROM transitions WHERE ns = $1 AND count <= 0"
         return int(await self._val(sql, ns.id))
+
+
+_ANY_TRANSITION = "SELECT EXISTS (SELECT 1 FROM transitions WHERE ns = $1)"
 
 
 async def _move_word_classes(
