@@ -19,6 +19,7 @@ __all__ = ["CORPUS_PREFIX", "ImportTotals", "corpus_namespace", "import_lines"]
 
 CORPUS_PREFIX = "corpus:"
 BATCH_LINES = 20_000
+YIELD_LINES = 500
 
 
 @dataclass(slots=True)
@@ -63,6 +64,11 @@ async def import_lines(
     for number, text in lines:
         batch.append(Incoming(message_key(source, number, text), tokenize(text)))
         size += len(text.encode()) + 1
+        if len(batch) % YIELD_LINES == 0:
+            # Tokenizing a batch takes a tenth of a second or more: let the loop answer
+            # commands meanwhile, and let a write waiting on the server go on with its next
+            # statement (PostgreSQL's run on this loop).
+            await asyncio.sleep(0)
         if len(batch) >= batch_lines:
             if pending is not None:
                 await pending
