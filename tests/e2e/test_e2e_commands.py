@@ -29,9 +29,12 @@ CALLBACK_UPDATE_MESSAGE = 7
 
 
 async def taught(e2e: E2E, bot: MarkovBot, texts: list[str] = TEXTS) -> None:
-    """#general listened, alice opted in, and ``texts`` learned from her."""
+    """#general listened, alice opted in, and ``texts`` learned from her, one after the
+    other: a word's id (its first-learned rank) breaks ties between equally frequent
+    candidates, and events' handlers, like a catch-up's flush, can otherwise reorder them."""
     await e2e.enable_learning(e2e.world.user_id)
-    await e2e.wait_learned(bot, await e2e.say(e2e.world.channel_id, e2e.world.user_id, *texts))
+    for text in texts:
+        await e2e.wait_learned(bot, await e2e.say(e2e.world.channel_id, e2e.world.user_id, text))
 
 
 def embed_of(rec: InteractionRecord) -> dict:
