@@ -516,7 +516,10 @@ class PostgresStore(Store):
             return LearnResult(0, duplicates, empty, 0)
         # First-seen order: ids break ties between equally frequent candidates.
         words = Counter(chain.from_iterable(m.tokens for m in fresh.values()))
-        ids = await self._intern(conn, ns, words)
+        # What the model has yet: nothing, in a corpus built, a store migrated, a first
+        # import, and then there is nothing to look for.
+        has_words, has_transitions = await conn.fetchrow(_HELD, ns.id)
+        ids = await self._intern(conn, ns, words, has_words)
         bodies = {mid: pack(list(map(ids.__getitem__, m.tokens))) for mid, m in fresh.items()}
         ordered = sorted(fresh.items())
         # The batch's anchors and transitions are counted in a thread while the server
@@ -543,21 +546,24 @@ class PostgresStore(Store):
             flat[0::2],
             flat[1::2],
         )
-        changes.append(await self._apply(conn, ns, list(bodies.values()), +1, transitions))
+        changes.append(
+            await self._apply(conn, ns, list(bodies.values()), +1, transitions, has_transitions)
+        )
         return LearnResult(len(fresh), duplicates, empty, sum(map(len, bodies.values())) // 4)
 
     @staticmethod
     async def _intern(
-        conn: asyncpg.Connection, ns: Namespace, words: Counter[str]
+        conn: asyncpg.Connection, ns: Namespace, words: Counter[str], has_words: bool = True
     ) -> dict[str, int]:
         """Vocabulary ids of ``words``, numbering new ones in the Counter's order, with
         their counts added. Under the namespace's lock, so the words the model has are
         the ones just read: their counts move in place, and the new words are copied in
         with ids taken from the sequence in ascending order (COPY: a third of the time of
-        an INSERT whose every row probes for a conflict)."""
+        an INSERT whose every row probes for a conflict). Not ``has_words``: the model has
+        none, so none is looked for."""
         ids: dict[str, int] = {}
         moves: list[tuple[int, int]] = []
-        if await conn.fetchval(_ANY_WORD, ns.id):
+        if has_words:
             rows = await conn.fetch(
                 "SELECT token, id, count FROM vocab WHERE ns = $1 AND token = ANY($2::text[])",
                 ns.id,
@@ -593,16 +599,15 @@ class PostgresStore(Store):
         bodies: Sequence[bytes],
         sign: int,
         batch: list[Grams] | None = None,
+        has_transitions: bool = True,
     ) -> Change:
         """Add (sign=+1) or remove (sign=-1) the transition counts of packed messages, and
         move the count classes: the same steps as the SQLite backend's ``_apply``.
-        ``batch``: their :func:`grams`, if already counted."""
+        ``batch``: their :func:`grams`, if already counted; not ``has_transitions``: the
+        model has none, so no stored context is looked for."""
         import numpy as np
 
         version = await conn.fetchval(_dollars(NEW_VERSION), ns.id)  # remembered reads: stale
-        # A model with nothing yet (a corpus built, a store migrated, a first import) has
-        # no stored context to look for.
-        empty = sign > 0 and not await conn.fetchval(_ANY_TRANSITION, ns.id)
         if batch is None:
             batch = grams(bodies, ns.order, sign)
         for g in batch:
@@ -610,7 +615,7 @@ class PostgresStore(Store):
             # Forgetting touches stored contexts only; learning reads the old counts of the
             # stored ones (a context new to the model has none: most, in a fresh import).
             stored = np.ones(len(g.contexts), dtype=bool)
-            if empty:
+            if not has_transitions:
                 stored[:] = False
             elif sign > 0:
                 stored = await self._stored_contexts(conn, ns, g)
@@ -1015,9 +1020,11 @@ def _counted(bodies: dict[int, bytes], order: int) -> tuple[list[int], list[Gram
     return anchor_rows(bodies), grams(list(bodies.values()), order, +1)
 
 
-_ANY_WORD = "SELECT EXISTS (SELECT 1 FROM vocab WHERE ns = $1)"
+_HELD = (
+    "SELECT EXISTS (SELECT 1 FROM vocab WHERE ns = $1), "
+    "EXISTS (SELECT 1 FROM transitions WHERE ns = $1)"
+)
 _NEW_IDS = "SELECT nextval('vocab_id') FROM generate_series(1, $1::int)"
-_ANY_TRANSITION = "SELECT EXISTS (SELECT 1 FROM transitions WHERE ns = $1)"
 
 
 async def _move_word_classes(
